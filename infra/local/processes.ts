@@ -1,0 +1,103 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SUPERVISOR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'supervise.sh');
+
+export interface ManagedProcess {
+  readonly name: string;
+  readonly logFile: string;
+  readonly child: ChildProcess;
+  /** Resolves with the exit code once the process has ended. */
+  readonly exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
+  /** The last lines the process printed: for error messages when it dies or never gets ready. */
+  tail(lines?: number): string;
+}
+
+const live = new Set<ManagedProcess>();
+let hooksInstalled = false;
+
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  // Synchronous last resort: `exit` handlers cannot await, so kill what is still running.
+  process.on('exit', () => {
+    for (const p of live) p.child.kill('SIGKILL');
+  });
+}
+
+/**
+ * Starts a command under supervise.sh, which ends it if this Node process disappears without cleaning
+ * up (kill -9, a crashed test runner). stdout and stderr go to `logFile`.
+ */
+export function startProcess(opts: {
+  name: string;
+  command: string;
+  args: string[];
+  logFile: string;
+  cleanupDir?: string;
+  env?: NodeJS.ProcessEnv;
+}): ManagedProcess {
+  installExitHooks();
+  const log = createWriteStream(opts.logFile, { flags: 'a' });
+  const child = spawn(
+    'bash',
+    [SUPERVISOR, String(process.pid), opts.cleanupDir ?? '-', '--', opts.command, ...opts.args],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env },
+  );
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('exit', (code) => {
+      live.delete(managed);
+      resolve(code);
+    });
+  });
+  const managed: ManagedProcess = {
+    name: opts.name,
+    logFile: opts.logFile,
+    child,
+    exited,
+    async stop(signal = 'SIGTERM', graceMs = 10_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+      log.end();
+    },
+    tail(lines = 30) {
+      try {
+        return readFileSync(opts.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+      } catch {
+        return '(no output)';
+      }
+    },
+  };
+  live.add(managed);
+  return managed;
+}
+
+/** Polls `probe` until it returns true, failing early if `proc` exits, with its last output in the error. */
+export async function waitUntilReady(
+  proc: ManagedProcess,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exitCode: number | null | undefined;
+  proc.exited.then((code) => {
+    exitCode = code;
+  });
+  while (Date.now() < deadline) {
+    if (exitCode !== undefined) {
+      throw new Error(`${proc.name} exited (code ${exitCode}) before ${what}; last output:\n${proc.tail()}`);
+    }
+    if (await probe().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${proc.name}: ${what} did not happen within ${timeoutMs} ms; last output:\n${proc.tail()}`);
+}
