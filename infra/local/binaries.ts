@@ -2,7 +2,12 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BUILD_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'build-control-plane.sh');
+const BUILD_SCRIPT = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'scripts',
+  'build-control-plane.sh',
+);
 
 /**
  * The folder with kube-apiserver, kube-controller-manager and etcd: KUBEBUILDER_ASSETS if it has them,

@@ -86,7 +86,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       cleanupDir: dir,
     });
     procs.push(etcd);
-    await waitUntilReady(etcd, async () => (await plainGet(`${etcdUrl}/health`)).includes('true'), timeout, 'etcd healthy');
+    await waitUntilReady(
+      etcd,
+      async () => (await plainGet(`${etcdUrl}/health`)).includes('true'),
+      timeout,
+      'etcd healthy',
+    );
 
     mkdirSync(path.join(dir, 'apiserver'), { recursive: true });
     const apiserverArgs = [
@@ -118,7 +123,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         cleanupDir: dir,
       });
       procs.splice(1, 0, apiserver);
-      await waitUntilReady(apiserver, async () => (await get('/readyz')).status === 200, timeout, 'kube-apiserver /readyz');
+      await waitUntilReady(
+        apiserver,
+        async () => (await get('/readyz')).status === 200,
+        timeout,
+        'kube-apiserver /readyz',
+      );
     };
     const stopApiserver = async () => {
       if (!apiserver) return;

@@ -107,9 +107,12 @@ export async function createPki(dir: string): Promise<Pki> {
     dir,
     'admin',
     '/O=system:masters/CN=tcr-assistant-admin',
-    ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth', ''].join(
-      '\n',
-    ),
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=clientAuth',
+      '',
+    ].join('\n'),
   );
   const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const serviceAccountPublicKey = path.join(dir, 'sa.pub');

@@ -99,5 +99,7 @@ export async function waitUntilReady(
     if (await probe().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`${proc.name}: ${what} did not happen within ${timeoutMs} ms; last output:\n${proc.tail()}`);
+  throw new Error(
+    `${proc.name}: ${what} did not happen within ${timeoutMs} ms; last output:\n${proc.tail()}`,
+  );
 }

@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import { MAX_CR_NAME_LENGTH } from '../names.js';
+
+// These rules mirror infra/crd/imagepullsecrets.yaml (OpenAPI + CEL). The e2e agreement test runs one table
+// of CRs through both and requires the same verdict, so change them together.
+
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const SERVICE_ACCOUNT_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const HOST_PORT =
+  /^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?([.][A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*(:[0-9]{1,5})?$/;
+
+const isAll = (s: string) => s === '' || s === '*';
+
+function nameList(kind: string, plural: string, valid: (n: string) => boolean, rule: string) {
+  return z
+    .string()
+    .max(4096)
+    .superRefine((s, ctx) => {
+      if (s.includes(' ')) ctx.addIssue({ code: 'custom', message: 'must not contain spaces' });
+      if (isAll(s)) return;
+      const items = s.split(',');
+      if (items.some((n) => n === '')) {
+        ctx.addIssue({ code: 'custom', message: 'must not contain empty items' });
+      }
+      if (s !== s.toLowerCase()) ctx.addIssue({ code: 'custom', message: `must be lower case (${plural})` });
+      const bad = items.filter((n) => n !== '' && !valid(n));
+      if (bad.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `contains invalid ${kind} name(s): ${bad.join(',')} (${rule})`,
+        });
+      }
+    });
+}
+
+/** `namespaces`: "*" or blank for all, else comma-separated exact namespace names. */
+export const NamespaceList = nameList(
+  'namespace',
+  'namespace names are lower case',
+  (n) => NAMESPACE_NAME.test(n),
+  'a namespace name is a DNS label of at most 63 characters',
+);
+/** `serviceAccounts`: "*" or blank for all, else comma-separated exact ServiceAccount names. */
+export const ServiceAccountList = nameList(
+  'ServiceAccount',
+  'ServiceAccount names are lower case',
+  (n) => n.length <= 253 && SERVICE_ACCOUNT_NAME.test(n),
+  'a ServiceAccount name is a DNS subdomain of at most 253 characters',
+);
+
+export const RegistryServer = z
+  .string()
+  .max(253)
+  .superRefine((s, ctx) => {
+    const fail = (message: string) => ctx.addIssue({ code: 'custom', message });
+    if (s.length === 0) return fail('must not be empty');
+    if (s.includes('://')) fail('must be a host name only, without a scheme such as https://');
+    if (s.includes(' ')) fail('must not contain spaces');
+    if (s.includes('/')) fail('must be a host name only, without a path');
+    if (!HOST_PORT.test(s)) fail('must be a registry host name with an optional :port');
+    const port = /:([0-9]{1,5})$/.exec(s)?.[1];
+    if (port !== undefined && (Number(port) < 1 || Number(port) > 65535))
+      fail('port must be between 1 and 65535');
+  });
+
+const nonEmpty = (max: number) => z.string().max(max).min(1, 'must not be empty');
+
+export const DockerCredentials = z.object({
+  server: RegistryServer,
+  username: nonEmpty(1024),
+  password: nonEmpty(16384),
+});
+
+export const ImagePullSecretSpec = z.object({
+  namespaces: NamespaceList.optional(),
+  serviceAccounts: ServiceAccountList.optional(),
+  docker: DockerCredentials,
+});
+export type ImagePullSecretSpec = z.infer<typeof ImagePullSecretSpec>;
+
+/** The parts of a CR that validation looks at: metadata.name and spec (status is ours, not the user's). */
+export const ImagePullSecretResource = z.object({
+  metadata: z.object({
+    name: z
+      .string()
+      .max(
+        MAX_CR_NAME_LENGTH,
+        `must be at most ${MAX_CR_NAME_LENGTH} characters, so that the Secret name tcr.ips<name> stays within 253`,
+      ),
+  }),
+  spec: ImagePullSecretSpec,
+});
+export type ImagePullSecretResource = z.infer<typeof ImagePullSecretResource>;
+
+export interface FieldProblem {
+  /** Dotted path as the API server names it, e.g. `spec.docker.server`. */
+  field: string;
+  message: string;
+}
+
+/** Validates a CR as the API server would; returns the problems, each naming its field (empty = valid). */
+export function findSpecProblems(resource: unknown): FieldProblem[] {
+  const result = ImagePullSecretResource.safeParse(resource);
+  if (result.success) return [];
+  return result.error.issues.map((issue) => ({
+    field: issue.path.map(String).join('.'),
+    message: issue.message,
+  }));
+}
+
+/** Whether a `namespaces`/`serviceAccounts` rule matches a name ("*" or blank match everything). */
+export function matchesNameRule(rule: string | undefined, name: string): boolean {
+  if (rule === undefined || isAll(rule)) return true;
+  return rule.split(',').includes(name);
+}

@@ -1,0 +1,47 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import type { TestProject } from 'vitest/node';
+import { type ControlPlane, startControlPlane } from '../../infra/local/control-plane.js';
+import { CRD_FILE, CRD_NAME } from '../../infra/local/paths.js';
+import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
+import { waitForCrdEstablished } from '../../shared/kube/crd.js';
+import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    kubeconfigPath: string;
+    clusterName: string;
+    apiServer: string;
+    redisUrl: string;
+    redisPort: number;
+  }
+}
+
+let cluster: ControlPlane | undefined;
+let redis: LocalRedis | undefined;
+
+export default async function setup(project: TestProject) {
+  const started = Date.now();
+  try {
+    [cluster, redis] = await Promise.all([startControlPlane({ name: 'e2e' }), startRedis()]);
+    const kc = new KubeConfig();
+    kc.loadFromFile(cluster.kubeconfigPath);
+    await applyManifests(kc, await readManifests(CRD_FILE));
+    await waitForCrdEstablished(kc, CRD_NAME);
+  } catch (error) {
+    await teardown();
+    throw error;
+  }
+  console.log(
+    `[e2e] control plane ${cluster.server} + Redis ${redis.url} ready in ${Date.now() - started} ms`,
+  );
+  project.provide('kubeconfigPath', cluster.kubeconfigPath);
+  project.provide('clusterName', cluster.name);
+  project.provide('apiServer', cluster.server);
+  project.provide('redisUrl', redis.url);
+  project.provide('redisPort', redis.port);
+  return teardown;
+}
+
+async function teardown() {
+  await Promise.allSettled([cluster?.stop(), redis?.stop()]);
+}
