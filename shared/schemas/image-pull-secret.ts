@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LabelSelector } from '../label-selector.js';
 import { MAX_CR_NAME_LENGTH } from '../names.js';
 
 // These rules mirror infra/crd/imagepullsecrets.yaml (OpenAPI + CEL). The e2e agreement test runs one table
@@ -70,10 +71,27 @@ export const DockerCredentials = z.object({
   username: nonEmpty(1024),
   password: nonEmpty(16384),
 });
+export type DockerCredentials = z.infer<typeof DockerCredentials>;
+
+/** In: and NotIn need values; Exists and DoesNotExist must have none (as the API server requires elsewhere). */
+export const NamespaceSelector = LabelSelector.superRefine((sel, ctx) => {
+  (sel.matchExpressions ?? []).forEach((e, i) => {
+    const needsValues = e.operator === 'In' || e.operator === 'NotIn';
+    const count = e.values?.length ?? 0;
+    if (needsValues && count === 0) {
+      ctx.addIssue({ code: 'custom', path: ['matchExpressions', i, 'values'], message: `must be non-empty when operator is ${e.operator}` });
+    }
+    if (!needsValues && count > 0) {
+      ctx.addIssue({ code: 'custom', path: ['matchExpressions', i, 'values'], message: `must be empty when operator is ${e.operator}` });
+    }
+  });
+});
 
 export const ImagePullSecretSpec = z.object({
   namespaces: NamespaceList.optional(),
   serviceAccounts: ServiceAccountList.optional(),
+  /** Beyond the original add-on: a label selector ANDed with the `namespaces` names rule. */
+  namespaceSelector: NamespaceSelector.optional(),
   docker: DockerCredentials,
 });
 export type ImagePullSecretSpec = z.infer<typeof ImagePullSecretSpec>;
@@ -103,7 +121,7 @@ export function findSpecProblems(resource: unknown): FieldProblem[] {
   const result = ImagePullSecretResource.safeParse(resource);
   if (result.success) return [];
   return result.error.issues.map((issue) => ({
-    field: issue.path.map(String).join('.'),
+    field: issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replaceAll('.[', '['),
     message: issue.message,
   }));
 }

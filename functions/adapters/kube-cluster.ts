@@ -1,0 +1,396 @@
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type V1ManagedFieldsEntry,
+  type V1Namespace,
+  type V1Secret,
+  type V1ServiceAccount,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import { z } from 'zod';
+import { RetryableError, TerminalError } from '../../shared/errors.js';
+import { CR_NAME_ANNOTATION, FIELD_MANAGER, FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OUR_SECRETS_SELECTOR } from '../../shared/labels.js';
+import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../../shared/names.js';
+import { ImagePullSecretSpec } from '../../shared/schemas/image-pull-secret.js';
+import type { DesiredSecret } from '../core/desired-secret.js';
+import type { CrView, ImagePullSecretStatus, NamespaceView, SecretView, ServiceAccountView } from '../core/model.js';
+import type { PlannedEvent } from '../core/plan-image-pull-secret.js';
+import type { ClusterPort, CreateResult } from '../core/ports.js';
+
+/** Counts every API request by verb, resource and outcome: metrics, and the zero-writes checks. */
+export type RequestObserver = (verb: string, resource: string, code: number) => void;
+
+const PAGE = 500;
+const EVENTS_NAMESPACE = 'default';
+
+/** The raw CR as the API returns it; the spec is validated separately so a bad one becomes `invalid`. */
+const RawImagePullSecret = z.object({
+  metadata: z.object({
+    name: z.string(),
+    uid: z.string(),
+    generation: z.number().int().default(0),
+    resourceVersion: z.string(),
+    deletionTimestamp: z.string().optional(),
+    finalizers: z.array(z.string()).optional(),
+  }),
+  spec: z.unknown(),
+  status: z.record(z.string(), z.unknown()).optional(),
+});
+
+const StatusShape = z
+  .object({
+    secretsDesired: z.number().optional(),
+    secretsSuccess: z.number().optional(),
+    observedGeneration: z.number().optional(),
+    conditions: z.array(z.any()).optional(),
+    secretUpdateSuccessful: z.array(z.any()).optional(),
+    serviceAccountsModifySuccessful: z.array(z.any()).optional(),
+    failedNamespaces: z.array(z.any()).optional(),
+  })
+  .passthrough();
+
+export class KubeCluster implements ClusterPort {
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+
+  constructor(
+    readonly clusterId: string,
+    kc: KubeConfig,
+    private readonly observe: RequestObserver = () => {},
+  ) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  async getNamespace(name: string): Promise<NamespaceView | undefined> {
+    const ns = await this.call('get', 'namespaces', () => this.core.readNamespace({ name }), { notFound: undefined });
+    return ns && toNamespaceView(ns);
+  }
+
+  async listNamespaces(): Promise<NamespaceView[]> {
+    const items = await this.paginate('namespaces', (_continue) => this.core.listNamespace({ limit: PAGE, _continue }));
+    return items.map(toNamespaceView);
+  }
+
+  async getImagePullSecret(name: string): Promise<CrView | undefined> {
+    const raw = await this.call(
+      'get',
+      PLURAL,
+      () => this.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name }),
+      { notFound: undefined },
+    );
+    return raw === undefined ? undefined : toCrView(raw);
+  }
+
+  async listImagePullSecrets(): Promise<CrView[]> {
+    const list = await this.call('list', PLURAL, () =>
+      this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
+    );
+    const items = z.object({ items: z.array(z.unknown()) }).parse(list).items;
+    return items.map(toCrView);
+  }
+
+  async listOurSecrets(namespace: string): Promise<SecretView[]> {
+    const list = await this.call('list', 'secrets', () =>
+      this.core.listNamespacedSecret({ namespace, labelSelector: OUR_SECRETS_SELECTOR }),
+    );
+    return list.items.map(toSecretView);
+  }
+
+  async listSecretsNamed(name: string): Promise<SecretView[]> {
+    const items = await this.paginate('secrets', (_continue) =>
+      this.core.listSecretForAllNamespaces({ fieldSelector: `metadata.name=${name}`, limit: PAGE, _continue }),
+    );
+    return items.map(toSecretView);
+  }
+
+  async listServiceAccounts(namespace?: string): Promise<ServiceAccountView[]> {
+    const items = namespace
+      ? (await this.call('list', 'serviceaccounts', () => this.core.listNamespacedServiceAccount({ namespace }))).items
+      : await this.paginate('serviceaccounts', (_continue) =>
+          this.core.listServiceAccountForAllNamespaces({ limit: PAGE, _continue }),
+        );
+    return items.map(toServiceAccountView);
+  }
+
+  async getServiceAccount(namespace: string, name: string): Promise<ServiceAccountView | undefined> {
+    const sa = await this.call('get', 'serviceaccounts', () => this.core.readNamespacedServiceAccount({ namespace, name }), {
+      notFound: undefined,
+    });
+    return sa && toServiceAccountView(sa);
+  }
+
+  async createSecret(secret: DesiredSecret): Promise<CreateResult> {
+    try {
+      await this.call('create', 'secrets', () =>
+        this.core.createNamespacedSecret({ namespace: secret.namespace, body: toSecretBody(secret), fieldManager: FIELD_MANAGER }),
+      );
+      return 'created';
+    } catch (error) {
+      const code = codeOf(error);
+      if (code === 404 || (code === 403 && /being terminated/.test(messageOf(error)))) return 'namespace-gone';
+      if (code !== 409) throw error;
+    }
+    // 409 AlreadyExists: ours (a concurrent job of ours made it) or someone else's (a conflict).
+    const existing = (
+      await this.call('list', 'secrets', () =>
+        this.core.listNamespacedSecret({ namespace: secret.namespace, fieldSelector: `metadata.name=${secret.name}` }),
+      )
+    ).items[0];
+    if (existing?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
+      throw new RetryableError(`Secret ${secret.namespace}/${secret.name} was created concurrently; re-planning`);
+    }
+    return 'conflict';
+  }
+
+  async replaceSecret(secret: DesiredSecret, resourceVersion: string): Promise<void> {
+    const body = toSecretBody(secret);
+    body.metadata = { ...body.metadata, resourceVersion };
+    await this.call('update', 'secrets', () =>
+      this.core.replaceNamespacedSecret({ namespace: secret.namespace, name: secret.name, body, fieldManager: FIELD_MANAGER }),
+    );
+  }
+
+  async deleteSecret(namespace: string, name: string, uid: string, resourceVersion: string): Promise<'deleted' | 'gone'> {
+    const result = await this.call(
+      'delete',
+      'secrets',
+      async () => {
+        await this.core.deleteNamespacedSecret({ namespace, name, body: { preconditions: { uid, resourceVersion } } });
+        return 'deleted' as const;
+      },
+      { notFound: 'gone' as const },
+    );
+    return result;
+  }
+
+  async patchServiceAccountPullSecrets(
+    namespace: string,
+    name: string,
+    add: string[],
+    remove: string[],
+  ): Promise<'patched' | 'gone'> {
+    // Strategic merge: imagePullSecrets merges by `name` on the server, so entries another writer adds
+    // concurrently are kept; `$patch: delete` removes exactly our entries.
+    const body = {
+      imagePullSecrets: [...add.map((n) => ({ name: n })), ...remove.map((n) => ({ name: n, $patch: 'delete' }))],
+    };
+    return this.call(
+      'patch',
+      'serviceaccounts',
+      async () => {
+        await this.core.patchNamespacedServiceAccount(
+          { namespace, name, body, fieldManager: FIELD_MANAGER },
+          setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+        );
+        return 'patched' as const;
+      },
+      { notFound: 'gone' as const },
+    );
+  }
+
+  async setFinalizer(cr: CrView, present: boolean): Promise<void> {
+    const index = cr.finalizers.indexOf(FINALIZER);
+    // JSON patch with a test: applies only to the version we planned from, and never drops another
+    // controller's finalizer.
+    const body = present
+      ? cr.finalizers.length === 0
+        ? [
+            { op: 'test', path: '/metadata/resourceVersion', value: cr.resourceVersion },
+            { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
+          ]
+        : [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }]
+      : [
+          { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
+          { op: 'remove', path: `/metadata/finalizers/${index}` },
+        ];
+    if (!present && index < 0) return;
+    try {
+      await this.call('patch', PLURAL, () =>
+        this.custom.patchClusterCustomObject(
+          { group: GROUP, version: VERSION, plural: PLURAL, name: cr.name, body, fieldManager: FIELD_MANAGER },
+          setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+        ),
+      );
+    } catch (error) {
+      const code = codeOf(error);
+      if (code === 404 && !present) return;
+      if (code === 409 || code === 422) throw new RetryableError(`finalizer of ImagePullSecret ${cr.name} changed concurrently`);
+      throw error;
+    }
+  }
+
+  async writeStatus(cr: CrView, status: ImagePullSecretStatus): Promise<void> {
+    await this.call('patch', `${PLURAL}/status`, () =>
+      this.custom.patchClusterCustomObjectStatus(
+        { group: GROUP, version: VERSION, plural: PLURAL, name: cr.name, body: { status }, fieldManager: FIELD_MANAGER },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
+    );
+  }
+
+  async emitEvent(cr: CrView, event: PlannedEvent): Promise<void> {
+    const now = new Date();
+    await this.call('create', 'events', () =>
+      this.core.createNamespacedEvent({
+        namespace: EVENTS_NAMESPACE,
+        body: {
+          metadata: { generateName: `${cr.name.slice(0, 200)}.` },
+          involvedObject: { apiVersion: API_VERSION, kind: KIND, name: cr.name, uid: cr.uid },
+          type: event.type,
+          reason: event.reason,
+          message: event.message,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+          source: { component: 'tcr-assistant' },
+          reportingComponent: 'tcr-assistant',
+          reportingInstance: 'tcr-assistant-functions',
+        },
+      }),
+    );
+  }
+
+  /** Runs one API call, records it, and maps failures: 404 → `notFound` if given, else typed errors. */
+  private async call<T, N = never>(
+    verb: string,
+    resource: string,
+    fn: () => Promise<T>,
+    opts?: { notFound: N },
+  ): Promise<T | N> {
+    try {
+      const result = await fn();
+      this.observe(verb, resource, 200);
+      return result;
+    } catch (error) {
+      const code = codeOf(error) ?? 0;
+      this.observe(verb, resource, code);
+      if (code === 404 && opts && 'notFound' in opts) return opts.notFound;
+      throw classify(error, `${verb} ${resource}`);
+    }
+  }
+
+  private async paginate<T>(resource: string, page: (token?: string) => Promise<{ items: T[]; metadata?: { _continue?: string } }>): Promise<T[]> {
+    const items: T[] = [];
+    let token: string | undefined;
+    do {
+      const list = await this.call('list', resource, () => page(token));
+      items.push(...list.items);
+      token = list.metadata?._continue || undefined;
+    } while (token);
+    return items;
+  }
+}
+
+function codeOf(error: unknown): number | undefined {
+  return error instanceof ApiException ? error.code : undefined;
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof ApiException) {
+    try {
+      return String((JSON.parse(String(error.body)) as { message?: string }).message ?? error.body);
+    } catch {
+      return String(error.body);
+    }
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Transient (429, 5xx, 409, network) → RetryableError; the rest (400, 401, 403, 422) → TerminalError:
+ * retrying a refused permission or an invalid object only delays the visible failure. The API server's
+ * messages name objects, not Secret contents, so they are safe to keep.
+ */
+export function classify(error: unknown, what: string): Error {
+  if (error instanceof RetryableError || error instanceof TerminalError) return error;
+  const code = codeOf(error);
+  if (code === undefined) return new RetryableError(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+  const message = `${what}: HTTP ${code}: ${messageOf(error)}`;
+  if (code === 409 || code === 429 || code >= 500) return new RetryableError(message);
+  return new TerminalError(message);
+}
+
+const lastWriteBy = (entries: V1ManagedFieldsEntry[] | undefined): string | undefined =>
+  (entries ?? [])
+    .filter((e) => e.manager === FIELD_MANAGER && e.time)
+    .map((e) => new Date(e.time as Date).toISOString().replace(/\.\d{3}Z$/, 'Z'))
+    .sort()
+    .pop();
+
+function toNamespaceView(ns: V1Namespace): NamespaceView {
+  return {
+    name: ns.metadata?.name ?? '',
+    labels: ns.metadata?.labels ?? {},
+    annotations: ns.metadata?.annotations ?? {},
+    terminating: ns.metadata?.deletionTimestamp !== undefined || ns.status?.phase === 'Terminating',
+  };
+}
+
+function toServiceAccountView(sa: V1ServiceAccount): ServiceAccountView {
+  return {
+    namespace: sa.metadata?.namespace ?? '',
+    name: sa.metadata?.name ?? '',
+    annotations: sa.metadata?.annotations ?? {},
+    imagePullSecrets: (sa.imagePullSecrets ?? []).map((r) => r.name ?? '').filter((n) => n !== ''),
+    ourLastWrite: lastWriteBy(sa.metadata?.managedFields),
+  };
+}
+
+function toSecretView(s: V1Secret): SecretView {
+  const labels = s.metadata?.labels ?? {};
+  return {
+    namespace: s.metadata?.namespace ?? '',
+    name: s.metadata?.name ?? '',
+    uid: s.metadata?.uid ?? '',
+    resourceVersion: s.metadata?.resourceVersion ?? '',
+    type: s.type ?? 'Opaque',
+    ours: labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE,
+    crName: s.metadata?.annotations?.[CR_NAME_ANNOTATION],
+    labels,
+    annotations: s.metadata?.annotations ?? {},
+    // Only our own Secrets' contents are kept: a foreign Secret of the same name is only a conflict marker.
+    data: labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE ? (s.data ?? {}) : {},
+    ownerUid: s.metadata?.ownerReferences?.find((o) => o.kind === KIND)?.uid,
+    ourLastWrite: lastWriteBy(s.metadata?.managedFields),
+  };
+}
+
+function toSecretBody(secret: DesiredSecret): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: secret.name,
+      namespace: secret.namespace,
+      labels: secret.labels,
+      annotations: secret.annotations,
+      ownerReferences: [{ ...secret.owner, controller: false, blockOwnerDeletion: false }],
+    },
+    type: secret.type,
+    data: secret.data,
+  };
+}
+
+/** Parses a CR from the API; a spec that fails validation is kept as `invalid` with the reason. */
+export function toCrView(raw: unknown): CrView {
+  const cr = RawImagePullSecret.parse(raw);
+  const spec = ImagePullSecretSpec.safeParse(cr.spec);
+  const status = StatusShape.safeParse(cr.status ?? {});
+  const base = {
+    name: cr.metadata.name,
+    uid: cr.metadata.uid,
+    generation: cr.metadata.generation,
+    resourceVersion: cr.metadata.resourceVersion,
+    deleting: cr.metadata.deletionTimestamp !== undefined,
+    finalizers: cr.metadata.finalizers ?? [],
+    status: (status.success ? status.data : {}) as ImagePullSecretStatus,
+  };
+  if (spec.success) return { ...base, spec: spec.data };
+  const problems = spec.error.issues.map((i) => `spec.${i.path.join('.')}: ${i.message}`).join('; ');
+  return { ...base, invalid: problems, spec: { docker: { server: '', username: '', password: '' } } };
+}
+

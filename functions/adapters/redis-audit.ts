@@ -1,0 +1,67 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { AuditEntry, AuditPort, FailureStorePort } from '../core/ports.js';
+import type { FailedNamespace } from '../core/model.js';
+
+/** The audit stream's key; under the queue prefix so that a Redis Cluster keeps it in the queue's slot. */
+export const auditStreamKey = (prefix: string) => `${prefix}:audit`;
+
+/**
+ * Appends one entry per processed job to a Redis Stream capped at about `maxLen` entries (XADD MAXLEN ~).
+ * Entries hold keys, verbs and outcomes, never object contents or credentials.
+ */
+export class RedisAudit implements AuditPort {
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+    private readonly maxLen: number,
+  ) {}
+
+  async record(entry: AuditEntry): Promise<void> {
+    await this.redis.xadd(this.key, 'MAXLEN', '~', String(this.maxLen), '*', 'entry', JSON.stringify(entry));
+  }
+}
+
+export const AuditRecord = z.object({
+  time: z.string(),
+  cluster: z.string(),
+  kind: z.string(),
+  key: z.string(),
+  namespace: z.string().optional(),
+  cr: z.array(z.string()).optional(),
+  trigger: z.string(),
+  actions: z.array(z.object({ verb: z.string(), object: z.string(), detail: z.string().optional() })),
+  outcome: z.enum(['success', 'retry', 'failed']),
+  error: z.string().optional(),
+  durationMs: z.number(),
+  attempt: z.number(),
+  jobId: z.string().optional(),
+});
+
+/** Namespaces whose last attempt failed, per CR: a Redis hash each, cleared as they recover. */
+export class RedisFailureStore implements FailureStorePort {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private key(cluster: string, cr: string) {
+    return `${this.prefix}:failures:${cluster}:${cr}`;
+  }
+
+  async record(cluster: string, cr: string, failure: FailedNamespace): Promise<void> {
+    const key = this.key(cluster, cr);
+    await this.redis.multi().hset(key, failure.namespace, JSON.stringify(failure)).expire(key, 7 * 24 * 3600).exec();
+  }
+
+  async clear(cluster: string, cr: string, namespace: string): Promise<void> {
+    await this.redis.hdel(this.key(cluster, cr), namespace);
+  }
+
+  async list(cluster: string, cr: string): Promise<FailedNamespace[]> {
+    const all = await this.redis.hgetall(this.key(cluster, cr));
+    return Object.values(all)
+      .map((v) => JSON.parse(v) as FailedNamespace)
+      .sort((a, b) => a.namespace.localeCompare(b.namespace));
+  }
+}

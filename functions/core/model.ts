@@ -1,0 +1,88 @@
+import type { LabelSelector } from '../../shared/label-selector.js';
+import type { DockerCredentials } from '../../shared/schemas/image-pull-secret.js';
+
+// Plain views of cluster objects: what the planners look at, nothing more. Adapters build them from API
+// objects; tests build them by hand.
+
+export interface NamespaceView {
+  name: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** Being deleted: the namespace controller removes everything in it; we write nothing there. */
+  terminating: boolean;
+}
+
+export interface ServiceAccountView {
+  namespace: string;
+  name: string;
+  annotations: Record<string, string>;
+  imagePullSecrets: string[];
+  /** When our field manager last wrote it (from managedFields), for the status list. */
+  ourLastWrite?: string | undefined;
+}
+
+export interface SecretView {
+  namespace: string;
+  name: string;
+  uid: string;
+  resourceVersion: string;
+  type: string;
+  /** Whether it carries our managed-by label: only then may we change or delete it. */
+  ours: boolean;
+  /** For our Secrets: the CR that owns it (annotation). */
+  crName?: string | undefined;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  data: Record<string, string>;
+  ownerUid?: string | undefined;
+  ourLastWrite?: string | undefined;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number | undefined;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface NamespacedNameAt {
+  namespacedName: string;
+  updatedAt: string;
+}
+
+export interface FailedNamespace {
+  namespace: string;
+  reason: string;
+  message: string;
+  since?: string | undefined;
+}
+
+export interface ImagePullSecretStatus {
+  secretsDesired?: number;
+  secretsSuccess?: number;
+  observedGeneration?: number;
+  conditions?: Condition[];
+  secretUpdateSuccessful?: NamespacedNameAt[];
+  serviceAccountsModifySuccessful?: NamespacedNameAt[];
+  failedNamespaces?: FailedNamespace[];
+}
+
+export interface CrView {
+  name: string;
+  uid: string;
+  generation: number;
+  resourceVersion: string;
+  deleting: boolean;
+  finalizers: string[];
+  /** A spec that fails validation (should not pass the API server, but we never trust input). */
+  invalid?: string | undefined;
+  spec: {
+    namespaces?: string | undefined;
+    serviceAccounts?: string | undefined;
+    namespaceSelector?: LabelSelector | undefined;
+    docker: DockerCredentials;
+  };
+  status: ImagePullSecretStatus;
+}

@@ -1,0 +1,222 @@
+import { FINALIZER } from '../../shared/labels.js';
+import { secretNameFor } from '../../shared/names.js';
+import { desiredSecretFor, isSecretConverged } from './desired-secret.js';
+import { wantsNamespace, wantsServiceAccount } from './matching.js';
+import type {
+  Condition,
+  CrView,
+  FailedNamespace,
+  ImagePullSecretStatus,
+  NamespacedNameAt,
+  NamespaceView,
+  SecretView,
+  ServiceAccountView,
+} from './model.js';
+
+/** Status lists are capped so the CR stays small at 10,000 namespaces (etcd refuses objects over ~1.5 MB). */
+export const STATUS_LIST_CAP = 50;
+
+export interface ClusterState {
+  namespaces: NamespaceView[];
+  /** Every Secret in the cluster named tcr.ips<cr>: ours and, where someone else made one, theirs. */
+  secretsNamed: SecretView[];
+  serviceAccounts: ServiceAccountView[];
+  /** Recent failures that namespace jobs recorded for this CR (reason, message, since). */
+  failures: FailedNamespace[];
+}
+
+export interface PlannedEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface CrPlan {
+  /** Namespaces whose state differs from what this CR wants: one namespace job each (fan-out). */
+  namespacesToReconcile: string[];
+  finalizer: 'add' | 'remove' | 'keep';
+  /** The status to write, or undefined when it is already current (zero writes). */
+  status: ImagePullSecretStatus | undefined;
+  events: PlannedEvent[];
+  counts: { desired: number; success: number; conflicts: number; failed: number; pending: number };
+}
+
+/**
+ * Plans a CR over the whole cluster: which namespaces need a job, its status, its finalizer and the
+ * events worth emitting. Pure: `now` is passed in.
+ */
+export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date): CrPlan {
+  const secretName = secretNameFor(cr.name);
+  const secretsByNs = new Map(state.secretsNamed.filter((s) => s.name === secretName).map((s) => [s.namespace, s]));
+  const sasByNs = new Map<string, ServiceAccountView[]>();
+  for (const sa of state.serviceAccounts) {
+    const list = sasByNs.get(sa.namespace) ?? [];
+    list.push(sa);
+    sasByNs.set(sa.namespace, list);
+  }
+
+  const toReconcile: string[] = [];
+  const conflicts: FailedNamespace[] = [];
+  let desired = 0;
+  let success = 0;
+  for (const ns of state.namespaces) {
+    if (ns.terminating) continue;
+    const secret = secretsByNs.get(ns.name);
+    const ours = secret?.ours === true;
+    if (!wantsNamespace(cr, ns)) {
+      if (ours) toReconcile.push(ns.name);
+      continue;
+    }
+    desired += 1;
+    if (secret && !ours) {
+      conflicts.push({
+        namespace: ns.name,
+        reason: 'Conflict',
+        message: `Secret ${secretName} exists and was not created by tcr-assistant; it is left untouched`,
+      });
+      continue;
+    }
+    const sas = (sasByNs.get(ns.name) ?? []).filter((sa) => wantsServiceAccount(cr, sa));
+    const converged =
+      secret !== undefined &&
+      isSecretConverged(secret, desiredSecretFor(cr, ns.name)) &&
+      sas.every((sa) => sa.imagePullSecrets.includes(secretName));
+    if (converged) success += 1;
+    else toReconcile.push(ns.name);
+  }
+
+  const failed = state.failures.filter((f) => !conflicts.some((c) => c.namespace === f.namespace));
+  const counts = {
+    desired,
+    success,
+    conflicts: conflicts.length,
+    failed: failed.length,
+    pending: desired - success - conflicts.length,
+  };
+  const ready = readyCondition(cr, counts, conflicts, failed, now);
+  const status: ImagePullSecretStatus = {
+    secretsDesired: desired,
+    secretsSuccess: success,
+    observedGeneration: cr.generation,
+    conditions: [ready],
+    secretUpdateSuccessful: mostRecent(
+      state.secretsNamed.filter((s) => s.ours && s.name === secretName),
+      (s) => `${s.namespace}/${s.name}`,
+    ),
+    serviceAccountsModifySuccessful: mostRecent(
+      state.serviceAccounts.filter((sa) => sa.imagePullSecrets.includes(secretName)),
+      (sa) => `${sa.namespace}/${sa.name}`,
+    ),
+    failedNamespaces: [...conflicts, ...failed].slice(0, STATUS_LIST_CAP),
+  };
+
+  const ourSecretsLeft = [...secretsByNs.values()].some((s) => s.ours);
+  let finalizer: CrPlan['finalizer'] = 'keep';
+  if (!cr.deleting && !cr.finalizers.includes(FINALIZER)) finalizer = 'add';
+  if (cr.deleting && cr.finalizers.includes(FINALIZER) && !ourSecretsLeft) finalizer = 'remove';
+
+  return {
+    namespacesToReconcile: toReconcile.sort(),
+    finalizer,
+    // A CR on its way out keeps its last status: writing it would only race the finalizer removal.
+    status: cr.deleting || statusEquals(cr.status, status) ? undefined : status,
+    events: plannedEvents(previousReady(cr), ready, counts),
+    counts,
+  };
+}
+
+function readyCondition(
+  cr: CrView,
+  counts: CrPlan['counts'],
+  conflicts: FailedNamespace[],
+  failed: FailedNamespace[],
+  now: Date,
+): Condition {
+  const list = (items: FailedNamespace[]) =>
+    items
+      .slice(0, 5)
+      .map((f) => f.namespace)
+      .join(', ') + (items.length > 5 ? `, and ${items.length - 5} more` : '');
+  let next: Pick<Condition, 'status' | 'reason' | 'message'>;
+  if (cr.invalid !== undefined) {
+    next = { status: 'False', reason: 'InvalidSpec', message: cr.invalid };
+  } else if (cr.deleting) {
+    next = { status: 'False', reason: 'Deleting', message: 'removing this CR’s Secrets and ServiceAccount entries' };
+  } else if (counts.conflicts > 0) {
+    next = {
+      status: 'False',
+      reason: 'Conflict',
+      message: `${counts.conflicts} namespace(s) have a Secret of the same name that is not ours: ${list(conflicts)}`,
+    };
+  } else if (counts.failed > 0) {
+    next = { status: 'False', reason: 'Failed', message: `${counts.failed} namespace(s) failed: ${list(failed)}` };
+  } else if (counts.success < counts.desired) {
+    next = {
+      status: 'False',
+      reason: 'Progressing',
+      message: `${counts.success} of ${counts.desired} namespaces converged`,
+    };
+  } else {
+    next = { status: 'True', reason: 'Synced', message: `all ${counts.desired} namespaces converged` };
+  }
+  const prev = previousReady(cr);
+  const lastTransitionTime =
+    prev && prev.status === next.status ? prev.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return { type: 'Ready', ...next, observedGeneration: cr.generation, lastTransitionTime };
+}
+
+const previousReady = (cr: CrView) => cr.status.conditions?.find((c) => c.type === 'Ready');
+
+function plannedEvents(prev: Condition | undefined, next: Condition, counts: CrPlan['counts']): PlannedEvent[] {
+  if (prev?.reason === next.reason) return [];
+  switch (next.reason) {
+    case 'Synced':
+      return prev?.reason === 'Conflict' || prev?.reason === 'Failed'
+        ? [{ type: 'Normal', reason: 'Recovered', message: `recovered: ${next.message}` }]
+        : [{ type: 'Normal', reason: 'Synced', message: `first full sync: ${counts.desired} namespaces converged` }];
+    case 'Conflict':
+    case 'Failed':
+    case 'InvalidSpec':
+      return [{ type: 'Warning', reason: next.reason, message: next.message }];
+    default:
+      return [];
+  }
+}
+
+function mostRecent<T extends { ourLastWrite?: string | undefined }>(
+  items: T[],
+  nameOf: (item: T) => string,
+): NamespacedNameAt[] {
+  return items
+    .filter((i) => i.ourLastWrite !== undefined)
+    .sort((a, b) => (b.ourLastWrite ?? '').localeCompare(a.ourLastWrite ?? '') || nameOf(a).localeCompare(nameOf(b)))
+    .slice(0, STATUS_LIST_CAP)
+    .map((i) => ({ namespacedName: nameOf(i), updatedAt: i.ourLastWrite as string }));
+}
+
+/** Structural equality of the fields we own (order-sensitive lists are produced deterministically). */
+export function statusEquals(a: ImagePullSecretStatus, b: ImagePullSecretStatus): boolean {
+  const norm = (s: ImagePullSecretStatus) =>
+    JSON.stringify({
+      secretsDesired: s.secretsDesired ?? 0,
+      secretsSuccess: s.secretsSuccess ?? 0,
+      observedGeneration: s.observedGeneration ?? 0,
+      conditions: (s.conditions ?? []).map((c) => ({
+        type: c.type,
+        status: c.status,
+        observedGeneration: c.observedGeneration,
+        lastTransitionTime: c.lastTransitionTime,
+        reason: c.reason,
+        message: c.message,
+      })),
+      secretUpdateSuccessful: s.secretUpdateSuccessful ?? [],
+      serviceAccountsModifySuccessful: s.serviceAccountsModifySuccessful ?? [],
+      failedNamespaces: (s.failedNamespaces ?? []).map((f) => ({
+        namespace: f.namespace,
+        reason: f.reason,
+        message: f.message,
+        since: f.since,
+      })),
+    });
+  return norm(a) === norm(b);
+}

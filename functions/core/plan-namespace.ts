@@ -1,0 +1,127 @@
+import { secretNameFor } from '../../shared/names.js';
+import { crNameOfSecret, type DesiredSecret, desiredSecretFor, isSecretConverged } from './desired-secret.js';
+import { wantsNamespace, wantsServiceAccount } from './matching.js';
+import type { CrView, NamespaceView, SecretView, ServiceAccountView } from './model.js';
+
+export interface NamespaceState {
+  /** Undefined when the namespace does not exist (any more). */
+  namespace: NamespaceView | undefined;
+  crs: CrView[];
+  /** Our Secrets in the namespace (managed-by label). */
+  ourSecrets: SecretView[];
+  /** The ServiceAccounts to converge: all of the namespace, or the one a ServiceAccount job is about. */
+  serviceAccounts: ServiceAccountView[];
+}
+
+export type SecretWrite =
+  | { op: 'create'; cr: string; secret: DesiredSecret }
+  | { op: 'update'; cr: string; secret: DesiredSecret; resourceVersion: string };
+
+export interface SecretDelete {
+  op: 'delete';
+  cr: string;
+  name: string;
+  uid: string;
+  resourceVersion: string;
+}
+
+export interface ServiceAccountPatch {
+  name: string;
+  /** Entries to append, each tagged with the CR it serves (dropped if that CR's Secret conflicts). */
+  add: { secret: string; cr: string }[];
+  remove: string[];
+}
+
+export interface NamespacePlan {
+  namespace: string;
+  /** Why nothing is planned at all. */
+  skipped?: 'namespace-not-found' | 'namespace-terminating';
+  /** CRs that want this namespace. */
+  wantedBy: string[];
+  writes: SecretWrite[];
+  serviceAccountPatches: ServiceAccountPatch[];
+  /** Deleted after the ServiceAccount patches, so that a crash in between never strands an entry we own. */
+  deletes: SecretDelete[];
+  /** Secrets already converged (zero writes). */
+  unchanged: string[];
+  /** CRs whose state this plan touches: their status is refreshed afterwards. */
+  affectedCrs: string[];
+}
+
+/**
+ * Plans one namespace against every CR: which Secrets to create, update or delete, and which
+ * ServiceAccount entries to add or remove. Pure: same state in, same plan out.
+ */
+export function planNamespace(name: string, state: NamespaceState): NamespacePlan {
+  const plan: NamespacePlan = {
+    namespace: name,
+    wantedBy: [],
+    writes: [],
+    serviceAccountPatches: [],
+    deletes: [],
+    unchanged: [],
+    affectedCrs: [],
+  };
+  const ns = state.namespace;
+  if (!ns) return { ...plan, skipped: 'namespace-not-found' };
+  if (ns.terminating) return { ...plan, skipped: 'namespace-terminating' };
+
+  const wanting = state.crs.filter((cr) => wantsNamespace(cr, ns));
+  plan.wantedBy = wanting.map((cr) => cr.name);
+  const ourByName = new Map(state.ourSecrets.map((s) => [s.name, s]));
+  // CRs we know but cannot plan (invalid spec): leave their Secrets exactly as they are.
+  const frozen = new Set(state.crs.filter((cr) => cr.invalid !== undefined).map((cr) => secretNameFor(cr.name)));
+
+  for (const cr of wanting) {
+    const desired = desiredSecretFor(cr, ns.name);
+    const actual = ourByName.get(desired.name);
+    if (!actual) plan.writes.push({ op: 'create', cr: cr.name, secret: desired });
+    else if (!isSecretConverged(actual, desired)) {
+      plan.writes.push({ op: 'update', cr: cr.name, secret: desired, resourceVersion: actual.resourceVersion });
+    } else plan.unchanged.push(desired.name);
+  }
+
+  const wantedNames = new Set(wanting.map((cr) => secretNameFor(cr.name)));
+  for (const secret of state.ourSecrets) {
+    if (wantedNames.has(secret.name) || frozen.has(secret.name)) continue;
+    plan.deletes.push({
+      op: 'delete',
+      cr: crNameOfSecret(secret),
+      name: secret.name,
+      uid: secret.uid,
+      resourceVersion: secret.resourceVersion,
+    });
+  }
+
+  const removable = new Set(plan.deletes.map((d) => d.name));
+  for (const sa of state.serviceAccounts) {
+    const present = new Set(sa.imagePullSecrets);
+    const add = wanting
+      .filter((cr) => wantsServiceAccount(cr, sa) && !present.has(secretNameFor(cr.name)))
+      .map((cr) => ({ secret: secretNameFor(cr.name), cr: cr.name }));
+    // Only entries that name one of our Secrets are ours to remove: either it is being deleted, or it is
+    // one we keep but this ServiceAccount no longer matches (narrowed serviceAccounts, skip annotation).
+    const remove = sa.imagePullSecrets.filter((entry) => {
+      if (removable.has(entry)) return true;
+      const cr = wanting.find((c) => secretNameFor(c.name) === entry);
+      return cr !== undefined && ourByName.has(entry) && !wantsServiceAccount(cr, sa);
+    });
+    if (add.length > 0 || remove.length > 0) plan.serviceAccountPatches.push({ name: sa.name, add, remove });
+  }
+
+  const affected = new Set<string>([
+    ...plan.writes.map((w) => w.cr),
+    ...plan.deletes.map((d) => d.cr),
+    ...plan.serviceAccountPatches.flatMap((p) => p.add.map((a) => a.cr)),
+    ...plan.serviceAccountPatches.flatMap((p) =>
+      p.remove.map((r) => crNameOfSecret({ name: r } as SecretView)),
+    ),
+  ]);
+  plan.affectedCrs = [...affected].sort();
+  return plan;
+}
+
+/** A plan that writes nothing. */
+export function isNoop(plan: NamespacePlan): boolean {
+  return plan.writes.length === 0 && plan.deletes.length === 0 && plan.serviceAccountPatches.length === 0;
+}

@@ -1,0 +1,80 @@
+import type { Enqueue } from '../../shared/queue.js';
+import type { DesiredSecret } from './desired-secret.js';
+import type { CrView, FailedNamespace, ImagePullSecretStatus, NamespaceView, SecretView, ServiceAccountView } from './model.js';
+import type { PlannedEvent } from './plan-image-pull-secret.js';
+
+// Narrow ports to the outside world. The reconcile functions depend only on these; the real adapters wrap
+// @kubernetes/client-node, BullMQ and Redis, and orchestration tests use in-memory fakes.
+
+export type CreateResult = 'created' | 'conflict' | 'namespace-gone';
+
+/** One cluster's API, as the reconcile functions need it (the functions' ClusterRole allows exactly this). */
+export interface ClusterPort {
+  readonly clusterId: string;
+  getNamespace(name: string): Promise<NamespaceView | undefined>;
+  listNamespaces(): Promise<NamespaceView[]>;
+  getImagePullSecret(name: string): Promise<CrView | undefined>;
+  listImagePullSecrets(): Promise<CrView[]>;
+  /** Our Secrets in one namespace (label selector): we never list anyone else's. */
+  listOurSecrets(namespace: string): Promise<SecretView[]>;
+  /** Every Secret named `name` in the cluster (field selector), to spot conflicts and count convergence. */
+  listSecretsNamed(name: string): Promise<SecretView[]>;
+  listServiceAccounts(namespace?: string): Promise<ServiceAccountView[]>;
+  getServiceAccount(namespace: string, name: string): Promise<ServiceAccountView | undefined>;
+  /** 'conflict' when a Secret of that name exists and is not ours. */
+  createSecret(secret: DesiredSecret): Promise<CreateResult>;
+  /** Guarded by resourceVersion: a concurrent change fails with a retryable 409. */
+  replaceSecret(secret: DesiredSecret, resourceVersion: string): Promise<void>;
+  /** Guarded by uid + resourceVersion preconditions; 'gone' if it no longer exists. */
+  deleteSecret(namespace: string, name: string, uid: string, resourceVersion: string): Promise<'deleted' | 'gone'>;
+  /** A strategic-merge patch: merged by name on the server, so concurrent writers' entries survive. */
+  patchServiceAccountPullSecrets(
+    namespace: string,
+    name: string,
+    add: string[],
+    remove: string[],
+  ): Promise<'patched' | 'gone'>;
+  setFinalizer(cr: CrView, present: boolean): Promise<void>;
+  writeStatus(cr: CrView, status: ImagePullSecretStatus): Promise<void>;
+  emitEvent(cr: CrView, event: PlannedEvent): Promise<void>;
+}
+
+export interface QueuePort {
+  enqueue(items: Enqueue[]): Promise<void>;
+}
+
+/** Per-CR record of namespaces whose last attempt failed, shown in the CR's status until they recover. */
+export interface FailureStorePort {
+  record(cluster: string, cr: string, failure: FailedNamespace): Promise<void>;
+  clear(cluster: string, cr: string, namespace: string): Promise<void>;
+  list(cluster: string, cr: string): Promise<FailedNamespace[]>;
+}
+
+export type ActionVerb = 'created' | 'updated' | 'patched' | 'deleted' | 'noop' | 'conflict' | 'skipped';
+
+export interface Action {
+  verb: ActionVerb;
+  /** `Secret ns/name`, `ServiceAccount ns/name`, `ImagePullSecret name` (never contents). */
+  object: string;
+  detail?: string;
+}
+
+export interface AuditEntry {
+  time: string;
+  cluster: string;
+  kind: string;
+  key: string;
+  namespace?: string | undefined;
+  cr?: string[] | undefined;
+  trigger: string;
+  actions: Action[];
+  outcome: 'success' | 'retry' | 'failed';
+  error?: string | undefined;
+  durationMs: number;
+  attempt: number;
+  jobId?: string | undefined;
+}
+
+export interface AuditPort {
+  record(entry: AuditEntry): Promise<void>;
+}

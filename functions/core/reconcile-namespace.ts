@@ -1,0 +1,139 @@
+import type { Logger } from 'pino';
+import { describeError, TerminalError } from '../../shared/errors.js';
+import type { Enqueue } from '../../shared/queue.js';
+import type { DesiredSecret } from './desired-secret.js';
+import { isNoop, type NamespacePlan, planNamespace } from './plan-namespace.js';
+import type { Action, ClusterPort, FailureStorePort, QueuePort } from './ports.js';
+import { scrubMessage } from './scrub.js';
+
+export interface ReconcileDeps {
+  cluster: ClusterPort;
+  queue: QueuePort;
+  failures: FailureStorePort;
+  now: () => Date;
+  /** Status refreshes are delayed by this much so that a burst of namespace jobs costs one status write. */
+  statusDelayMs: number;
+  log: Logger;
+  /** The queue will not retry this job again: a failure now is recorded for the CR's status. */
+  isFinalAttempt: boolean;
+}
+
+export interface ReconcileResult {
+  actions: Action[];
+  namespace?: string;
+  crs: string[];
+  /** Set when the job found nothing to do because its object is gone. */
+  skipped?: string;
+}
+
+/**
+ * Converges one namespace with every ImagePullSecret: read → plan (pure) → apply → follow up with a
+ * (coalesced) status refresh of the CRs it touched.
+ */
+export async function reconcileNamespace(deps: ReconcileDeps, name: string): Promise<ReconcileResult> {
+  const { cluster } = deps;
+  const [namespace, crs] = await Promise.all([cluster.getNamespace(name), cluster.listImagePullSecrets()]);
+  const live = namespace !== undefined && !namespace.terminating;
+  const [ourSecrets, serviceAccounts] = live
+    ? await Promise.all([cluster.listOurSecrets(name), cluster.listServiceAccounts(name)])
+    : [[], []];
+
+  const plan = planNamespace(name, { namespace, crs, ourSecrets, serviceAccounts });
+  if (plan.skipped) return { actions: [], namespace: name, crs: [], skipped: plan.skipped };
+
+  let actions: Action[];
+  try {
+    actions = await applyNamespacePlan(deps, plan);
+  } catch (error) {
+    await recordFailure(deps, plan, error);
+    throw error;
+  }
+  await followUp(deps, plan);
+  return { actions, namespace: name, crs: plan.wantedBy };
+}
+
+/** A failure nothing will retry becomes visible in each wanting CR's status (failedNamespaces, Ready). */
+async function recordFailure(deps: ReconcileDeps, plan: NamespacePlan, error: unknown): Promise<void> {
+  const terminal = error instanceof TerminalError;
+  if (!terminal && !deps.isFinalAttempt) return;
+  const failure = {
+    namespace: plan.namespace,
+    reason: terminal ? 'Failed' : 'RetriesExhausted',
+    message: scrubMessage(describeError(error)).slice(0, 1000),
+    since: deps.now().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+  };
+  const crs = [...new Set([...plan.wantedBy, ...plan.affectedCrs])];
+  await Promise.all(crs.map((cr) => deps.failures.record(deps.cluster.clusterId, cr, failure)));
+  await deps.queue.enqueue(
+    crs.map((cr) => ({
+      key: { cluster: deps.cluster.clusterId, kind: 'imagepullsecret-status', name: cr },
+      trigger: 'status',
+      delayMs: deps.statusDelayMs,
+    })),
+  );
+}
+
+/**
+ * Applies a namespace plan in crash-safe order: Secrets first (an entry must never name a Secret we have
+ * not made), then ServiceAccount patches, then deletions (entries go before the Secret they name).
+ * Errors propagate: the queue retries the job, which re-reads and re-plans.
+ */
+export async function applyNamespacePlan(deps: ReconcileDeps, plan: NamespacePlan): Promise<Action[]> {
+  const { cluster } = deps;
+  const ns = plan.namespace;
+  const actions: Action[] = plan.unchanged.map((name) => ({ verb: 'noop', object: `Secret ${ns}/${name}` }));
+  const conflicted = new Set<string>();
+
+  for (const write of plan.writes) {
+    const object = `Secret ${ns}/${write.secret.name}`;
+    if (write.op === 'update') {
+      await cluster.replaceSecret(write.secret, write.resourceVersion);
+      actions.push({ verb: 'updated', object });
+      continue;
+    }
+    const result = await cluster.createSecret(write.secret);
+    if (result === 'namespace-gone') {
+      actions.push({ verb: 'skipped', object, detail: 'namespace is gone or terminating' });
+      return actions;
+    }
+    if (result === 'conflict') {
+      conflicted.add(write.cr);
+      actions.push({ verb: 'conflict', object, detail: 'a Secret of this name exists and is not ours' });
+    } else actions.push({ verb: 'created', object });
+  }
+
+  await Promise.all(
+    plan.serviceAccountPatches.map(async (patch) => {
+      const add = patch.add.filter((a) => !conflicted.has(a.cr)).map((a) => a.secret);
+      if (add.length === 0 && patch.remove.length === 0) return;
+      const result = await cluster.patchServiceAccountPullSecrets(ns, patch.name, add, patch.remove);
+      const detail = [...add.map((a) => `+${a}`), ...patch.remove.map((r) => `-${r}`)].join(' ');
+      actions.push({
+        verb: result === 'gone' ? 'skipped' : 'patched',
+        object: `ServiceAccount ${ns}/${patch.name}`,
+        detail: result === 'gone' ? `gone (${detail})` : detail,
+      });
+    }),
+  );
+
+  for (const del of plan.deletes) {
+    const result = await cluster.deleteSecret(ns, del.name, del.uid, del.resourceVersion);
+    actions.push({ verb: result === 'gone' ? 'noop' : 'deleted', object: `Secret ${ns}/${del.name}` });
+  }
+  return actions;
+}
+
+/** Clears recorded failures of this namespace and schedules one coalesced status refresh per touched CR. */
+async function followUp(deps: ReconcileDeps, plan: NamespacePlan): Promise<void> {
+  const crs = new Set([...plan.wantedBy, ...plan.affectedCrs]);
+  await Promise.all([...crs].map((cr) => deps.failures.clear(deps.cluster.clusterId, cr, plan.namespace)));
+  if (isNoop(plan)) return;
+  const items: Enqueue[] = plan.affectedCrs.map((cr) => ({
+    key: { cluster: deps.cluster.clusterId, kind: 'imagepullsecret-status', name: cr },
+    trigger: 'status',
+    delayMs: deps.statusDelayMs,
+  }));
+  await deps.queue.enqueue(items);
+}
+
+export type { DesiredSecret };

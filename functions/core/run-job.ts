@@ -1,0 +1,103 @@
+import { describeError, TerminalError } from '../../shared/errors.js';
+import { describeKey, JobData } from '../../shared/jobs.js';
+import type { AuditPort } from './ports.js';
+import { reconcileImagePullSecret } from './reconcile-image-pull-secret.js';
+import { type ReconcileDeps, type ReconcileResult, reconcileNamespace } from './reconcile-namespace.js';
+import { reconcileServiceAccount } from './reconcile-service-account.js';
+import { scrubMessage } from './scrub.js';
+
+export interface JobContext {
+  /** 1-based attempt number. */
+  attempt: number;
+  maxAttempts: number;
+  jobId?: string | undefined;
+}
+
+export interface JobObserver {
+  finished(kind: string, outcome: 'success' | 'retry' | 'failed', seconds: number, result?: ReconcileResult): void;
+}
+
+export interface RunJobDeps {
+  /** The reconcile dependencies of the job's cluster; throws a TerminalError for an unknown cluster. */
+  depsFor(cluster: string, job: JobContext): ReconcileDeps;
+  audit: AuditPort;
+  observer?: JobObserver;
+  now: () => Date;
+}
+
+/**
+ * The one core every runtime calls (BullMQ worker, SCF handler, CLI): validates the payload, dispatches to
+ * the reconcile function of its kind, records one audit entry, and rethrows failures for the runtime to map
+ * (TerminalError: fail now; anything else: retry with backoff).
+ */
+export async function runJob(deps: RunJobDeps, payload: unknown, job: JobContext): Promise<ReconcileResult> {
+  const started = deps.now();
+  const parsed = JobData.safeParse(payload);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ');
+    const error = new TerminalError(`invalid job payload: ${problems}`);
+    await deps.audit.record({
+      time: started.toISOString(),
+      cluster: '?',
+      kind: 'invalid',
+      key: '?',
+      trigger: '?',
+      actions: [],
+      outcome: 'failed',
+      error: scrubMessage(error.message),
+      durationMs: 0,
+      attempt: job.attempt,
+      jobId: job.jobId,
+    });
+    deps.observer?.finished('invalid', 'failed', 0);
+    throw error;
+  }
+
+  const { key, trigger } = parsed.data;
+  let result: ReconcileResult | undefined;
+  let failure: unknown;
+  try {
+    const rd = deps.depsFor(key.cluster, job);
+    switch (key.kind) {
+      case 'namespace':
+        result = await reconcileNamespace(rd, key.name);
+        break;
+      case 'serviceaccount':
+        result = await reconcileServiceAccount(rd, key.namespace, key.name);
+        break;
+      case 'imagepullsecret':
+        result = await reconcileImagePullSecret(rd, key.name, { fanOut: true });
+        break;
+      case 'imagepullsecret-status':
+        result = await reconcileImagePullSecret(rd, key.name, { fanOut: false });
+        break;
+    }
+  } catch (error) {
+    failure = error;
+  }
+
+  const durationMs = deps.now().getTime() - started.getTime();
+  const terminal = failure instanceof TerminalError || job.attempt >= job.maxAttempts;
+  const outcome = failure === undefined ? 'success' : terminal ? 'failed' : 'retry';
+  await deps.audit.record({
+    time: started.toISOString(),
+    cluster: key.cluster,
+    kind: key.kind,
+    key: describeKey(key),
+    namespace: 'namespace' in key ? key.namespace : key.kind === 'namespace' ? key.name : undefined,
+    cr: result?.crs,
+    trigger,
+    actions: result?.actions ?? [],
+    outcome,
+    error: failure === undefined ? undefined : scrubMessage(describeError(failure)),
+    durationMs,
+    attempt: job.attempt,
+    jobId: job.jobId,
+  });
+  deps.observer?.finished(key.kind, outcome, durationMs / 1000, result);
+  if (failure !== undefined) {
+    if (failure instanceof Error) failure.message = scrubMessage(failure.message);
+    throw failure;
+  }
+  return result as ReconcileResult;
+}

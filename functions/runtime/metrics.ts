@@ -1,0 +1,70 @@
+import http from 'node:http';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RequestObserver } from '../adapters/kube-cluster.js';
+import type { JobObserver } from '../core/run-job.js';
+
+/** Prometheus metrics of the functions: jobs, actions, outcomes, durations, API requests and errors. */
+export function createFunctionsMetrics(registry = new Registry()) {
+  collectDefaultMetrics({ register: registry, prefix: 'tcr_functions_' });
+  const jobs = new Counter({
+    name: 'tcr_jobs_total',
+    help: 'Jobs processed, by kind and outcome (success, retry, failed).',
+    labelNames: ['kind', 'outcome'],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'tcr_job_duration_seconds',
+    help: 'Time to process one job, by kind.',
+    labelNames: ['kind'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const actions = new Counter({
+    name: 'tcr_actions_total',
+    help: 'Actions on objects, by verb (created, updated, patched, deleted, noop, conflict, skipped).',
+    labelNames: ['verb'],
+    registers: [registry],
+  });
+  const requests = new Counter({
+    name: 'tcr_kube_requests_total',
+    help: 'Kubernetes API requests, by verb, resource and HTTP code (0 = no answer).',
+    labelNames: ['verb', 'resource', 'code'],
+    registers: [registry],
+  });
+  const apiErrors = new Counter({
+    name: 'tcr_kube_request_errors_total',
+    help: 'Kubernetes API requests that failed, by verb, resource and HTTP code.',
+    labelNames: ['verb', 'resource', 'code'],
+    registers: [registry],
+  });
+  const observeRequest: RequestObserver = (verb, resource, code) => {
+    requests.inc({ verb, resource, code: String(code) });
+    if (code >= 400 || code === 0) apiErrors.inc({ verb, resource, code: String(code) });
+  };
+  const observer: JobObserver = {
+    finished(kind, outcome, seconds, result) {
+      jobs.inc({ kind, outcome });
+      duration.observe({ kind }, seconds);
+      for (const a of result?.actions ?? []) actions.inc({ verb: a.verb });
+    },
+  };
+  return { registry, observeRequest, observer, requests };
+}
+export type FunctionsMetrics = ReturnType<typeof createFunctionsMetrics>;
+
+/** Serves /metrics and /healthz on the given port (0 = a free one). */
+export async function serveMetrics(registry: Registry, port: number): Promise<http.Server> {
+  const server = http.createServer(async (req, res) => {
+    if (req.url === '/metrics') {
+      res.setHeader('Content-Type', registry.contentType);
+      res.end(await registry.metrics());
+    } else if (req.url === '/healthz') {
+      res.end('ok');
+    } else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(port, '0.0.0.0', resolve));
+  return server;
+}

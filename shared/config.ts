@@ -1,0 +1,38 @@
+import { z } from 'zod';
+import { ClusterId } from './jobs.js';
+
+const intFrom = (name: string, min: number) =>
+  z.coerce.number({ error: `${name} must be a number` }).int(`${name} must be an integer`).min(min, `${name} must be ≥ ${min}`);
+
+/** Settings shared by every component, from the environment. */
+export const CommonEnv = z.object({
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'REDIS_URL must start with redis:// or rediss://').default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: z.string().min(1).default('{tcr}'),
+  CLUSTER_ID: ClusterId.default('local'),
+  /** Kubeconfig file (local runs); absent in a cluster, where the ServiceAccount is used. */
+  KUBECONFIG: z.string().optional(),
+  KUBE_CONTEXT: z.string().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export const FunctionsEnv = CommonEnv.extend({
+  WORKER_CONCURRENCY: intFrom('WORKER_CONCURRENCY', 1).default(16),
+  JOB_ATTEMPTS: intFrom('JOB_ATTEMPTS', 1).default(8),
+  JOB_BACKOFF_MS: intFrom('JOB_BACKOFF_MS', 10).default(500),
+  /** Status writes are coalesced into one per CR per window. */
+  STATUS_DELAY_MS: intFrom('STATUS_DELAY_MS', 0).default(2000),
+  AUDIT_STREAM_MAXLEN: intFrom('AUDIT_STREAM_MAXLEN', 100).default(100_000),
+  METRICS_PORT: intFrom('METRICS_PORT', 0).default(9464),
+});
+export type FunctionsEnv = z.infer<typeof FunctionsEnv>;
+
+/**
+ * Parses the environment with a schema; on failure the error names every bad variable and why,
+ * e.g. `invalid configuration: WORKER_CONCURRENCY: WORKER_CONCURRENCY must be ≥ 1`.
+ */
+export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
+  throw new Error(`invalid configuration: ${problems.join('; ')}`);
+}

@@ -1,0 +1,12 @@
+/** Marks on objects we create, so that we never overwrite or delete what we did not create. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'tcr-assistant';
+/** CR names can be 246 characters (too long for a label value): the uid goes in a label, the name in an annotation. */
+export const CR_UID_LABEL = 'tcr.tencentcloudcr.com/imagepullsecret-uid';
+export const CR_NAME_ANNOTATION = 'tcr.tencentcloudcr.com/imagepullsecret';
+/** `"true"` on a namespace or ServiceAccount: leave it alone (and remove what we had put there). */
+export const SKIP_ANNOTATION = 'tcr.tencentcloudcr.com/skip';
+export const FINALIZER = 'tcr.tencentcloudcr.com/cleanup';
+/** The field manager of every write: the API server records which fields are ours, and when. */
+export const FIELD_MANAGER = 'tcr-assistant';
+export const OUR_SECRETS_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
