@@ -74,9 +74,13 @@ const emulator = await startTencentEmulator({
 // The key is never printed: it is the one passed in, or the documented demo key (--help).
 console.log(`Tencent Cloud API emulator at ${emulator.url}`);
 console.log(`  httpProfile: { endpoint: '${emulator.endpoint}', protocol: 'http://' }`);
-console.log(`  SecretId ${secretId} (${secretKey === DEMO.secretKey ? 'demo SecretKey, see --help' : 'SecretKey as given'})`);
+console.log(
+  `  SecretId ${secretId} (${secretKey === DEMO.secretKey ? 'demo SecretKey, see --help' : 'SecretKey as given'})`,
+);
 console.log(`  TCR registry ${registryId} in ${region}, token username ${username}`);
-console.log(`  TKE cluster ${clusterId} in ${region}${kubeconfigFile ? ` (kubeconfig from ${kubeconfigFile})` : ''}`);
+console.log(
+  `  TKE cluster ${clusterId} in ${region}${kubeconfigFile ? ` (kubeconfig from ${kubeconfigFile})` : ''}`,
+);
 console.log('Ctrl-C stops it.');
 
 const stop = async () => {

@@ -191,7 +191,10 @@ interface ServiceDefinition {
 }
 
 /** Zod issues → the API's parameter error codes, naming the parameter as the real messages do. */
-function describeParameterProblem(issues: readonly z.core.$ZodIssue[], input: Record<string, unknown>): ApiError {
+function describeParameterProblem(
+  issues: readonly z.core.$ZodIssue[],
+  input: Record<string, unknown>,
+): ApiError {
   const unknown = issues.find((issue) => issue.code === 'unrecognized_keys');
   if (unknown && unknown.code === 'unrecognized_keys') {
     return new ApiError('UnknownParameter', `The parameter \`${unknown.keys[0]}\` is not recognized.`);
@@ -213,7 +216,10 @@ function describeParameterProblem(issues: readonly z.core.$ZodIssue[], input: Re
       `The value type of parameter \`${name}\` is not valid: ${first?.message ?? 'invalid'}.`,
     );
   }
-  return new ApiError('InvalidParameterValue', `The value of parameter \`${name}\` is not valid: ${first.message}.`);
+  return new ApiError(
+    'InvalidParameterValue',
+    `The value of parameter \`${name}\` is not valid: ${first.message}.`,
+  );
 }
 
 function parseParams<T extends z.ZodType>(schema: T, params: Record<string, unknown>): z.output<T> {
@@ -315,7 +321,10 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
         return record;
       }
     }
-    throw new ApiError('ResourceNotFound', `The token \`${tokenId}\` does not exist in registry \`${registryId}\`.`);
+    throw new ApiError(
+      'ResourceNotFound',
+      `The token \`${tokenId}\` does not exist in registry \`${registryId}\`.`,
+    );
   }
 
   function snapshot(record: TokenRecord): TokenSnapshot {
@@ -427,7 +436,9 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
           );
         }
         return {
-          Kubeconfig: input.IsExtranet ? (cluster.extranetKubeconfig ?? cluster.kubeconfig) : cluster.kubeconfig,
+          Kubeconfig: input.IsExtranet
+            ? (cluster.extranetKubeconfig ?? cluster.kubeconfig)
+            : cluster.kubeconfig,
         };
       },
     },
@@ -460,7 +471,10 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
         'The Authorization header is missing or is not `TC3-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`.',
       );
     }
-    if (!authorization.signedHeaders.includes('content-type') || !authorization.signedHeaders.includes('host')) {
+    if (
+      !authorization.signedHeaders.includes('content-type') ||
+      !authorization.signedHeaders.includes('host')
+    ) {
       throw new ApiError(
         'AuthFailure.InvalidAuthorization',
         'SignedHeaders must include at least `content-type` and `host`.',
@@ -472,7 +486,10 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
     }
     const timestamp = Number(rawTimestamp);
     if (!/^\d+$/.test(rawTimestamp) || !Number.isSafeInteger(timestamp)) {
-      throw new ApiError('InvalidParameterValue', 'The value of parameter `Timestamp` is not a Unix time in seconds.');
+      throw new ApiError(
+        'InvalidParameterValue',
+        'The value of parameter `Timestamp` is not a Unix time in seconds.',
+      );
     }
     const serverSeconds = Math.floor(Date.now() / 1000);
     if (Math.abs(serverSeconds - timestamp) > MAX_CLOCK_SKEW_SECONDS) {
@@ -508,31 +525,55 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
       );
     }
     if (credential.token !== undefined && headerValue(request.headers, 'x-tc-token') !== credential.token) {
-      throw new ApiError('AuthFailure.TokenFailure', 'The session token (X-TC-Token) is missing or not valid.');
+      throw new ApiError(
+        'AuthFailure.TokenFailure',
+        'The session token (X-TC-Token) is missing or not valid.',
+      );
     }
     return { service: authorization.service, credential };
   }
 
+  /**
+   * The product a request is for. The credential scope names it when the client used a product host name; but the
+   * SDK signs with the endpoint's first label, which is `127` for `127.0.0.1:PORT`, so then the API version (each
+   * product has its own) and, failing that, the action identify it.
+   */
+  function resolveService(scopeService: string, action: string, version: string): string | undefined {
+    if (Object.hasOwn(services, scopeService)) return scopeService;
+    const entries = Object.entries(services);
+    const byVersion = entries.filter(([, definition]) => definition.version === version);
+    if (byVersion.length === 1) return byVersion[0]?.[0];
+    if (byVersion.length > 1) return undefined;
+    const byAction = entries.filter(([, definition]) => Object.hasOwn(definition.actions, action));
+    return byAction.length === 1 ? byAction[0]?.[0] : undefined;
+  }
+
   function routeAction(
     request: http.IncomingMessage,
-    service: string,
+    scopeService: string,
     action: string,
-  ): { handler: ActionHandler; region: string } {
+  ): { service: string; handler: ActionHandler; region: string } {
     if (request.method !== 'POST') {
       throw new ApiError('UnsupportedProtocol', 'This emulator accepts only POST requests with a JSON body.');
     }
-    if (action === '') throw new ApiError('MissingParameter', 'The request is missing a required parameter `Action`.');
-    const definition = services[service];
-    const handler = definition?.actions[action];
-    if (!definition || !handler) {
-      throw new ApiError('InvalidAction', `The action \`${action}\` of service \`${service}\` does not exist.`);
-    }
+    if (action === '')
+      throw new ApiError('MissingParameter', 'The request is missing a required parameter `Action`.');
     const version = headerValue(request.headers, 'x-tc-version');
     if (version === undefined) {
       throw new ApiError('MissingParameter', 'The request is missing a required parameter `Version`.');
     }
+    const service = resolveService(scopeService, action, version);
+    const definition = service === undefined ? undefined : services[service];
+    const handler =
+      definition && Object.hasOwn(definition.actions, action) ? definition.actions[action] : undefined;
+    if (service === undefined || !definition || !handler) {
+      throw new ApiError('InvalidAction', `The requested action \`${action}\` does not exist.`);
+    }
     if (version !== definition.version) {
-      throw new ApiError('NoSuchVersion', `The API version \`${version}\` of service \`${service}\` does not exist.`);
+      throw new ApiError(
+        'NoSuchVersion',
+        `The API version \`${version}\` of service \`${service}\` does not exist.`,
+      );
     }
     const region = headerValue(request.headers, 'x-tc-region');
     if (region === undefined || region === '') {
@@ -547,9 +588,12 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
     }
     const contentType = headerValue(request.headers, 'content-type') ?? '';
     if (!/^application\/json\b/i.test(contentType.trim())) {
-      throw new ApiError('InvalidParameter', `The Content-Type \`${contentType}\` is not supported; use application/json.`);
+      throw new ApiError(
+        'InvalidParameter',
+        `The Content-Type \`${contentType}\` is not supported; use application/json.`,
+      );
     }
-    return { handler, region };
+    return { service, handler, region };
   }
 
   function takeFault(action: string): FaultSpec | undefined {
@@ -581,9 +625,9 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
     if (body === undefined) {
       throw new ApiError('RequestSizeLimitExceeded', `The request body exceeds ${MAX_BODY_BYTES} bytes.`);
     }
-    const { service } = authenticate(request, body);
+    const { service: scopeService } = authenticate(request, body);
+    const { service, handler, region } = routeAction(request, scopeService, record.action);
     record.service = service;
-    const { handler, region } = routeAction(request, service, record.action);
     record.region = region;
     const delayMs = takeDelay(record.action);
     if (delayMs > 0) await sleep(delayMs);
@@ -612,11 +656,15 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
       if (traceId !== undefined) headers['x-tc-traceid'] = traceId;
       response.writeHead(200, headers);
       response.end(JSON.stringify({ Response: { ...payload, RequestId: randomUUID() } }));
-      log(`${record.action || '-'} ${record.region ?? '-'} -> ${record.code ?? 'OK'} (${Date.now() - started} ms)`);
+      log(
+        `${record.action || '-'} ${record.region ?? '-'} -> ${record.code ?? 'OK'} (${Date.now() - started} ms)`,
+      );
     };
     answer(request, record).then(send, (error: unknown) => {
       const apiError =
-        error instanceof ApiError ? error : new ApiError('InternalError', 'The emulator failed to handle the request.');
+        error instanceof ApiError
+          ? error
+          : new ApiError('InternalError', 'The emulator failed to handle the request.');
       record.code = apiError.code;
       send({ Error: { Code: apiError.code, Message: apiError.message } });
     });
