@@ -2,11 +2,17 @@ import { z } from 'zod';
 import { ClusterId } from './jobs.js';
 
 const intFrom = (name: string, min: number) =>
-  z.coerce.number({ error: `${name} must be a number` }).int(`${name} must be an integer`).min(min, `${name} must be ≥ ${min}`);
+  z.coerce
+    .number({ error: `${name} must be a number` })
+    .int(`${name} must be an integer`)
+    .min(min, `${name} must be ≥ ${min}`);
 
 /** Settings shared by every component, from the environment. */
 export const CommonEnv = z.object({
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'REDIS_URL must start with redis:// or rediss://').default('redis://127.0.0.1:6379'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'REDIS_URL must start with redis:// or rediss://')
+    .default('redis://127.0.0.1:6379'),
   QUEUE_PREFIX: z.string().min(1).default('{tcr}'),
   CLUSTER_ID: ClusterId.default('local'),
   /** Kubeconfig file (local runs); absent in a cluster, where the ServiceAccount is used. */

@@ -20,14 +20,28 @@ export type JobKind = z.infer<typeof JobKind>;
 
 export const JobKey = z.discriminatedUnion('kind', [
   z.object({ cluster: ClusterId, kind: z.literal('namespace'), name: ObjectName }),
-  z.object({ cluster: ClusterId, kind: z.literal('serviceaccount'), namespace: ObjectName, name: ObjectName }),
+  z.object({
+    cluster: ClusterId,
+    kind: z.literal('serviceaccount'),
+    namespace: ObjectName,
+    name: ObjectName,
+  }),
   z.object({ cluster: ClusterId, kind: z.literal('imagepullsecret'), name: ObjectName }),
   z.object({ cluster: ClusterId, kind: z.literal('imagepullsecret-status'), name: ObjectName }),
 ]);
 export type JobKey = z.infer<typeof JobKey>;
 
 /** What made the job: a watch event, a relist, the periodic resync, a CR fan-out, a person. */
-export const Trigger = z.enum(['added', 'modified', 'deleted', 'relist', 'resync', 'fanout', 'status', 'cli']);
+export const Trigger = z.enum([
+  'added',
+  'modified',
+  'deleted',
+  'relist',
+  'resync',
+  'fanout',
+  'status',
+  'cli',
+]);
 export type Trigger = z.infer<typeof Trigger>;
 
 export const JobData = z

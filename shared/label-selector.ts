@@ -16,7 +16,10 @@ export const LabelSelector = z.object({
 export type LabelSelector = z.infer<typeof LabelSelector>;
 
 /** Kubernetes semantics: every matchLabels pair and every expression must hold; an empty selector matches all. */
-export function matchesLabelSelector(selector: LabelSelector | undefined, labels: Record<string, string> = {}): boolean {
+export function matchesLabelSelector(
+  selector: LabelSelector | undefined,
+  labels: Record<string, string> = {},
+): boolean {
   if (!selector) return true;
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) {
     if (labels[k] !== v) return false;

@@ -22,7 +22,11 @@ export const REDACT_PATHS = [
   '*.headers.authorization',
 ];
 
-export function createLogger(name: string, level = process.env.LOG_LEVEL ?? 'info', destination?: pino.DestinationStream): Logger {
+export function createLogger(
+  name: string,
+  level = process.env.LOG_LEVEL ?? 'info',
+  destination?: pino.DestinationStream,
+): Logger {
   const options = {
     name,
     level,

@@ -1,6 +1,13 @@
 import { type ConnectionOptions, Queue } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { dedupIdOf, type JobData, JobData as JobDataSchema, type JobKey, QUEUE_NAME, type Trigger } from './jobs.js';
+import {
+  dedupIdOf,
+  type JobData,
+  JobData as JobDataSchema,
+  type JobKey,
+  QUEUE_NAME,
+  type Trigger,
+} from './jobs.js';
 
 /**
  * A Redis connection for BullMQ. `maxRetriesPerRequest: null` is what BullMQ requires of workers and what
@@ -8,6 +15,20 @@ import { dedupIdOf, type JobData, JobData as JobDataSchema, type JobKey, QUEUE_N
  */
 export function connectRedis(url: string, extra: RedisOptions = {}): Redis {
   return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...extra });
+}
+
+/** ioredis options from a redis:// or rediss:// URL, for BullMQ to open (and close) its own connections. */
+export function redisOptionsFromUrl(url: string): ConnectionOptions {
+  const u = new URL(url);
+  return {
+    host: u.hostname,
+    port: Number(u.port || 6379),
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.pathname.length > 1 ? { db: Number(u.pathname.slice(1)) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+    maxRetriesPerRequest: null,
+  };
 }
 
 export interface QueueSettings {
@@ -47,7 +68,12 @@ export async function enqueueJobs(queue: Queue, items: Enqueue[], now: number = 
   if (items.length === 0) return;
   await queue.addBulk(
     items.map((item) => {
-      const data: JobData = JobDataSchema.parse({ v: 1, key: item.key, trigger: item.trigger, at: item.at ?? now });
+      const data: JobData = JobDataSchema.parse({
+        v: 1,
+        key: item.key,
+        trigger: item.trigger,
+        at: item.at ?? now,
+      });
       return {
         name: item.key.kind,
         data,

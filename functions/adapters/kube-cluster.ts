@@ -3,20 +3,33 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
   type V1ManagedFieldsEntry,
   type V1Namespace,
   type V1Secret,
   type V1ServiceAccount,
-  PatchStrategy,
-  setHeaderOptions,
 } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
-import { CR_NAME_ANNOTATION, FIELD_MANAGER, FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OUR_SECRETS_SELECTOR } from '../../shared/labels.js';
+import {
+  CR_NAME_ANNOTATION,
+  FIELD_MANAGER,
+  FINALIZER,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  OUR_SECRETS_SELECTOR,
+} from '../../shared/labels.js';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../../shared/names.js';
 import { ImagePullSecretSpec } from '../../shared/schemas/image-pull-secret.js';
 import type { DesiredSecret } from '../core/desired-secret.js';
-import type { CrView, ImagePullSecretStatus, NamespaceView, SecretView, ServiceAccountView } from '../core/model.js';
+import type {
+  CrView,
+  ImagePullSecretStatus,
+  NamespaceView,
+  SecretView,
+  ServiceAccountView,
+} from '../core/model.js';
 import type { PlannedEvent } from '../core/plan-image-pull-secret.js';
 import type { ClusterPort, CreateResult } from '../core/ports.js';
 
@@ -66,12 +79,16 @@ export class KubeCluster implements ClusterPort {
   }
 
   async getNamespace(name: string): Promise<NamespaceView | undefined> {
-    const ns = await this.call('get', 'namespaces', () => this.core.readNamespace({ name }), { notFound: undefined });
+    const ns = await this.call('get', 'namespaces', () => this.core.readNamespace({ name }), {
+      notFound: undefined,
+    });
     return ns && toNamespaceView(ns);
   }
 
   async listNamespaces(): Promise<NamespaceView[]> {
-    const items = await this.paginate('namespaces', (_continue) => this.core.listNamespace({ limit: PAGE, _continue }));
+    const items = await this.paginate('namespaces', (_continue) =>
+      this.core.listNamespace({ limit: PAGE, _continue }),
+    );
     return items.map(toNamespaceView);
   }
 
@@ -102,14 +119,22 @@ export class KubeCluster implements ClusterPort {
 
   async listSecretsNamed(name: string): Promise<SecretView[]> {
     const items = await this.paginate('secrets', (_continue) =>
-      this.core.listSecretForAllNamespaces({ fieldSelector: `metadata.name=${name}`, limit: PAGE, _continue }),
+      this.core.listSecretForAllNamespaces({
+        fieldSelector: `metadata.name=${name}`,
+        limit: PAGE,
+        _continue,
+      }),
     );
     return items.map(toSecretView);
   }
 
   async listServiceAccounts(namespace?: string): Promise<ServiceAccountView[]> {
     const items = namespace
-      ? (await this.call('list', 'serviceaccounts', () => this.core.listNamespacedServiceAccount({ namespace }))).items
+      ? (
+          await this.call('list', 'serviceaccounts', () =>
+            this.core.listNamespacedServiceAccount({ namespace }),
+          )
+        ).items
       : await this.paginate('serviceaccounts', (_continue) =>
           this.core.listServiceAccountForAllNamespaces({ limit: PAGE, _continue }),
         );
@@ -117,31 +142,46 @@ export class KubeCluster implements ClusterPort {
   }
 
   async getServiceAccount(namespace: string, name: string): Promise<ServiceAccountView | undefined> {
-    const sa = await this.call('get', 'serviceaccounts', () => this.core.readNamespacedServiceAccount({ namespace, name }), {
-      notFound: undefined,
-    });
+    const sa = await this.call(
+      'get',
+      'serviceaccounts',
+      () => this.core.readNamespacedServiceAccount({ namespace, name }),
+      {
+        notFound: undefined,
+      },
+    );
     return sa && toServiceAccountView(sa);
   }
 
   async createSecret(secret: DesiredSecret): Promise<CreateResult> {
     try {
       await this.call('create', 'secrets', () =>
-        this.core.createNamespacedSecret({ namespace: secret.namespace, body: toSecretBody(secret), fieldManager: FIELD_MANAGER }),
+        this.core.createNamespacedSecret({
+          namespace: secret.namespace,
+          body: toSecretBody(secret),
+          fieldManager: FIELD_MANAGER,
+        }),
       );
       return 'created';
     } catch (error) {
       const code = codeOf(error);
-      if (code === 404 || (code === 403 && /being terminated/.test(messageOf(error)))) return 'namespace-gone';
+      if (code === 404 || (code === 403 && /being terminated/.test(messageOf(error))))
+        return 'namespace-gone';
       if (code !== 409) throw error;
     }
     // 409 AlreadyExists: ours (a concurrent job of ours made it) or someone else's (a conflict).
     const existing = (
       await this.call('list', 'secrets', () =>
-        this.core.listNamespacedSecret({ namespace: secret.namespace, fieldSelector: `metadata.name=${secret.name}` }),
+        this.core.listNamespacedSecret({
+          namespace: secret.namespace,
+          fieldSelector: `metadata.name=${secret.name}`,
+        }),
       )
     ).items[0];
     if (existing?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
-      throw new RetryableError(`Secret ${secret.namespace}/${secret.name} was created concurrently; re-planning`);
+      throw new RetryableError(
+        `Secret ${secret.namespace}/${secret.name} was created concurrently; re-planning`,
+      );
     }
     return 'conflict';
   }
@@ -150,16 +190,30 @@ export class KubeCluster implements ClusterPort {
     const body = toSecretBody(secret);
     body.metadata = { ...body.metadata, resourceVersion };
     await this.call('update', 'secrets', () =>
-      this.core.replaceNamespacedSecret({ namespace: secret.namespace, name: secret.name, body, fieldManager: FIELD_MANAGER }),
+      this.core.replaceNamespacedSecret({
+        namespace: secret.namespace,
+        name: secret.name,
+        body,
+        fieldManager: FIELD_MANAGER,
+      }),
     );
   }
 
-  async deleteSecret(namespace: string, name: string, uid: string, resourceVersion: string): Promise<'deleted' | 'gone'> {
+  async deleteSecret(
+    namespace: string,
+    name: string,
+    uid: string,
+    resourceVersion: string,
+  ): Promise<'deleted' | 'gone'> {
     const result = await this.call(
       'delete',
       'secrets',
       async () => {
-        await this.core.deleteNamespacedSecret({ namespace, name, body: { preconditions: { uid, resourceVersion } } });
+        await this.core.deleteNamespacedSecret({
+          namespace,
+          name,
+          body: { preconditions: { uid, resourceVersion } },
+        });
         return 'deleted' as const;
       },
       { notFound: 'gone' as const },
@@ -168,28 +222,38 @@ export class KubeCluster implements ClusterPort {
   }
 
   async patchServiceAccountPullSecrets(
-    namespace: string,
-    name: string,
+    sa: ServiceAccountView,
     add: string[],
     remove: string[],
-  ): Promise<'patched' | 'gone'> {
-    // Strategic merge: imagePullSecrets merges by `name` on the server, so entries another writer adds
-    // concurrently are kept; `$patch: delete` removes exactly our entries.
-    const body = {
-      imagePullSecrets: [...add.map((n) => ({ name: n })), ...remove.map((n) => ({ name: n, $patch: 'delete' }))],
-    };
-    return this.call(
-      'patch',
-      'serviceaccounts',
-      async () => {
-        await this.core.patchNamespacedServiceAccount(
-          { namespace, name, body, fieldManager: FIELD_MANAGER },
-          setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+  ): Promise<'patched' | 'unchanged' | 'gone'> {
+    // ServiceAccount.imagePullSecrets is an atomic list: a strategic-merge patch would replace it whole.
+    // So: a merge patch of the full new list, guarded by the resourceVersion it was computed from; on 409
+    // re-read and recompute from the fresh list (a few quick tries, then the queue's backoff takes over).
+    let current: ServiceAccountView | undefined = sa;
+    for (let attempt = 1; ; attempt++) {
+      if (!current) return 'gone';
+      const next = applyEntryChanges(current.imagePullSecrets, add, remove);
+      if (sameList(next, current.imagePullSecrets)) return 'unchanged';
+      const body = {
+        metadata: { resourceVersion: current.resourceVersion },
+        imagePullSecrets: next.map((name) => ({ name })),
+      };
+      try {
+        await this.call('patch', 'serviceaccounts', () =>
+          this.core.patchNamespacedServiceAccount(
+            { namespace: sa.namespace, name: sa.name, body, fieldManager: FIELD_MANAGER },
+            setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+          ),
         );
-        return 'patched' as const;
-      },
-      { notFound: 'gone' as const },
-    );
+        return 'patched';
+      } catch (error) {
+        if (error instanceof TerminalError && /HTTP 404/.test(error.message)) return 'gone';
+        if (!(error instanceof RetryableError) || !/HTTP 409/.test(error.message) || attempt >= 5)
+          throw error;
+      }
+      await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+      current = await this.getServiceAccount(sa.namespace, sa.name);
+    }
   }
 
   async setFinalizer(cr: CrView, present: boolean): Promise<void> {
@@ -211,14 +275,22 @@ export class KubeCluster implements ClusterPort {
     try {
       await this.call('patch', PLURAL, () =>
         this.custom.patchClusterCustomObject(
-          { group: GROUP, version: VERSION, plural: PLURAL, name: cr.name, body, fieldManager: FIELD_MANAGER },
+          {
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            name: cr.name,
+            body,
+            fieldManager: FIELD_MANAGER,
+          },
           setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
         ),
       );
     } catch (error) {
       const code = codeOf(error);
       if (code === 404 && !present) return;
-      if (code === 409 || code === 422) throw new RetryableError(`finalizer of ImagePullSecret ${cr.name} changed concurrently`);
+      if (code === 409 || code === 422)
+        throw new RetryableError(`finalizer of ImagePullSecret ${cr.name} changed concurrently`);
       throw error;
     }
   }
@@ -226,7 +298,14 @@ export class KubeCluster implements ClusterPort {
   async writeStatus(cr: CrView, status: ImagePullSecretStatus): Promise<void> {
     await this.call('patch', `${PLURAL}/status`, () =>
       this.custom.patchClusterCustomObjectStatus(
-        { group: GROUP, version: VERSION, plural: PLURAL, name: cr.name, body: { status }, fieldManager: FIELD_MANAGER },
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          name: cr.name,
+          body: { status },
+          fieldManager: FIELD_MANAGER,
+        },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       ),
     );
@@ -273,7 +352,10 @@ export class KubeCluster implements ClusterPort {
     }
   }
 
-  private async paginate<T>(resource: string, page: (token?: string) => Promise<{ items: T[]; metadata?: { _continue?: string } }>): Promise<T[]> {
+  private async paginate<T>(
+    resource: string,
+    page: (token?: string) => Promise<{ items: T[]; metadata?: { _continue?: string } }>,
+  ): Promise<T[]> {
     const items: T[] = [];
     let token: string | undefined;
     do {
@@ -284,6 +366,15 @@ export class KubeCluster implements ClusterPort {
     return items;
   }
 }
+
+/** The list with `remove` dropped and `add` appended (others' entries and their order kept, no duplicates). */
+export function applyEntryChanges(current: string[], add: string[], remove: string[]): string[] {
+  const drop = new Set(remove);
+  const kept = current.filter((n, i) => !drop.has(n) && current.indexOf(n) === i);
+  return [...kept, ...add.filter((n) => !kept.includes(n) && !drop.has(n))];
+}
+
+const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((v, i) => v === b[i]);
 
 function codeOf(error: unknown): number | undefined {
   return error instanceof ApiException ? error.code : undefined;
@@ -308,7 +399,8 @@ function messageOf(error: unknown): string {
 export function classify(error: unknown, what: string): Error {
   if (error instanceof RetryableError || error instanceof TerminalError) return error;
   const code = codeOf(error);
-  if (code === undefined) return new RetryableError(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+  if (code === undefined)
+    return new RetryableError(`${what}: ${error instanceof Error ? error.message : String(error)}`);
   const message = `${what}: HTTP ${code}: ${messageOf(error)}`;
   if (code === 409 || code === 429 || code >= 500) return new RetryableError(message);
   return new TerminalError(message);
@@ -335,6 +427,7 @@ function toServiceAccountView(sa: V1ServiceAccount): ServiceAccountView {
     namespace: sa.metadata?.namespace ?? '',
     name: sa.metadata?.name ?? '',
     annotations: sa.metadata?.annotations ?? {},
+    resourceVersion: sa.metadata?.resourceVersion ?? '',
     imagePullSecrets: (sa.imagePullSecrets ?? []).map((r) => r.name ?? '').filter((n) => n !== ''),
     ourLastWrite: lastWriteBy(sa.metadata?.managedFields),
   };
@@ -393,4 +486,3 @@ export function toCrView(raw: unknown): CrView {
   const problems = spec.error.issues.map((i) => `spec.${i.path.join('.')}: ${i.message}`).join('; ');
   return { ...base, invalid: problems, spec: { docker: { server: '', username: '', password: '' } } };
 }
-

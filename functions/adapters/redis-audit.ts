@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import type { AuditEntry, AuditPort, FailureStorePort } from '../core/ports.js';
 import type { FailedNamespace } from '../core/model.js';
+import type { AuditEntry, AuditPort, FailureStorePort } from '../core/ports.js';
 
 /** The audit stream's key; under the queue prefix so that a Redis Cluster keeps it in the queue's slot. */
 export const auditStreamKey = (prefix: string) => `${prefix}:audit`;
@@ -51,7 +51,11 @@ export class RedisFailureStore implements FailureStorePort {
 
   async record(cluster: string, cr: string, failure: FailedNamespace): Promise<void> {
     const key = this.key(cluster, cr);
-    await this.redis.multi().hset(key, failure.namespace, JSON.stringify(failure)).expire(key, 7 * 24 * 3600).exec();
+    await this.redis
+      .multi()
+      .hset(key, failure.namespace, JSON.stringify(failure))
+      .expire(key, 7 * 24 * 3600)
+      .exec();
   }
 
   async clear(cluster: string, cr: string, namespace: string): Promise<void> {

@@ -1,5 +1,5 @@
-import { SKIP_ANNOTATION } from '../../shared/labels.js';
 import { matchesLabelSelector } from '../../shared/label-selector.js';
+import { SKIP_ANNOTATION } from '../../shared/labels.js';
 import { matchesNameRule } from '../../shared/schemas/image-pull-secret.js';
 import type { CrView, NamespaceView, ServiceAccountView } from './model.js';
 

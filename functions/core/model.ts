@@ -15,6 +15,7 @@ export interface NamespaceView {
 export interface ServiceAccountView {
   namespace: string;
   name: string;
+  resourceVersion: string;
   annotations: Record<string, string>;
   imagePullSecrets: string[];
   /** When our field manager last wrote it (from managedFields), for the status list. */

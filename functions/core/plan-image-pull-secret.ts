@@ -47,7 +47,9 @@ export interface CrPlan {
  */
 export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date): CrPlan {
   const secretName = secretNameFor(cr.name);
-  const secretsByNs = new Map(state.secretsNamed.filter((s) => s.name === secretName).map((s) => [s.namespace, s]));
+  const secretsByNs = new Map(
+    state.secretsNamed.filter((s) => s.name === secretName).map((s) => [s.namespace, s]),
+  );
   const sasByNs = new Map<string, ServiceAccountView[]>();
   for (const sa of state.serviceAccounts) {
     const list = sasByNs.get(sa.namespace) ?? [];
@@ -141,7 +143,11 @@ function readyCondition(
   if (cr.invalid !== undefined) {
     next = { status: 'False', reason: 'InvalidSpec', message: cr.invalid };
   } else if (cr.deleting) {
-    next = { status: 'False', reason: 'Deleting', message: 'removing this CR’s Secrets and ServiceAccount entries' };
+    next = {
+      status: 'False',
+      reason: 'Deleting',
+      message: 'removing this CR’s Secrets and ServiceAccount entries',
+    };
   } else if (counts.conflicts > 0) {
     next = {
       status: 'False',
@@ -149,7 +155,11 @@ function readyCondition(
       message: `${counts.conflicts} namespace(s) have a Secret of the same name that is not ours: ${list(conflicts)}`,
     };
   } else if (counts.failed > 0) {
-    next = { status: 'False', reason: 'Failed', message: `${counts.failed} namespace(s) failed: ${list(failed)}` };
+    next = {
+      status: 'False',
+      reason: 'Failed',
+      message: `${counts.failed} namespace(s) failed: ${list(failed)}`,
+    };
   } else if (counts.success < counts.desired) {
     next = {
       status: 'False',
@@ -161,19 +171,31 @@ function readyCondition(
   }
   const prev = previousReady(cr);
   const lastTransitionTime =
-    prev && prev.status === next.status ? prev.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    prev && prev.status === next.status
+      ? prev.lastTransitionTime
+      : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
   return { type: 'Ready', ...next, observedGeneration: cr.generation, lastTransitionTime };
 }
 
 const previousReady = (cr: CrView) => cr.status.conditions?.find((c) => c.type === 'Ready');
 
-function plannedEvents(prev: Condition | undefined, next: Condition, counts: CrPlan['counts']): PlannedEvent[] {
+function plannedEvents(
+  prev: Condition | undefined,
+  next: Condition,
+  counts: CrPlan['counts'],
+): PlannedEvent[] {
   if (prev?.reason === next.reason) return [];
   switch (next.reason) {
     case 'Synced':
       return prev?.reason === 'Conflict' || prev?.reason === 'Failed'
         ? [{ type: 'Normal', reason: 'Recovered', message: `recovered: ${next.message}` }]
-        : [{ type: 'Normal', reason: 'Synced', message: `first full sync: ${counts.desired} namespaces converged` }];
+        : [
+            {
+              type: 'Normal',
+              reason: 'Synced',
+              message: `first full sync: ${counts.desired} namespaces converged`,
+            },
+          ];
     case 'Conflict':
     case 'Failed':
     case 'InvalidSpec':
@@ -189,7 +211,10 @@ function mostRecent<T extends { ourLastWrite?: string | undefined }>(
 ): NamespacedNameAt[] {
   return items
     .filter((i) => i.ourLastWrite !== undefined)
-    .sort((a, b) => (b.ourLastWrite ?? '').localeCompare(a.ourLastWrite ?? '') || nameOf(a).localeCompare(nameOf(b)))
+    .sort(
+      (a, b) =>
+        (b.ourLastWrite ?? '').localeCompare(a.ourLastWrite ?? '') || nameOf(a).localeCompare(nameOf(b)),
+    )
     .slice(0, STATUS_LIST_CAP)
     .map((i) => ({ namespacedName: nameOf(i), updatedAt: i.ourLastWrite as string }));
 }

@@ -27,6 +27,8 @@ export interface SecretDelete {
 
 export interface ServiceAccountPatch {
   name: string;
+  /** The ServiceAccount as read: the patch is computed from, and guarded by, this version. */
+  serviceAccount: ServiceAccountView;
   /** Entries to append, each tagged with the CR it serves (dropped if that CR's Secret conflicts). */
   add: { secret: string; cr: string }[];
   remove: string[];
@@ -70,14 +72,21 @@ export function planNamespace(name: string, state: NamespaceState): NamespacePla
   plan.wantedBy = wanting.map((cr) => cr.name);
   const ourByName = new Map(state.ourSecrets.map((s) => [s.name, s]));
   // CRs we know but cannot plan (invalid spec): leave their Secrets exactly as they are.
-  const frozen = new Set(state.crs.filter((cr) => cr.invalid !== undefined).map((cr) => secretNameFor(cr.name)));
+  const frozen = new Set(
+    state.crs.filter((cr) => cr.invalid !== undefined).map((cr) => secretNameFor(cr.name)),
+  );
 
   for (const cr of wanting) {
     const desired = desiredSecretFor(cr, ns.name);
     const actual = ourByName.get(desired.name);
     if (!actual) plan.writes.push({ op: 'create', cr: cr.name, secret: desired });
     else if (!isSecretConverged(actual, desired)) {
-      plan.writes.push({ op: 'update', cr: cr.name, secret: desired, resourceVersion: actual.resourceVersion });
+      plan.writes.push({
+        op: 'update',
+        cr: cr.name,
+        secret: desired,
+        resourceVersion: actual.resourceVersion,
+      });
     } else plan.unchanged.push(desired.name);
   }
 
@@ -106,7 +115,8 @@ export function planNamespace(name: string, state: NamespaceState): NamespacePla
       const cr = wanting.find((c) => secretNameFor(c.name) === entry);
       return cr !== undefined && ourByName.has(entry) && !wantsServiceAccount(cr, sa);
     });
-    if (add.length > 0 || remove.length > 0) plan.serviceAccountPatches.push({ name: sa.name, add, remove });
+    if (add.length > 0 || remove.length > 0)
+      plan.serviceAccountPatches.push({ name: sa.name, serviceAccount: sa, add, remove });
   }
 
   const affected = new Set<string>([

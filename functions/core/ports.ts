@@ -1,6 +1,13 @@
 import type { Enqueue } from '../../shared/queue.js';
 import type { DesiredSecret } from './desired-secret.js';
-import type { CrView, FailedNamespace, ImagePullSecretStatus, NamespaceView, SecretView, ServiceAccountView } from './model.js';
+import type {
+  CrView,
+  FailedNamespace,
+  ImagePullSecretStatus,
+  NamespaceView,
+  SecretView,
+  ServiceAccountView,
+} from './model.js';
 import type { PlannedEvent } from './plan-image-pull-secret.js';
 
 // Narrow ports to the outside world. The reconcile functions depend only on these; the real adapters wrap
@@ -26,14 +33,22 @@ export interface ClusterPort {
   /** Guarded by resourceVersion: a concurrent change fails with a retryable 409. */
   replaceSecret(secret: DesiredSecret, resourceVersion: string): Promise<void>;
   /** Guarded by uid + resourceVersion preconditions; 'gone' if it no longer exists. */
-  deleteSecret(namespace: string, name: string, uid: string, resourceVersion: string): Promise<'deleted' | 'gone'>;
-  /** A strategic-merge patch: merged by name on the server, so concurrent writers' entries survive. */
-  patchServiceAccountPullSecrets(
+  deleteSecret(
     namespace: string,
     name: string,
+    uid: string,
+    resourceVersion: string,
+  ): Promise<'deleted' | 'gone'>;
+  /**
+   * Appends `add` and drops `remove` from imagePullSecrets, keeping every other entry. The list is atomic
+   * (no server-side merge), so the patch carries the resourceVersion it was computed from; on 409 the
+   * adapter re-reads and recomputes from the fresh list, so a concurrent writer's entries survive.
+   */
+  patchServiceAccountPullSecrets(
+    sa: ServiceAccountView,
     add: string[],
     remove: string[],
-  ): Promise<'patched' | 'gone'>;
+  ): Promise<'patched' | 'unchanged' | 'gone'>;
   setFinalizer(cr: CrView, present: boolean): Promise<void>;
   writeStatus(cr: CrView, status: ImagePullSecretStatus): Promise<void>;
   emitEvent(cr: CrView, event: PlannedEvent): Promise<void>;

@@ -1,6 +1,6 @@
 import { TerminalError } from '../../shared/errors.js';
-import type { Enqueue } from '../../shared/queue.js';
 import { secretNameFor } from '../../shared/names.js';
+import type { Enqueue } from '../../shared/queue.js';
 import { planImagePullSecret } from './plan-image-pull-secret.js';
 import type { Action } from './ports.js';
 import type { ReconcileDeps, ReconcileResult } from './reconcile-namespace.js';
@@ -41,7 +41,8 @@ export async function reconcileImagePullSecret(
       key: { cluster: cluster.clusterId, kind: 'namespace', name: ns },
       trigger: 'fanout',
     }));
-    for (let i = 0; i < jobs.length; i += FANOUT_CHUNK) await deps.queue.enqueue(jobs.slice(i, i + FANOUT_CHUNK));
+    for (let i = 0; i < jobs.length; i += FANOUT_CHUNK)
+      await deps.queue.enqueue(jobs.slice(i, i + FANOUT_CHUNK));
     actions.push({ verb: 'noop', object, detail: `fan-out: ${jobs.length} namespace job(s)` });
   }
   if (plan.status) {
@@ -58,6 +59,7 @@ export async function reconcileImagePullSecret(
     actions.push({ verb: 'patched', object, detail: 'finalizer removed: cleanup complete' });
   }
   if (actions.length === 0) actions.push({ verb: 'noop', object });
-  if (cr.invalid !== undefined) throw new TerminalError(`ImagePullSecret ${name} cannot be planned: ${cr.invalid}`);
+  if (cr.invalid !== undefined)
+    throw new TerminalError(`ImagePullSecret ${name} cannot be planned: ${cr.invalid}`);
   return { actions, crs: [name] };
 }

@@ -60,7 +60,10 @@ async function recordFailure(deps: ReconcileDeps, plan: NamespacePlan, error: un
     namespace: plan.namespace,
     reason: terminal ? 'Failed' : 'RetriesExhausted',
     message: scrubMessage(describeError(error)).slice(0, 1000),
-    since: deps.now().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    since: deps
+      .now()
+      .toISOString()
+      .replace(/\.\d{3}Z$/, 'Z'),
   };
   const crs = [...new Set([...plan.wantedBy, ...plan.affectedCrs])];
   await Promise.all(crs.map((cr) => deps.failures.record(deps.cluster.clusterId, cr, failure)));
@@ -106,10 +109,10 @@ export async function applyNamespacePlan(deps: ReconcileDeps, plan: NamespacePla
     plan.serviceAccountPatches.map(async (patch) => {
       const add = patch.add.filter((a) => !conflicted.has(a.cr)).map((a) => a.secret);
       if (add.length === 0 && patch.remove.length === 0) return;
-      const result = await cluster.patchServiceAccountPullSecrets(ns, patch.name, add, patch.remove);
+      const result = await cluster.patchServiceAccountPullSecrets(patch.serviceAccount, add, patch.remove);
       const detail = [...add.map((a) => `+${a}`), ...patch.remove.map((r) => `-${r}`)].join(' ');
       actions.push({
-        verb: result === 'gone' ? 'skipped' : 'patched',
+        verb: result === 'gone' ? 'skipped' : result === 'unchanged' ? 'noop' : 'patched',
         object: `ServiceAccount ${ns}/${patch.name}`,
         detail: result === 'gone' ? `gone (${detail})` : detail,
       });

@@ -32,7 +32,12 @@ export async function reconcileServiceAccount(
       delayMs: deps.statusDelayMs,
     })),
     ...(needsNamespaceJob
-      ? [{ key: { cluster: cluster.clusterId, kind: 'namespace' as const, name: namespace }, trigger: 'fanout' as const }]
+      ? [
+          {
+            key: { cluster: cluster.clusterId, kind: 'namespace' as const, name: namespace },
+            trigger: 'fanout' as const,
+          },
+        ]
       : []),
   ];
   if (actions.some((a) => a.verb !== 'noop') || needsNamespaceJob) await deps.queue.enqueue(follow);

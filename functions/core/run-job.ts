@@ -14,7 +14,12 @@ export interface JobContext {
 }
 
 export interface JobObserver {
-  finished(kind: string, outcome: 'success' | 'retry' | 'failed', seconds: number, result?: ReconcileResult): void;
+  finished(
+    kind: string,
+    outcome: 'success' | 'retry' | 'failed',
+    seconds: number,
+    result?: ReconcileResult,
+  ): void;
 }
 
 export interface RunJobDeps {
@@ -34,7 +39,9 @@ export async function runJob(deps: RunJobDeps, payload: unknown, job: JobContext
   const started = deps.now();
   const parsed = JobData.safeParse(payload);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ');
+    const problems = parsed.error.issues
+      .map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`)
+      .join('; ');
     const error = new TerminalError(`invalid job payload: ${problems}`);
     await deps.audit.record({
       time: started.toISOString(),

@@ -5,7 +5,10 @@
  */
 export function scrubMessage(message: string): string {
   return message
-    .replace(/("(?:password|token|auth|secretKey|SecretKey|Token|Password)"\s*:\s*)"[^"]*"/g, '$1"[redacted]"')
+    .replace(
+      /("(?:password|token|auth|secretKey|SecretKey|Token|Password)"\s*:\s*)"[^"]*"/g,
+      '$1"[redacted]"',
+    )
     .replace(/(authorization:\s*)(\S+\s+)?\S+/gi, '$1[redacted]')
     .replace(/[A-Za-z0-9+/]{40,}={0,2}/g, '[redacted]')
     .slice(0, 2000);

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import type { RequestObserver } from '../adapters/kube-cluster.js';
 import type { JobObserver } from '../core/run-job.js';
 

@@ -79,10 +79,18 @@ export const NamespaceSelector = LabelSelector.superRefine((sel, ctx) => {
     const needsValues = e.operator === 'In' || e.operator === 'NotIn';
     const count = e.values?.length ?? 0;
     if (needsValues && count === 0) {
-      ctx.addIssue({ code: 'custom', path: ['matchExpressions', i, 'values'], message: `must be non-empty when operator is ${e.operator}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['matchExpressions', i, 'values'],
+        message: `must be non-empty when operator is ${e.operator}`,
+      });
     }
     if (!needsValues && count > 0) {
-      ctx.addIssue({ code: 'custom', path: ['matchExpressions', i, 'values'], message: `must be empty when operator is ${e.operator}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['matchExpressions', i, 'values'],
+        message: `must be empty when operator is ${e.operator}`,
+      });
     }
   });
 });
@@ -121,7 +129,10 @@ export function findSpecProblems(resource: unknown): FieldProblem[] {
   const result = ImagePullSecretResource.safeParse(resource);
   if (result.success) return [];
   return result.error.issues.map((issue) => ({
-    field: issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replaceAll('.[', '['),
+    field: issue.path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+      .join('.')
+      .replaceAll('.[', '['),
     message: issue.message,
   }));
 }

@@ -1,7 +1,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { TestProject } from 'vitest/node';
 import { type ControlPlane, startControlPlane } from '../../infra/local/control-plane.js';
-import { CRD_FILE, CRD_NAME } from '../../infra/local/paths.js';
+import { CRD_FILE, CRD_NAME, FUNCTIONS_RBAC_FILE, NAMESPACE_FILE } from '../../infra/local/paths.js';
 import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
@@ -27,6 +27,9 @@ export default async function setup(project: TestProject) {
     kc.loadFromFile(cluster.kubeconfigPath);
     await applyManifests(kc, await readManifests(CRD_FILE));
     await waitForCrdEstablished(kc, CRD_NAME);
+    // What infra/ ships: the tests run our code as these ServiceAccounts (impersonation).
+    await applyManifests(kc, await readManifests(NAMESPACE_FILE));
+    await applyManifests(kc, await readManifests(FUNCTIONS_RBAC_FILE));
   } catch (error) {
     await teardown();
     throw error;

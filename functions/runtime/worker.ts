@@ -1,0 +1,49 @@
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { TerminalError } from '../../shared/errors.js';
+import { describeKey, type JobData, QUEUE_NAME } from '../../shared/jobs.js';
+import { redisOptionsFromUrl } from '../../shared/queue.js';
+import type { ReconcileResult } from '../core/reconcile-namespace.js';
+import { runJob } from '../core/run-job.js';
+import type { FunctionsRuntime } from './build-runtime.js';
+
+/** What a job leaves in Redis as its return value: verbs and counts, never contents. */
+export function summarize(result: ReconcileResult): Record<string, number | string> {
+  const counts: Record<string, number | string> = {};
+  for (const a of result.actions) counts[a.verb] = ((counts[a.verb] as number | undefined) ?? 0) + 1;
+  if (result.skipped) counts.skipped = result.skipped;
+  return counts;
+}
+
+/** Runs one BullMQ job through the shared core; a TerminalError becomes BullMQ's "never retry". */
+export async function processJob(rt: FunctionsRuntime, job: Job): Promise<Record<string, number | string>> {
+  const data = job.data as Partial<JobData>;
+  const log = rt.log.child({ job: job.id, key: data.key ? describeKey(data.key as JobData['key']) : '?' });
+  try {
+    const result = await runJob(rt.runDeps, job.data, {
+      attempt: job.attemptsMade + 1,
+      maxAttempts: job.opts.attempts ?? 1,
+      jobId: job.id,
+    });
+    log.debug({ actions: result.actions.length }, 'job done');
+    return summarize(result);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof TerminalError) {
+      log.error({ err: message }, 'job failed terminally');
+      throw new UnrecoverableError(message);
+    }
+    log.warn({ err: message, attempt: job.attemptsMade + 1 }, 'job failed; will retry with backoff');
+    throw error;
+  }
+}
+
+/** The local, embedded default runtime: a BullMQ Worker with the configured concurrency. */
+export function startWorker(rt: FunctionsRuntime): Worker {
+  const worker = new Worker(QUEUE_NAME, (job) => processJob(rt, job), {
+    connection: redisOptionsFromUrl(rt.env.REDIS_URL),
+    prefix: rt.env.QUEUE_PREFIX,
+    concurrency: rt.env.WORKER_CONCURRENCY,
+  });
+  worker.on('error', (error) => rt.log.error({ err: error.message }, 'worker error'));
+  return worker;
+}
