@@ -1,7 +1,14 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { TestProject } from 'vitest/node';
 import { type ControlPlane, startControlPlane } from '../../infra/local/control-plane.js';
-import { CRD_FILE, CRD_NAME, FUNCTIONS_RBAC_FILE, NAMESPACE_FILE } from '../../infra/local/paths.js';
+import {
+  CRD_FILE,
+  CRD_NAME,
+  FUNCTIONS_RBAC_FILE,
+  FUNCTIONS_SERVICE_ACCOUNT,
+  NAMESPACE_FILE,
+  SYSTEM_NAMESPACE,
+} from '../../infra/local/paths.js';
 import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
@@ -13,6 +20,8 @@ declare module 'vitest' {
     apiServer: string;
     redisUrl: string;
     redisPort: number;
+    /** A kubeconfig file that impersonates the functions' ServiceAccount (for out-of-process runtimes). */
+    functionsKubeconfigPath: string;
   }
 }
 
@@ -42,6 +51,10 @@ export default async function setup(project: TestProject) {
   project.provide('apiServer', cluster.server);
   project.provide('redisUrl', redis.url);
   project.provide('redisPort', redis.port);
+  project.provide(
+    'functionsKubeconfigPath',
+    await cluster.kubeconfigAs(`system:serviceaccount:${SYSTEM_NAMESPACE}:${FUNCTIONS_SERVICE_ACCOUNT}`),
+  );
   return teardown;
 }
 

@@ -247,7 +247,7 @@ describe('bad input', () => {
     const failed = await fx.rt.queue.getJob(job.id ?? '');
     expect(failed?.attemptsMade).toBe(1);
     expect(failed?.failedReason).toMatch(/invalid job payload: key\.name: must be a Kubernetes object name/);
-    const audit = await fx.rt.redis.xrevrange(`${fx.prefix}:audit`, '+', '-', 'COUNT', 50);
+    const audit = await fx.rt.redis.xrevrange(`${fx.prefix}:audit`, '+', '-', 'COUNT', '50');
     const entries = audit.map(([, fields]) => JSON.parse(fields[1] ?? '{}'));
     expect(entries.find((e) => e.jobId === job.id)).toMatchObject({
       outcome: 'failed',
@@ -282,7 +282,7 @@ describe('credentials', () => {
       else if (type === 'hash') dump += JSON.stringify(await redis.hgetall(key));
       else if (type === 'list') dump += JSON.stringify(await redis.lrange(key, 0, -1));
       else if (type === 'set') dump += JSON.stringify(await redis.smembers(key));
-      else if (type === 'zset') dump += JSON.stringify(await redis.zrange(key, 0, -1));
+      else if (type === 'zset') dump += JSON.stringify(await redis.zrange(key, '0', '-1'));
       else if (type === 'stream') dump += JSON.stringify(await redis.xrange(key, '-', '+'));
     }
     expect(dump.length).toBeGreaterThan(1000);

@@ -1,0 +1,74 @@
+// Tencent SCF entry point (bundled to CommonJS for the Nodejs18.15 runtime: `npm run build:scf`).
+// Thin: parse the event and context with zod, build the (warm-cached) runtime, drain the queue within the
+// invocation's time limit, map the outcome.
+import { z } from 'zod';
+import { FunctionsEnv, parseEnv } from '../../shared/config.js';
+import { buildFunctionsRuntime, type FunctionsRuntime } from '../runtime/build-runtime.js';
+import { type DrainResult, drainQueue } from '../runtime/drain.js';
+
+/** SCF's timer trigger event. */
+export const ScfTimerEvent = z.object({
+  Type: z.literal('Timer'),
+  TriggerName: z.string(),
+  Time: z.string(),
+  Message: z.string().optional(),
+});
+
+/** A direct invocation (`Invoke` API / console test): optional overrides. */
+export const ScfInvokeEvent = z.object({ action: z.enum(['drain']).default('drain') }).strict();
+
+export const ScfEvent = z.union([ScfTimerEvent, ScfInvokeEvent]);
+
+export const ScfContext = z
+  .object({
+    time_limit_in_ms: z.number().int().positive(),
+    request_id: z.string().optional(),
+    function_name: z.string().optional(),
+    memory_limit_in_mb: z.number().optional(),
+  })
+  .passthrough();
+
+const ScfEnv = FunctionsEnv.extend({
+  /** Time kept in reserve at the end of an invocation (closing connections, returning). */
+  SCF_MARGIN_MS: z.coerce.number().int().min(0).default(2000),
+  /** Only claim a job if this much time is left: the longest a job may take. */
+  SCF_JOB_BUDGET_MS: z.coerce.number().int().min(100).default(10_000),
+});
+
+let warm: { rt: FunctionsRuntime; env: z.infer<typeof ScfEnv> } | undefined;
+
+export async function main_handler(
+  event: unknown,
+  context: unknown,
+): Promise<DrainResult & { requestId?: string }> {
+  const started = Date.now();
+  const ev = ScfEvent.safeParse(event);
+  if (!ev.success)
+    throw new Error(
+      `unsupported SCF event: ${ev.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  const ctx = ScfContext.safeParse(context);
+  if (!ctx.success)
+    throw new Error(
+      `unsupported SCF context: ${ctx.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  if (!warm) {
+    const env = parseEnv(ScfEnv);
+    warm = { env, rt: buildFunctionsRuntime(env) };
+  }
+  const { rt, env } = warm;
+  const deadline = started + ctx.data.time_limit_in_ms - env.SCF_MARGIN_MS;
+  const result = await drainQueue(rt, {
+    deadline,
+    jobBudgetMs: Math.min(env.SCF_JOB_BUDGET_MS, Math.max(100, ctx.data.time_limit_in_ms / 4)),
+    concurrency: env.WORKER_CONCURRENCY,
+  });
+  rt.log.info({ ...result, requestId: ctx.data.request_id, ms: Date.now() - started }, 'scf invocation done');
+  return { ...result, requestId: ctx.data.request_id };
+}
+
+/** For tests: forget the warm runtime (a cold start). */
+export async function resetWarmRuntime(): Promise<void> {
+  await warm?.rt.close();
+  warm = undefined;
+}
