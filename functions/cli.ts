@@ -1,0 +1,97 @@
+// `npm run functions -- <command>`: the CLI runtime of the functions.
+//   worker                                   run the BullMQ workers (+ /metrics) until SIGTERM/Ctrl-C
+//   reconcile namespace <name>               one-shot reconcile, in this process, printing the actions
+//   reconcile serviceaccount <ns>/<name>
+//   reconcile imagepullsecret <name>
+//   audit [--follow] [--cluster C] [--namespace N] [--cr NAME] [--outcome O] [--since 10m|ISO] [--limit N]
+// Configuration comes from the environment (REDIS_URL, QUEUE_PREFIX, CLUSTER_ID, KUBECONFIG, ...).
+import { parseArgs } from 'node:util';
+import { FunctionsEnv, parseEnv } from '../shared/config.js';
+import { type JobKey, JobKey as JobKeySchema } from '../shared/jobs.js';
+import { AuditFilter, followAudit, listAudit, parseSince } from './adapters/audit-reader.js';
+import { runJob } from './core/run-job.js';
+import { buildFunctionsRuntime } from './runtime/build-runtime.js';
+import { serveMetrics } from './runtime/metrics.js';
+import { startWorker } from './runtime/worker.js';
+
+const USAGE = 'usage: functions worker | reconcile <namespace|serviceaccount|imagepullsecret> <name> | audit [...]';
+
+function keyFrom(cluster: string, kind: string | undefined, name: string | undefined): JobKey {
+  if (!kind || !name) throw new Error(USAGE);
+  const [ns, sa] = name.split('/');
+  const raw = kind === 'serviceaccount' ? { cluster, kind, namespace: ns, name: sa } : { cluster, kind, name };
+  const key = JobKeySchema.safeParse(raw);
+  if (!key.success) throw new Error(`bad key: ${key.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return key.data;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      follow: { type: 'boolean', default: false },
+      cluster: { type: 'string' },
+      namespace: { type: 'string' },
+      cr: { type: 'string' },
+      outcome: { type: 'string' },
+      since: { type: 'string' },
+      limit: { type: 'string', default: '1000' },
+    },
+  });
+  const env = parseEnv(FunctionsEnv);
+  const [command, kind, name] = positionals;
+  const rt = buildFunctionsRuntime(env);
+  try {
+    switch (command) {
+      case 'worker': {
+        const worker = startWorker(rt);
+        const server = await serveMetrics(rt.metrics.registry, env.METRICS_PORT);
+        rt.log.info({ concurrency: env.WORKER_CONCURRENCY, metricsPort: env.METRICS_PORT }, 'workers running');
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        await worker.close();
+        server.close();
+        return 0;
+      }
+      case 'reconcile': {
+        const key = keyFrom(env.CLUSTER_ID, kind, name);
+        const result = await runJob(rt.runDeps, { v: 1, key, trigger: 'cli', at: Date.now() }, { attempt: 1, maxAttempts: 1 });
+        for (const a of result.actions) console.log(`${a.verb.padEnd(8)} ${a.object}${a.detail ? `  (${a.detail})` : ''}`);
+        if (result.skipped) console.log(`skipped: ${result.skipped}`);
+        return 0;
+      }
+      case 'audit': {
+        const filter = AuditFilter.parse({
+          cluster: values.cluster,
+          namespace: values.namespace,
+          cr: values.cr,
+          outcome: values.outcome,
+          since: values.since ? parseSince(values.since) : undefined,
+        });
+        for (const entry of await listAudit(rt.redis, rt.auditKey, filter, Number(values.limit))) console.log(JSON.stringify(entry));
+        if (values.follow) {
+          const abort = new AbortController();
+          process.once('SIGINT', () => abort.abort());
+          for await (const entry of followAudit(rt.redis, rt.auditKey, filter, abort.signal)) console.log(JSON.stringify(entry));
+        }
+        return 0;
+      }
+      default:
+        console.error(USAGE);
+        return 2;
+    }
+  } finally {
+    await rt.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);
