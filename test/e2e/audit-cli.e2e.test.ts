@@ -82,7 +82,10 @@ describe('the CLI one-shot', () => {
       const lines = audit.stdout.trim().split('\n').map((l) => JSON.parse(l));
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatchObject({ trigger: 'cli', outcome: 'success', kind: 'namespace' });
-      const bad = await run(tsx, [cli, 'reconcile', 'namespace', 'Bad_Name'], { env }).catch((e: { stderr: string; code: number }) => e);
+      const bad = (await run(tsx, [cli, 'reconcile', 'namespace', 'Bad_Name'], { env }).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { stderr: string; code: number }) => e,
+      )) as { code: number; stderr: string };
       expect(bad.code).toBe(1);
       expect(bad.stderr).toMatch(/bad key: name: must be a Kubernetes object name/);
     } finally {
