@@ -14,7 +14,11 @@ import {
  * keeps producers waiting through a Redis outage instead of failing each command after 20 tries.
  */
 export function connectRedis(url: string, extra: RedisOptions = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...extra });
+  const redis = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...extra });
+  // Connection errors surface through the commands that fail (and are retried or reported there); without
+  // a listener ioredis would also print every reconnect attempt during an outage.
+  redis.on('error', () => {});
+  return redis;
 }
 
 /** ioredis options from a redis:// or rediss:// URL, for BullMQ to open (and close) its own connections. */

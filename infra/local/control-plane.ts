@@ -15,6 +15,8 @@ export interface ControlPlaneOptions {
   /** How often the API server compacts etcd (default 5m): shorter lets tests provoke 410 Gone. */
   etcdCompactionInterval?: string;
   startTimeoutMs?: number;
+  /** Extra kube-apiserver flags, e.g. `--watch-cache=false` so that old watches really get 410 Gone. */
+  extraApiserverArgs?: string[];
 }
 
 export interface ControlPlane {
@@ -25,6 +27,8 @@ export interface ControlPlane {
   readonly kubeconfigPath: string;
   readonly pki: Pki;
   readonly ports: { etcd: number; apiserver: number; controllerManager: number };
+  /** etcd's client URL (its HTTP gateway serves /v3/kv/range, /v3/kv/compaction, ...). */
+  readonly etcdUrl: string;
   /** A kubeconfig that authenticates as admin but is authorized as `user` (impersonation). */
   kubeconfigAs(user: string): Promise<string>;
   /** Raw HTTPS GET as admin (e.g. /metrics, /readyz). */
@@ -112,6 +116,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       '--allow-privileged=true',
       '--profiling=false',
       '--v=0',
+      ...(opts.extraApiserverArgs ?? []),
     ];
     let apiserver: ManagedProcess | undefined;
     const startApiserver = async () => {
@@ -173,6 +178,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       kubeconfigPath,
       pki,
       ports,
+      etcdUrl,
       get,
       stopApiserver,
       startApiserver,

@@ -11,3 +11,5 @@ export const NAMESPACE_FILE = path.join(RBAC_DIR, 'namespace.yaml');
 export const FUNCTIONS_RBAC_FILE = path.join(RBAC_DIR, 'functions.yaml');
 export const SYSTEM_NAMESPACE = 'tcr-assistant-system';
 export const FUNCTIONS_SERVICE_ACCOUNT = 'tcr-assistant-functions';
+export const RELAY_RBAC_FILE = path.join(RBAC_DIR, 'relay.yaml');
+export const RELAY_SERVICE_ACCOUNT = 'tcr-assistant-relay';

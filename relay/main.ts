@@ -1,0 +1,84 @@
+// The relay process: `tsx relay/main.ts` locally (KUBECONFIG) or in a cluster (its ServiceAccount).
+// Configuration from the environment (see relay/config.ts); SIGTERM stops watching, flushes, releases the Lease.
+import { Redis } from 'ioredis';
+import { parseEnv } from '../shared/config.js';
+import { describeError } from '../shared/errors.js';
+import { loadKubeConfig } from '../shared/kube/kubeconfig.js';
+import { createLogger } from '../shared/logging.js';
+import { openQueue } from '../shared/queue.js';
+import { RelayEnv } from './config.js';
+import { serveRelayHttp } from './http-server.js';
+import { LeaderElector } from './leader-election.js';
+import { createRelayMetrics } from './metrics.js';
+import { Relay } from './relay.js';
+
+async function main(): Promise<void> {
+  const env = parseEnv(RelayEnv);
+  const log = createLogger('relay', env.LOG_LEVEL).child({ cluster: env.CLUSTER_ID, identity: env.POD_NAME });
+  const kc = loadKubeConfig({ kubeconfig: env.KUBECONFIG, context: env.KUBE_CONTEXT });
+  const metrics = createRelayMetrics();
+  // Producers fail fast while Redis is down (no offline queue): the relay keeps dirty keys itself.
+  const redis = new Redis(env.REDIS_URL, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  });
+  redis.on('error', () => {});
+  const queue = openQueue(redis, { prefix: env.QUEUE_PREFIX, attempts: 8, backoffMs: 500 });
+  queue.on('error', () => {});
+  let relay: Relay | undefined;
+  const elector = new LeaderElector(kc, {
+    namespace: env.LEASE_NAMESPACE,
+    name: env.LEASE_NAME,
+    identity: env.POD_NAME,
+    leaseDurationMs: env.LEASE_DURATION_MS,
+    retryMs: env.LEASE_RETRY_MS,
+    log,
+    onStartedLeading: () => {
+      log.info('leading: relaying events');
+      metrics.leader.set(1);
+      relay = new Relay({
+        kc,
+        clusterId: env.CLUSTER_ID,
+        queue,
+        log,
+        metrics,
+        resyncPeriodMs: env.RESYNC_PERIOD_MS,
+        watchdogSilenceMs: env.WATCHDOG_SILENCE_MS,
+        maxDirtyKeys: env.DIRTY_MAX_KEYS,
+        flushIntervalMs: env.FLUSH_INTERVAL_MS,
+      });
+      relay.start();
+    },
+    onStoppedLeading: async () => {
+      log.info('not leading: stopped relaying');
+      metrics.leader.set(0);
+      await relay?.stop();
+      relay = undefined;
+    },
+  });
+  const server = await serveRelayHttp(env.HTTP_PORT, metrics.registry, () => {
+    if (!elector.isLeader) return { ready: true, detail: 'standby' };
+    if (!relay?.ready)
+      return { ready: false, detail: relay?.publisher.healthy === false ? 'redis unreachable' : 'syncing' };
+    return { ready: true, detail: 'leading' };
+  });
+  elector.start();
+  log.info({ port: env.HTTP_PORT }, 'relay started');
+
+  const shutdown = async (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    await elector.stop();
+    server.close();
+    await queue.close().catch(() => {});
+    redis.disconnect();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(`relay: ${describeError(error)}`);
+  process.exit(1);
+});

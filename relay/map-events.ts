@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto';
+import type { Enqueue } from '../shared/queue.js';
+
+// Pure mapping from watch events to level-triggered jobs (keys only). What cannot matter is dropped here,
+// so that a busy cluster does not flood the queue: the fingerprint of an object is exactly the part of it
+// that reconcile looks at.
+
+export type WatchedKind = 'namespace' | 'serviceaccount' | 'imagepullsecret';
+export type ChangeType = 'added' | 'modified' | 'deleted';
+
+interface Meta {
+  name?: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  generation?: number;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  resourceVersion?: string;
+}
+export interface WatchedObject {
+  metadata?: Meta;
+  imagePullSecrets?: { name?: string }[];
+  status?: { phase?: string };
+}
+
+const digest = (value: unknown) =>
+  createHash('sha1').update(JSON.stringify(value)).digest('base64url').slice(0, 16);
+const sorted = (record: Record<string, string> | undefined) =>
+  Object.entries(record ?? {}).sort(([a], [b]) => a.localeCompare(b));
+
+/** The object's key within its kind: `name` or `namespace/name`. */
+export function keyOf(kind: WatchedKind, obj: WatchedObject): string {
+  const m = obj.metadata ?? {};
+  return kind === 'serviceaccount' ? `${m.namespace}/${m.name}` : (m.name ?? '');
+}
+
+/**
+ * What reconcile depends on: namespaces → labels, annotations, terminating; ServiceAccounts → annotations,
+ * labels and imagePullSecrets; CRs → generation (spec), deletion and finalizers, never status (our own
+ * status writes must not trigger more jobs).
+ */
+export function fingerprintOf(kind: WatchedKind, obj: WatchedObject): string {
+  const m = obj.metadata ?? {};
+  switch (kind) {
+    case 'namespace':
+      return digest([
+        sorted(m.labels),
+        sorted(m.annotations),
+        m.deletionTimestamp !== undefined || obj.status?.phase === 'Terminating',
+      ]);
+    case 'serviceaccount':
+      return digest([
+        sorted(m.labels),
+        sorted(m.annotations),
+        (obj.imagePullSecrets ?? []).map((r) => r.name),
+      ]);
+    case 'imagepullsecret':
+      return digest([m.generation, m.deletionTimestamp !== undefined, m.finalizers ?? []]);
+  }
+}
+
+export interface MapContext {
+  cluster: string;
+  /** Names of the CRs the relay knows: a namespace that disappears changes their status counts. */
+  crNames: () => string[];
+  at: number;
+}
+
+/** Jobs for one change of one object (a MODIFIED whose fingerprint did not change never gets here). */
+export function jobsFor(
+  kind: WatchedKind,
+  type: ChangeType,
+  key: string,
+  ctx: MapContext,
+  trigger: Enqueue['trigger'] = type,
+): Enqueue[] {
+  const { cluster, at } = ctx;
+  switch (kind) {
+    case 'namespace':
+      if (type === 'deleted') {
+        return ctx
+          .crNames()
+          .map((name) => ({ key: { cluster, kind: 'imagepullsecret-status', name }, trigger, at }));
+      }
+      return [{ key: { cluster, kind: 'namespace', name: key }, trigger, at }];
+    case 'serviceaccount': {
+      // A deleted ServiceAccount leaves nothing of ours to clean (the Secret serves the others).
+      if (type === 'deleted') return [];
+      const [namespace = '', name = ''] = key.split('/');
+      return [{ key: { cluster, kind: 'serviceaccount', namespace, name }, trigger, at }];
+    }
+    case 'imagepullsecret':
+      return [{ key: { cluster, kind: 'imagepullsecret', name: key }, trigger, at }];
+  }
+}

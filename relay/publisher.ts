@@ -1,0 +1,146 @@
+import type { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import { dedupIdOf } from '../shared/jobs.js';
+import { type Enqueue, enqueueJobs } from '../shared/queue.js';
+import type { RelayMetrics } from './metrics.js';
+
+export interface PublisherOptions {
+  maxDirty: number;
+  flushIntervalMs: number;
+  batchSize?: number;
+  /** A write to Redis that takes longer counts as failed (the keys stay dirty and are retried). */
+  writeTimeoutMs?: number;
+  /**
+   * Called when Redis accepts jobs again after failing: the relay then resyncs in full, since a Redis that
+   * restarted without persistence has lost the jobs it held, and an overflow lost dirty keys.
+   */
+  onRecovered: () => void;
+}
+
+/**
+ * Hands jobs to Redis. Pending jobs are kept as a set of dirty keys (the latest trigger per key), so the
+ * relay coalesces bursts and rides out a Redis outage with memory bounded by the number of keys, not
+ * events. If even that bound is hit, it forgets the keys and asks for a full resync once Redis is back.
+ */
+export class Publisher {
+  private readonly dirty = new Map<string, Enqueue>();
+  private overflowed = false;
+  private failingSince: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private backoffMs = 0;
+  private nextTryAt = 0;
+
+  constructor(
+    private readonly queue: Queue,
+    private readonly metrics: RelayMetrics,
+    private readonly log: Logger,
+    private readonly opts: PublisherOptions,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.flush(), this.opts.flushIntervalMs);
+  }
+
+  add(items: Enqueue[]): void {
+    for (const item of items) {
+      const id = dedupIdOf(item.key);
+      if (this.dirty.has(id)) this.metrics.coalesced.inc();
+      this.dirty.delete(id);
+      this.dirty.set(id, item);
+    }
+    if (this.dirty.size > this.opts.maxDirty) {
+      this.log.warn(
+        { keys: this.dirty.size },
+        'too many pending keys while Redis is unreachable: dropping them, full resync follows',
+      );
+      this.dirty.clear();
+      this.overflowed = true;
+    }
+    this.metrics.dirtyKeys.set(this.dirty.size);
+  }
+
+  /** Healthy when Redis takes our jobs (or there is nothing to hand over). */
+  get healthy(): boolean {
+    return this.failingSince === undefined;
+  }
+
+  get pending(): number {
+    return this.dirty.size;
+  }
+
+  async flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    if (Date.now() < this.nextTryAt) return;
+    if (this.dirty.size === 0 && !this.overflowed) return;
+    this.flushing = this.flushOnce().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private async flushOnce(): Promise<void> {
+    const batchSize = this.opts.batchSize ?? 1000;
+    while (this.dirty.size > 0) {
+      const batch = [...this.dirty.entries()].slice(0, batchSize);
+      try {
+        // BullMQ waits for a connection that is down instead of failing: bound the wait ourselves.
+        await withTimeout(
+          enqueueJobs(
+            this.queue,
+            batch.map(([, item]) => item),
+          ),
+          this.opts.writeTimeoutMs ?? 3000,
+        );
+      } catch (error) {
+        this.metrics.redisErrors.inc();
+        if (this.failingSince === undefined) {
+          this.failingSince = Date.now();
+          this.log.error(
+            { err: error instanceof Error ? error.message : String(error), pending: this.dirty.size },
+            'Redis unreachable: keeping dirty keys',
+          );
+        }
+        this.backoffMs = Math.min(5000, Math.max(100, this.backoffMs * 2));
+        this.nextTryAt = Date.now() + this.backoffMs;
+        return;
+      }
+      for (const [id, item] of batch) {
+        // A newer request for the same key may have arrived while we were writing: keep that one.
+        if (this.dirty.get(id) === item) this.dirty.delete(id);
+        this.metrics.enqueued.inc({ kind: item.key.kind });
+      }
+      this.metrics.dirtyKeys.set(this.dirty.size);
+    }
+    const recovered = this.failingSince !== undefined || this.overflowed;
+    if (this.failingSince !== undefined) {
+      this.log.info(
+        { downForMs: Date.now() - this.failingSince },
+        'Redis reachable again: dirty keys flushed',
+      );
+      this.failingSince = undefined;
+    }
+    this.backoffMs = 0;
+    this.overflowed = false;
+    if (recovered) this.opts.onRecovered();
+  }
+
+  /** Stops the timer and tries to hand over what is pending (SIGTERM), within `timeoutMs`. */
+  async close(timeoutMs = 5000): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    const deadline = Date.now() + timeoutMs;
+    while (this.dirty.size > 0 && Date.now() < deadline) {
+      this.nextTryAt = 0;
+      await this.flush();
+      if (this.dirty.size > 0) await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
