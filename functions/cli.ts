@@ -14,14 +14,19 @@ import { buildFunctionsRuntime } from './runtime/build-runtime.js';
 import { serveMetrics } from './runtime/metrics.js';
 import { startWorker } from './runtime/worker.js';
 
-const USAGE = 'usage: functions worker | reconcile <namespace|serviceaccount|imagepullsecret> <name> | audit [...]';
+const USAGE =
+  'usage: functions worker | reconcile <namespace|serviceaccount|imagepullsecret> <name> | audit [...]';
 
 function keyFrom(cluster: string, kind: string | undefined, name: string | undefined): JobKey {
   if (!kind || !name) throw new Error(USAGE);
   const [ns, sa] = name.split('/');
-  const raw = kind === 'serviceaccount' ? { cluster, kind, namespace: ns, name: sa } : { cluster, kind, name };
+  const raw =
+    kind === 'serviceaccount' ? { cluster, kind, namespace: ns, name: sa } : { cluster, kind, name };
   const key = JobKeySchema.safeParse(raw);
-  if (!key.success) throw new Error(`bad key: ${key.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!key.success)
+    throw new Error(
+      `bad key: ${key.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   return key.data;
 }
 
@@ -47,7 +52,10 @@ async function main(argv: string[]): Promise<number> {
       case 'worker': {
         const worker = startWorker(rt);
         const server = await serveMetrics(rt.metrics.registry, env.METRICS_PORT);
-        rt.log.info({ concurrency: env.WORKER_CONCURRENCY, metricsPort: env.METRICS_PORT }, 'workers running');
+        rt.log.info(
+          { concurrency: env.WORKER_CONCURRENCY, metricsPort: env.METRICS_PORT },
+          'workers running',
+        );
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
@@ -58,8 +66,13 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'reconcile': {
         const key = keyFrom(env.CLUSTER_ID, kind, name);
-        const result = await runJob(rt.runDeps, { v: 1, key, trigger: 'cli', at: Date.now() }, { attempt: 1, maxAttempts: 1 });
-        for (const a of result.actions) console.log(`${a.verb.padEnd(8)} ${a.object}${a.detail ? `  (${a.detail})` : ''}`);
+        const result = await runJob(
+          rt.runDeps,
+          { v: 1, key, trigger: 'cli', at: Date.now() },
+          { attempt: 1, maxAttempts: 1 },
+        );
+        for (const a of result.actions)
+          console.log(`${a.verb.padEnd(8)} ${a.object}${a.detail ? `  (${a.detail})` : ''}`);
         if (result.skipped) console.log(`skipped: ${result.skipped}`);
         return 0;
       }
@@ -71,11 +84,13 @@ async function main(argv: string[]): Promise<number> {
           outcome: values.outcome,
           since: values.since ? parseSince(values.since) : undefined,
         });
-        for (const entry of await listAudit(rt.redis, rt.auditKey, filter, Number(values.limit))) console.log(JSON.stringify(entry));
+        for (const entry of await listAudit(rt.redis, rt.auditKey, filter, Number(values.limit)))
+          console.log(JSON.stringify(entry));
         if (values.follow) {
           const abort = new AbortController();
           process.once('SIGINT', () => abort.abort());
-          for await (const entry of followAudit(rt.redis, rt.auditKey, filter, abort.signal)) console.log(JSON.stringify(entry));
+          for await (const entry of followAudit(rt.redis, rt.auditKey, filter, abort.signal))
+            console.log(JSON.stringify(entry));
         }
         return 0;
       }

@@ -31,7 +31,8 @@ export function parseSince(value: string, now = Date.now()): number {
     return now - Number(rel[1]) * unit;
   }
   const t = Date.parse(value);
-  if (Number.isNaN(t)) throw new Error(`--since: "${value}" is neither a duration like 10m/2h/1d nor an ISO time`);
+  if (Number.isNaN(t))
+    throw new Error(`--since: "${value}" is neither a duration like 10m/2h/1d nor an ISO time`);
   return t;
 }
 
@@ -42,7 +43,12 @@ const decode = (fields: string[]): AuditRecord | undefined => {
 };
 
 /** Lists audit entries (oldest first) matching the filter, at most `limit`. */
-export async function listAudit(redis: Redis, key: string, filter: AuditFilter, limit = 1000): Promise<AuditRecord[]> {
+export async function listAudit(
+  redis: Redis,
+  key: string,
+  filter: AuditFilter,
+  limit = 1000,
+): Promise<AuditRecord[]> {
   const start = filter.since === undefined ? '-' : String(filter.since);
   const out: AuditRecord[] = [];
   let cursor = start;
@@ -58,7 +64,12 @@ export async function listAudit(redis: Redis, key: string, filter: AuditFilter, 
 }
 
 /** Follows the stream from now on (XREAD BLOCK), yielding matching entries until the signal aborts. */
-export async function* followAudit(redis: Redis, key: string, filter: AuditFilter, signal: AbortSignal): AsyncGenerator<AuditRecord> {
+export async function* followAudit(
+  redis: Redis,
+  key: string,
+  filter: AuditFilter,
+  signal: AbortSignal,
+): AsyncGenerator<AuditRecord> {
   let last = '$';
   const reader = redis.duplicate();
   try {

@@ -78,11 +78,13 @@ export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date):
       });
       continue;
     }
-    const sas = (sasByNs.get(ns.name) ?? []).filter((sa) => wantsServiceAccount(cr, sa));
+    // Converged: our Secret as wanted, every matching ServiceAccount lists it, and none that stopped
+    // matching (narrowed serviceAccounts, skip annotation) still does.
+    const sas = sasByNs.get(ns.name) ?? [];
     const converged =
       secret !== undefined &&
       isSecretConverged(secret, desiredSecretFor(cr, ns.name)) &&
-      sas.every((sa) => sa.imagePullSecrets.includes(secretName));
+      sas.every((sa) => sa.imagePullSecrets.includes(secretName) === wantsServiceAccount(cr, sa));
     if (converged) success += 1;
     else toReconcile.push(ns.name);
   }

@@ -72,8 +72,9 @@ export function planNamespace(name: string, state: NamespaceState): NamespacePla
   plan.wantedBy = wanting.map((cr) => cr.name);
   const ourByName = new Map(state.ourSecrets.map((s) => [s.name, s]));
   // CRs we know but cannot plan (invalid spec): leave their Secrets exactly as they are.
+  // A CR being deleted is cleaned up even so: deletion needs no valid spec.
   const frozen = new Set(
-    state.crs.filter((cr) => cr.invalid !== undefined).map((cr) => secretNameFor(cr.name)),
+    state.crs.filter((cr) => cr.invalid !== undefined && !cr.deleting).map((cr) => secretNameFor(cr.name)),
   );
 
   for (const cr of wanting) {

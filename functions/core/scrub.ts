@@ -1,14 +1,14 @@
 /**
  * Last line of defence for error messages that reach logs, audit and status: removes anything shaped like
- * a credential (JSON password/token/auth values, Authorization headers, long base64 runs such as a
- * .dockerconfigjson). Our own messages never include credentials in the first place.
+ * a credential (JSON password/token/auth values, also when the JSON is quoted inside a message, Authorization
+ * headers, long base64 runs such as a .dockerconfigjson). Our own messages never include credentials.
  */
+const JSON_SECRET_FIELD =
+  /(\\?"(?:password|token|auth|secretKey|SecretKey|Token|Password)\\?"\s*:\s*)\\?"(?:[^"\\]|\\(?!"))*\\?"/g;
+
 export function scrubMessage(message: string): string {
   return message
-    .replace(
-      /("(?:password|token|auth|secretKey|SecretKey|Token|Password)"\s*:\s*)"[^"]*"/g,
-      '$1"[redacted]"',
-    )
+    .replace(JSON_SECRET_FIELD, '$1"[redacted]"')
     .replace(/(authorization:\s*)(\S+\s+)?\S+/gi, '$1[redacted]')
     .replace(/[A-Za-z0-9+/]{40,}={0,2}/g, '[redacted]')
     .slice(0, 2000);

@@ -132,7 +132,7 @@ describe('planImagePullSecret: one namespace of each shape', () => {
   // BUG (reported): after `serviceAccounts` is narrowed, a namespace whose Secret is converged and whose
   // still-matching ServiceAccounts have the entry counts as converged, so the CR's fan-out never sends the
   // namespace job that would remove the entry from the ServiceAccount that no longer matches.
-  it.fails('narrowed serviceAccounts: a namespace where a no-longer-matching ServiceAccount keeps our entry needs a job', () => {
+  it('narrowed serviceAccounts: a namespace where a no-longer-matching ServiceAccount keeps our entry needs a job', () => {
     const narrowed = crView('a', { serviceAccounts: 'builder' });
     const state = cluster({
       namespaces: [nsView('ns-1')],
