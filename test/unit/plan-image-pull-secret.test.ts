@@ -129,9 +129,8 @@ describe('planImagePullSecret: one namespace of each shape', () => {
     expect(plan.status).toMatchObject({ secretsDesired: 6, secretsSuccess: 2, observedGeneration: 1 });
   });
 
-  // BUG (reported): after `serviceAccounts` is narrowed, a namespace whose Secret is converged and whose
-  // still-matching ServiceAccounts have the entry counts as converged, so the CR's fan-out never sends the
-  // namespace job that would remove the entry from the ServiceAccount that no longer matches.
+  // After `serviceAccounts` is narrowed, the ServiceAccount that no longer matches still lists our entry:
+  // the namespace is not converged, and the fan-out must send the job that removes it.
   it('narrowed serviceAccounts: a namespace where a no-longer-matching ServiceAccount keeps our entry needs a job', () => {
     const narrowed = crView('a', { serviceAccounts: 'builder' });
     const state = cluster({
