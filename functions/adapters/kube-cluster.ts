@@ -482,7 +482,12 @@ export function toCrView(raw: unknown): CrView {
     finalizers: cr.metadata.finalizers ?? [],
     status: (status.success ? status.data : {}) as ImagePullSecretStatus,
   };
-  if (spec.success) return { ...base, spec: spec.data };
+  if (spec.success) {
+    const { server, username, password } = spec.data.docker;
+    // spec.tcr credentials come from the token store (issued by the token refresher), not from the CR.
+    const credential = !spec.data.tcr && username && password ? { server, username, password } : undefined;
+    return { ...base, spec: spec.data, credential };
+  }
   const problems = spec.error.issues.map((i) => `spec.${i.path.join('.')}: ${i.message}`).join('; ');
-  return { ...base, invalid: problems, spec: { docker: { server: '', username: '', password: '' } } };
+  return { ...base, invalid: problems, credential: undefined, spec: { docker: { server: '' } } };
 }

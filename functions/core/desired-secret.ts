@@ -16,13 +16,14 @@ export interface DesiredSecret {
 /** The Secret a CR wants in a namespace. The owner reference lets the garbage collector clean up even if
  * our finalizer is ever removed by hand. */
 export function desiredSecretFor(cr: CrView, namespace: string): DesiredSecret {
+  if (!cr.credential) throw new Error(`ImagePullSecret ${cr.name} has no credential yet`);
   return {
     namespace,
     name: secretNameFor(cr.name),
     type: DOCKER_CONFIG_TYPE,
     labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CR_UID_LABEL]: cr.uid },
     annotations: { [CR_NAME_ANNOTATION]: cr.name },
-    data: { [DOCKER_CONFIG_KEY]: renderDockerConfigJson(cr.spec.docker) },
+    data: { [DOCKER_CONFIG_KEY]: renderDockerConfigJson(cr.credential) },
     owner: { apiVersion: API_VERSION, kind: KIND, name: cr.name, uid: cr.uid },
   };
 }

@@ -1,4 +1,9 @@
-import type { DockerCredentials } from '../../shared/schemas/image-pull-secret.js';
+/** What goes into a pull Secret: a registry and the credential for it. */
+export interface RegistryCredential {
+  server: string;
+  username: string;
+  password: string;
+}
 
 export const DOCKER_CONFIG_KEY = '.dockerconfigjson';
 export const DOCKER_CONFIG_TYPE = 'kubernetes.io/dockerconfigjson';
@@ -8,7 +13,7 @@ export const DOCKER_CONFIG_TYPE = 'kubernetes.io/dockerconfigjson';
  * {"auths":{"<server>":{"username","password","auth": base64("username:password")}}}.
  * Deterministic, so that comparing it with what is stored tells whether a write is needed.
  */
-export function renderDockerConfigJson(docker: DockerCredentials): string {
+export function renderDockerConfigJson(docker: RegistryCredential): string {
   const auth = Buffer.from(`${docker.username}:${docker.password}`).toString('base64');
   const json = JSON.stringify({
     auths: { [docker.server]: { username: docker.username, password: docker.password, auth } },

@@ -1,5 +1,10 @@
 import type { LabelSelector } from '../../shared/label-selector.js';
-import type { DockerCredentials } from '../../shared/schemas/image-pull-secret.js';
+import type {
+  DockerCredentials,
+  PrivateNetwork,
+  TcrTokenSource,
+} from '../../shared/schemas/image-pull-secret.js';
+import type { RegistryCredential } from './docker-config.js';
 
 // Plain views of cluster objects: what the planners look at, nothing more. Adapters build them from API
 // objects; tests build them by hand.
@@ -79,11 +84,18 @@ export interface CrView {
   finalizers: string[];
   /** A spec that fails validation (should not pass the API server, but we never trust input). */
   invalid?: string | undefined;
+  /**
+   * The credential to distribute: spec.docker's username/password, or the token issued for spec.tcr.
+   * Undefined while a spec.tcr token has not been issued yet: then nothing is written for this CR.
+   */
+  credential: RegistryCredential | undefined;
   spec: {
     namespaces?: string | undefined;
     serviceAccounts?: string | undefined;
     namespaceSelector?: LabelSelector | undefined;
     docker: DockerCredentials;
+    tcr?: TcrTokenSource | undefined;
+    privateNetwork?: PrivateNetwork | undefined;
   };
   status: ImagePullSecretStatus;
 }

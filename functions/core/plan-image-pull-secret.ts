@@ -82,11 +82,12 @@ export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date):
     // matching (narrowed serviceAccounts, skip annotation) still does.
     const sas = sasByNs.get(ns.name) ?? [];
     const converged =
+      cr.credential !== undefined &&
       secret !== undefined &&
       isSecretConverged(secret, desiredSecretFor(cr, ns.name)) &&
       sas.every((sa) => sa.imagePullSecrets.includes(secretName) === wantsServiceAccount(cr, sa));
     if (converged) success += 1;
-    else toReconcile.push(ns.name);
+    else if (cr.credential !== undefined) toReconcile.push(ns.name);
   }
 
   const failed = state.failures.filter((f) => !conflicts.some((c) => c.namespace === f.namespace));
@@ -144,6 +145,12 @@ function readyCondition(
   let next: Pick<Condition, 'status' | 'reason' | 'message'>;
   if (cr.invalid !== undefined) {
     next = { status: 'False', reason: 'InvalidSpec', message: cr.invalid };
+  } else if (!cr.deleting && cr.credential === undefined) {
+    next = {
+      status: 'False',
+      reason: 'AwaitingCredential',
+      message: `no token has been issued yet for registry ${cr.spec.tcr?.registryId ?? '?'}`,
+    };
   } else if (cr.deleting) {
     next = {
       status: 'False',

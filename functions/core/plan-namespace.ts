@@ -68,8 +68,11 @@ export function planNamespace(name: string, state: NamespaceState): NamespacePla
   if (!ns) return { ...plan, skipped: 'namespace-not-found' };
   if (ns.terminating) return { ...plan, skipped: 'namespace-terminating' };
 
-  const wanting = state.crs.filter((cr) => wantsNamespace(cr, ns));
-  plan.wantedBy = wanting.map((cr) => cr.name);
+  // A CR whose token is not issued yet wants the namespace but has nothing to write: its Secrets (if
+  // any, from an earlier token) stay as they are until the credential is back.
+  const wanting = state.crs.filter((cr) => wantsNamespace(cr, ns) && cr.credential !== undefined);
+  const waiting = state.crs.filter((cr) => wantsNamespace(cr, ns) && cr.credential === undefined);
+  plan.wantedBy = state.crs.filter((cr) => wantsNamespace(cr, ns)).map((cr) => cr.name);
   const ourByName = new Map(state.ourSecrets.map((s) => [s.name, s]));
   // CRs we know but cannot plan (invalid spec): leave their Secrets exactly as they are.
   // A CR being deleted is cleaned up even so: deletion needs no valid spec.
@@ -93,7 +96,13 @@ export function planNamespace(name: string, state: NamespaceState): NamespacePla
 
   const wantedNames = new Set(wanting.map((cr) => secretNameFor(cr.name)));
   for (const secret of state.ourSecrets) {
-    if (wantedNames.has(secret.name) || frozen.has(secret.name)) continue;
+    if (
+      wantedNames.has(secret.name) ||
+      frozen.has(secret.name) ||
+      waiting.some((cr) => secretNameFor(cr.name) === secret.name)
+    ) {
+      continue;
+    }
     plan.deletes.push({
       op: 'delete',
       cr: crNameOfSecret(secret),

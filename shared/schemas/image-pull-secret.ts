@@ -68,8 +68,9 @@ const nonEmpty = (max: number) => z.string().max(max).min(1, 'must not be empty'
 
 export const DockerCredentials = z.object({
   server: RegistryServer,
-  username: nonEmpty(1024),
-  password: nonEmpty(16384),
+  /** Required unless spec.tcr issues the credential. */
+  username: nonEmpty(1024).optional(),
+  password: nonEmpty(16384).optional(),
 });
 export type DockerCredentials = z.infer<typeof DockerCredentials>;
 
@@ -95,12 +96,66 @@ export const NamespaceSelector = LabelSelector.superRefine((sel, ctx) => {
   });
 });
 
-export const ImagePullSecretSpec = z.object({
+/** Beyond the original add-on: the system issues and refreshes the token itself (CreateInstanceToken). */
+export const TcrTokenSource = z.object({
+  registryId: z
+    .string()
+    .max(64)
+    .regex(/^tcr-[a-z0-9]+$/, 'must be a TCR instance id such as tcr-abc123xy'),
+  region: z
+    .string()
+    .max(32)
+    .regex(/^[a-z]+-[a-z]+(-[0-9]+)?$/, 'must be a Tencent Cloud region such as ap-guangzhou'),
+  tokenType: z.enum(['temp', 'longterm']).default('longterm'),
+  refreshBeforeSeconds: z.number().int().min(60).max(2_592_000).optional(),
+  credentialsSecretRef: z.object({ namespace: z.string().max(63), name: z.string().max(253) }).optional(),
+});
+export type TcrTokenSource = z.infer<typeof TcrTokenSource>;
+
+export const PrivateNetwork = z.object({
+  enabled: z.boolean(),
+  vpcId: z
+    .string()
+    .max(64)
+    .regex(/^vpc-[a-z0-9]+$/, 'must be a VPC id such as vpc-abc123xy')
+    .optional(),
+});
+export type PrivateNetwork = z.infer<typeof PrivateNetwork>;
+
+const SpecFields = z.object({
   namespaces: NamespaceList.optional(),
   serviceAccounts: ServiceAccountList.optional(),
   /** Beyond the original add-on: a label selector ANDed with the `namespaces` names rule. */
   namespaceSelector: NamespaceSelector.optional(),
   docker: DockerCredentials,
+  tcr: TcrTokenSource.optional(),
+  privateNetwork: PrivateNetwork.optional(),
+});
+
+export const ImagePullSecretSpec = SpecFields.superRefine((spec, ctx) => {
+  const fixed = spec.docker.username !== undefined || spec.docker.password !== undefined;
+  if (!spec.tcr && (spec.docker.username === undefined || spec.docker.password === undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [],
+      message: 'spec.docker.username and spec.docker.password are required unless spec.tcr is set',
+    });
+  }
+  if (spec.tcr && fixed) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [],
+      message: 'spec.tcr issues the credential itself; remove spec.docker.username and spec.docker.password',
+    });
+  }
+  if (spec.privateNetwork?.enabled && !spec.tcr) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [],
+      message:
+        'spec.privateNetwork needs spec.tcr (the registryId and region whose private endpoints to resolve)',
+    });
+  }
 });
 export type ImagePullSecretSpec = z.infer<typeof ImagePullSecretSpec>;
 

@@ -41,12 +41,23 @@ describe('the audit stream', () => {
     const key = `${fx.prefix}:audit`;
     const forNs = await listAudit(fx.rt.redis, key, { namespace: ns, since });
     expect(forNs).toHaveLength(1);
-    expect(forNs[0]).toMatchObject({ cluster: CLUSTER, kind: 'namespace', trigger: 'fanout', outcome: 'success', attempt: 1 });
+    expect(forNs[0]).toMatchObject({
+      cluster: CLUSTER,
+      kind: 'namespace',
+      trigger: 'fanout',
+      outcome: 'success',
+      attempt: 1,
+    });
     expect(forNs[0]?.actions.map((a) => `${a.verb} ${a.object}`)).toEqual(
-      expect.arrayContaining([`created Secret ${ns}/${secretNameFor(cr)}`, `patched ServiceAccount ${ns}/default`]),
+      expect.arrayContaining([
+        `created Secret ${ns}/${secretNameFor(cr)}`,
+        `patched ServiceAccount ${ns}/default`,
+      ]),
     );
     const forCr = await listAudit(fx.rt.redis, key, { cr, since });
-    expect(forCr.map((e) => e.kind)).toEqual(expect.arrayContaining(['imagepullsecret', 'namespace', 'imagepullsecret-status']));
+    expect(forCr.map((e) => e.kind)).toEqual(
+      expect.arrayContaining(['imagepullsecret', 'namespace', 'imagepullsecret-status']),
+    );
     expect(await listAudit(fx.rt.redis, key, { outcome: 'failed', since })).toEqual([]);
     expect(JSON.stringify(forCr)).not.toContain('audit-password-xyz');
   });
@@ -79,7 +90,10 @@ describe('the CLI one-shot', () => {
       expect(out.stdout).toContain(`created  Secret ${other}/${secretNameFor(name)}`);
       expect(await readSecret(kc, other, secretNameFor(name))).toBeDefined();
       const audit = await run(tsx, [cli, 'audit', '--namespace', other], { env });
-      const lines = audit.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      const lines = audit.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatchObject({ trigger: 'cli', outcome: 'success', kind: 'namespace' });
       const bad = (await run(tsx, [cli, 'reconcile', 'namespace', 'Bad_Name'], { env }).then(
@@ -95,8 +109,12 @@ describe('the CLI one-shot', () => {
       // The Secret is gone: this run removes the finalizer.
       await run(tsx, [cli, 'reconcile', 'imagepullsecret', name], { env });
       await waitFor('the CLI-made CR to be gone', async () => {
-        const list = await kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL });
-        return !(list as { items: { metadata: { name: string } }[] }).items.some((i) => i.metadata.name === name);
+        const list = await kc
+          .makeApiClient(CustomObjectsApi)
+          .listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL });
+        return !(list as { items: { metadata: { name: string } }[] }).items.some(
+          (i) => i.metadata.name === name,
+        );
       });
     }
   });

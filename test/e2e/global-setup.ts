@@ -7,6 +7,8 @@ import {
   FUNCTIONS_RBAC_FILE,
   FUNCTIONS_SERVICE_ACCOUNT,
   NAMESPACE_FILE,
+  RELAY_RBAC_FILE,
+  RELAY_SERVICE_ACCOUNT,
   SYSTEM_NAMESPACE,
 } from '../../infra/local/paths.js';
 import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
@@ -22,6 +24,7 @@ declare module 'vitest' {
     redisPort: number;
     /** A kubeconfig file that impersonates the functions' ServiceAccount (for out-of-process runtimes). */
     functionsKubeconfigPath: string;
+    relayKubeconfigPath: string;
   }
 }
 
@@ -39,6 +42,7 @@ export default async function setup(project: TestProject) {
     // What infra/ ships: the tests run our code as these ServiceAccounts (impersonation).
     await applyManifests(kc, await readManifests(NAMESPACE_FILE));
     await applyManifests(kc, await readManifests(FUNCTIONS_RBAC_FILE));
+    await applyManifests(kc, await readManifests(RELAY_RBAC_FILE));
   } catch (error) {
     await teardown();
     throw error;
@@ -51,6 +55,10 @@ export default async function setup(project: TestProject) {
   project.provide('apiServer', cluster.server);
   project.provide('redisUrl', redis.url);
   project.provide('redisPort', redis.port);
+  project.provide(
+    'relayKubeconfigPath',
+    await cluster.kubeconfigAs(`system:serviceaccount:${SYSTEM_NAMESPACE}:${RELAY_SERVICE_ACCOUNT}`),
+  );
   project.provide(
     'functionsKubeconfigPath',
     await cluster.kubeconfigAs(`system:serviceaccount:${SYSTEM_NAMESPACE}:${FUNCTIONS_SERVICE_ACCOUNT}`),

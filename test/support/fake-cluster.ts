@@ -602,10 +602,13 @@ export interface CrOptions {
   invalid?: string;
   generation?: number;
   status?: ImagePullSecretStatus;
+  /** A spec.tcr CR whose token has not been issued yet. */
+  awaitingCredential?: boolean;
 }
 
 export function crView(name: string, o: CrOptions = {}): CrView {
   return {
+    credential: o.awaitingCredential || o.invalid ? undefined : dockerCreds(o.password),
     name,
     uid: `uid-cr-${name}`,
     generation: o.generation ?? 1,

@@ -740,6 +740,7 @@ describe('whole loop through runJob', () => {
 
     h.cluster.editCr('a', (x) => {
       x.spec.docker = dockerCreds(`${PW}-2`);
+      x.credential = dockerCreds(`${PW}-2`);
     });
     await h.queue.enqueue([{ key: ipsKey, trigger: 'modified' }]);
     await drain(h, deps);
@@ -787,6 +788,7 @@ describe('whole loop through runJob', () => {
       h.cluster.clearFaults().failOn(method, error);
       h.cluster.editCr('a', (x) => {
         x.spec.docker = dockerCreds(`${PW}-${i}`);
+        x.credential = dockerCreds(`${PW}-${i}`);
       });
       await runJob(deps, payloadOf({ cluster: CLUSTER_ID, kind: 'namespace', name: 'ns-1' }), final).catch(
         (e: unknown) => errors.push(e),
