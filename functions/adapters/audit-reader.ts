@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { AuditRecord } from './redis-audit.js';
+import { AuditRecord as AuditRecordSchema } from './redis-audit.js';
 
-export type AuditRecord = z.infer<typeof AuditRecord>;
+export type AuditRecord = z.infer<typeof AuditRecordSchema>;
 
 export const AuditFilter = z.object({
   cluster: z.string().optional(),
@@ -38,7 +38,7 @@ export function parseSince(value: string, now = Date.now()): number {
 
 const decode = (fields: string[]): AuditRecord | undefined => {
   const raw = fields[fields.indexOf('entry') + 1];
-  const parsed = raw === undefined ? undefined : AuditRecord.safeParse(JSON.parse(raw));
+  const parsed = raw === undefined ? undefined : AuditRecordSchema.safeParse(JSON.parse(raw));
   return parsed?.success ? parsed.data : undefined;
 };
 

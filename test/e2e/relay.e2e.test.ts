@@ -21,7 +21,6 @@ import { waitFor } from '../support/wait.js';
 // a Redis of this file's own (so that it can be stopped).
 
 const kc = adminKubeConfig();
-const core = kc.makeApiClient(CoreV1Api);
 let redis: LocalRedis;
 let fx: FunctionsHarness;
 const crs: string[] = [];
