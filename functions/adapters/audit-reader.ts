@@ -72,6 +72,7 @@ export async function* followAudit(
 ): AsyncGenerator<AuditRecord> {
   let last = '$';
   const reader = redis.duplicate();
+  reader.on('error', () => {});
   try {
     while (!signal.aborted) {
       const res = await reader.xread('BLOCK', '1000', 'STREAMS', key, last);

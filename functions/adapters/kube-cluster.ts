@@ -178,12 +178,8 @@ export class KubeCluster implements ClusterPort {
         }),
       )
     ).items[0];
-    if (existing?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
-      throw new RetryableError(
-        `Secret ${secret.namespace}/${secret.name} was created concurrently; re-planning`,
-      );
-    }
-    return 'conflict';
+    if (existing?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) return 'exists';
+    return existing ? 'conflict' : 'namespace-gone';
   }
 
   async replaceSecret(secret: DesiredSecret, resourceVersion: string): Promise<void> {

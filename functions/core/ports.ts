@@ -13,7 +13,8 @@ import type { PlannedEvent } from './plan-image-pull-secret.js';
 // Narrow ports to the outside world. The reconcile functions depend only on these; the real adapters wrap
 // @kubernetes/client-node, BullMQ and Redis, and orchestration tests use in-memory fakes.
 
-export type CreateResult = 'created' | 'conflict' | 'namespace-gone';
+/** 'exists': one of our own jobs created it concurrently (same CR state, so the same content). */
+export type CreateResult = 'created' | 'exists' | 'conflict' | 'namespace-gone';
 
 /** One cluster's API, as the reconcile functions need it (the functions' ClusterRole allows exactly this). */
 export interface ClusterPort {

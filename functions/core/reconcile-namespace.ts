@@ -102,6 +102,9 @@ export async function applyNamespacePlan(deps: ReconcileDeps, plan: NamespacePla
     if (result === 'conflict') {
       conflicted.add(write.cr);
       actions.push({ verb: 'conflict', object, detail: 'a Secret of this name exists and is not ours' });
+    } else if (result === 'exists') {
+      // Another job of ours made it from the same CR state; a CR change since then fans out again.
+      actions.push({ verb: 'noop', object, detail: 'created concurrently by another job' });
     } else actions.push({ verb: 'created', object });
   }
 

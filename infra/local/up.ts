@@ -1,56 +1,98 @@
-// `npm start`: the local embedded default. Starts a real control plane and Redis on loopback, installs the
-// CRD and the seed's sample CR, prints it the way `kubectl get ipss` does, and keeps running (re-printing
-// when it changes) until Ctrl-C, which stops everything and removes the temp folders.
-import { KubeConfig } from '@kubernetes/client-node';
-import { waitForCrdEstablished } from '../../shared/kube/crd.js';
+// `npm start`: the local embedded default, the whole pipeline. A real control plane and Redis on loopback,
+// the relay (as its ServiceAccount) and the functions as BullMQ workers (as theirs), the seed's sample CR,
+// then a few namespaces and a ServiceAccount `kung` created, with convergence shown as it happens (the audit
+// stream, `kubectl get ipss`). Runs until Ctrl-C, which stops everything and removes the temp folders.
+// TCR_LOCAL_EXIT_AFTER_READY=1 exits (0) once the demo has converged: the quick-start test uses it.
+import { CoreV1Api } from '@kubernetes/client-node';
+import { followAudit } from '../../functions/adapters/audit-reader.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
 import { formatTable, getClusterCustomObjectTable } from '../../shared/kube/table.js';
-import { GROUP, PLURAL, VERSION } from '../../shared/names.js';
-import { startControlPlane } from './control-plane.js';
-import { CRD_FILE, CRD_NAME, SAMPLE_CR_FILE } from './paths.js';
-import { startRedis } from './redis.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../../shared/names.js';
+import { SAMPLE_CR_FILE } from './paths.js';
+import { startLocalStack, waitForRelay } from './stack.js';
 
 const say = (msg: string) => console.log(`[tcr-assistant] ${msg}`);
-
+const exitWhenDone = process.env.TCR_LOCAL_EXIT_AFTER_READY === '1';
 const started = Date.now();
-const cluster = await startControlPlane({ name: 'local' });
-const redis = await startRedis();
+const stack = await startLocalStack({ clusterId: 'local' });
+const abort = new AbortController();
 let stopping = false;
-const shutdown = async (signal: string) => {
+const shutdown = async (reason: string, code = 0) => {
   if (stopping) return;
   stopping = true;
-  say(`${signal}: stopping control plane and Redis`);
-  await Promise.allSettled([cluster.stop(), redis.stop()]);
-  process.exit(0);
+  say(`${reason}: stopping relay, workers, control plane and Redis`);
+  abort.abort();
+  await stack.stop();
+  process.exit(code);
 };
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
 try {
+  const { admin, cluster, redis } = stack;
   say(
-    `control plane ${cluster.server} and Redis ${redis.url} (v${redis.version}) up in ${Date.now() - started} ms`,
+    `control plane ${cluster.server}, Redis ${redis.url} (v${redis.version}) up in ${Date.now() - started} ms`,
   );
-  say(`kubeconfig: ${cluster.kubeconfigPath}`);
-  const kc = new KubeConfig();
-  kc.loadFromFile(cluster.kubeconfigPath);
-  await applyManifests(kc, await readManifests(CRD_FILE));
-  await waitForCrdEstablished(kc, CRD_NAME);
-  say(`CRD ${CRD_NAME} established`);
-  await applyManifests(kc, await readManifests(SAMPLE_CR_FILE));
-  say('applied the sample ImagePullSecret; `kubectl get ipss`:');
+  say(`kubeconfig: ${cluster.kubeconfigPath}   relay log: ${stack.relayLog}`);
+  await waitForRelay(stack);
+  say(`relay ready (http://127.0.0.1:${stack.relayPort}/metrics); workers running`);
+
+  // Show every processed job as it happens.
+  void (async () => {
+    for await (const e of followAudit(stack.functions.redis, stack.functions.auditKey, {}, abort.signal)) {
+      const acts = e.actions.filter((a) => a.verb !== 'noop').map((a) => `${a.verb} ${a.object}`);
+      say(
+        `job ${e.key} (${e.trigger}) ${e.outcome} in ${e.durationMs} ms${acts.length ? `: ${acts.join('; ')}` : ''}`,
+      );
+    }
+  })();
+
+  const [sample] = await readManifests(SAMPLE_CR_FILE);
+  await applyManifests(admin, [sample!]);
+  const crName = sample?.metadata?.name ?? 'imagepullsecret-sample';
+  say(`applied ImagePullSecret ${crName} (namespaces "*", serviceAccounts "*")`);
+
+  const core = admin.makeApiClient(CoreV1Api);
+  const demo = ['demo-1', 'demo-2', 'newns'];
+  await new Promise((r) => setTimeout(r, 1500));
+  for (const name of demo) await core.createNamespace({ body: { metadata: { name } } });
+  say(`created namespaces ${demo.join(', ')}`);
+  await new Promise((r) => setTimeout(r, 1000));
+  await core.createNamespacedServiceAccount({ namespace: 'newns', body: { metadata: { name: 'kung' } } });
+  say('created ServiceAccount newns/kung');
+
+  const secret = secretNameFor(crName);
   let last = '';
+  let convergedAt: number | undefined;
   for (;;) {
-    const table = formatTable(await getClusterCustomObjectTable(kc, GROUP, VERSION, PLURAL));
+    const table = formatTable(await getClusterCustomObjectTable(admin, GROUP, VERSION, PLURAL));
     if (table !== last) {
-      console.log(`\n${table}\n`);
+      console.log(`\n$ kubectl get ipss\n${table}\n`);
       last = table;
     }
-    if (process.env.TCR_LOCAL_EXIT_AFTER_READY === '1') break;
-    await new Promise((r) => setTimeout(r, 2_000));
+    const kung = await core
+      .readNamespacedServiceAccount({ namespace: 'newns', name: 'kung' })
+      .catch(() => undefined);
+    const namespaces = (await core.listNamespace()).items.length;
+    const ok = /\s(\d+)\s+(\d+)\s*$/.exec(table.split('\n')[1] ?? '');
+    if (
+      !convergedAt &&
+      kung?.imagePullSecrets?.some((r) => r.name === secret) &&
+      ok &&
+      ok[1] === String(namespaces) &&
+      ok[2] === ok[1]
+    ) {
+      convergedAt = Date.now();
+      say(
+        `converged: ${namespaces} namespaces carry ${secret}; newns/kung lists it (${convergedAt - started} ms after start)`,
+      );
+      if (exitWhenDone) break;
+      say('Ctrl-C to stop. Try: KUBECONFIG=... kubectl create ns another  (the relay picks it up)');
+    }
+    await new Promise((r) => setTimeout(r, 500));
   }
   await shutdown('done');
 } catch (error) {
-  console.error(`[tcr-assistant] failed: ${error instanceof Error ? error.message : String(error)}`);
-  await Promise.allSettled([cluster.stop(), redis.stop()]);
-  process.exit(1);
+  console.error(`[tcr-assistant] failed: ${error instanceof Error ? error.stack : String(error)}`);
+  await shutdown('error', 1);
 }

@@ -294,11 +294,8 @@ export class FakeCluster implements ClusterPort {
     if (!ns || ns.terminating) return 'namespace-gone';
     const existing = this.secrets.get(keyOf(secret.namespace, secret.name));
     if (existing) {
-      // As the adapter does after a 409 AlreadyExists: ours means a concurrent job made it (re-plan).
-      if (existing.labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE)
-        throw new RetryableError(
-          `Secret ${secret.namespace}/${secret.name} was created concurrently; re-planning`,
-        );
+      // As the adapter does after a 409 AlreadyExists: ours means a concurrent job of ours made it.
+      if (existing.labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) return 'exists';
       return 'conflict';
     }
     this.secrets.set(keyOf(secret.namespace, secret.name), {

@@ -1,0 +1,139 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import { buildFunctionsRuntime, type FunctionsRuntime } from '../../functions/runtime/build-runtime.js';
+import { startWorker } from '../../functions/runtime/worker.js';
+import { FunctionsEnv, parseEnv } from '../../shared/config.js';
+import { waitForCrdEstablished } from '../../shared/kube/crd.js';
+import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
+import { type ControlPlane, startControlPlane } from './control-plane.js';
+import { findFreePort } from './free-port.js';
+import {
+  CRD_FILE,
+  CRD_NAME,
+  FUNCTIONS_RBAC_FILE,
+  FUNCTIONS_SERVICE_ACCOUNT,
+  NAMESPACE_FILE,
+  RELAY_RBAC_FILE,
+  RELAY_SERVICE_ACCOUNT,
+  REPO_ROOT,
+  SYSTEM_NAMESPACE,
+} from './paths.js';
+import { type LocalRedis, startRedis } from './redis.js';
+
+export interface LocalStack {
+  cluster: ControlPlane;
+  redis: LocalRedis;
+  admin: KubeConfig;
+  functions: FunctionsRuntime;
+  worker: Worker;
+  relay: ChildProcess;
+  relayPort: number;
+  relayLog: string;
+  clusterId: string;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  clusterId?: string;
+  workerConcurrency?: number;
+  statusDelayMs?: number;
+  log?: Logger;
+  relayEnv?: Record<string, string>;
+}
+
+/**
+ * The whole pipeline on one machine, each part as it runs in production: a control plane with the CRD and
+ * our RBAC, Redis, the relay as its own process (as its ServiceAccount), and the functions as BullMQ
+ * workers in this process (as theirs). Used by `npm start` and the benchmark.
+ */
+export async function startLocalStack(opts: StackOptions = {}): Promise<LocalStack> {
+  const clusterId = opts.clusterId ?? 'local';
+  const [cluster, redis] = await Promise.all([startControlPlane({ name: clusterId }), startRedis()]);
+  const admin = new KubeConfig();
+  admin.loadFromFile(cluster.kubeconfigPath);
+  await applyManifests(admin, await readManifests(CRD_FILE));
+  await waitForCrdEstablished(admin, CRD_NAME);
+  for (const file of [NAMESPACE_FILE, FUNCTIONS_RBAC_FILE, RELAY_RBAC_FILE]) {
+    await applyManifests(admin, await readManifests(file));
+  }
+  const functionsKc = new KubeConfig();
+  functionsKc.loadFromFile(
+    await cluster.kubeconfigAs(`system:serviceaccount:${SYSTEM_NAMESPACE}:${FUNCTIONS_SERVICE_ACCOUNT}`),
+  );
+  const env = parseEnv(FunctionsEnv, {
+    REDIS_URL: redis.url,
+    CLUSTER_ID: clusterId,
+    WORKER_CONCURRENCY: String(opts.workerConcurrency ?? 16),
+    STATUS_DELAY_MS: String(opts.statusDelayMs ?? 1000),
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  });
+  const functions = buildFunctionsRuntime(env, {
+    kubeConfigs: { [clusterId]: functionsKc },
+    ...(opts.log ? { log: opts.log } : {}),
+  });
+  const worker = startWorker(functions);
+
+  const relayPort = await findFreePort();
+  const relayLog = path.join(cluster.dir, 'relay.log');
+  const relay = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'relay', 'main.ts')], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      KUBECONFIG: await cluster.kubeconfigAs(
+        `system:serviceaccount:${SYSTEM_NAMESPACE}:${RELAY_SERVICE_ACCOUNT}`,
+      ),
+      REDIS_URL: redis.url,
+      CLUSTER_ID: clusterId,
+      HTTP_PORT: String(relayPort),
+      LOG_LEVEL: 'info',
+      ...opts.relayEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = createWriteStream(relayLog);
+  relay.stdout?.pipe(log);
+  relay.stderr?.pipe(log);
+  const killRelay = () => relay.kill('SIGKILL');
+  process.once('exit', killRelay);
+
+  return {
+    cluster,
+    redis,
+    admin,
+    functions,
+    worker,
+    relay,
+    relayPort,
+    relayLog,
+    clusterId,
+    async stop() {
+      process.removeListener('exit', killRelay);
+      if (relay.exitCode === null) {
+        relay.kill('SIGTERM');
+        await new Promise((r) => relay.once('exit', r));
+      }
+      await worker.close();
+      await functions.close();
+      await Promise.allSettled([cluster.stop(), redis.stop()]);
+    },
+  };
+}
+
+/** Waits until the relay answers /readyz. */
+export async function waitForRelay(stack: LocalStack, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`http://127.0.0.1:${stack.relayPort}/readyz`, {
+      signal: AbortSignal.timeout(1000),
+    })
+      .then((r) => r.status === 200)
+      .catch(() => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`relay not ready after ${timeoutMs} ms; see ${stack.relayLog}`);
+}

@@ -1,0 +1,36 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../infra/local/paths.js';
+
+// The README's first command, end to end: its own control plane (beside the run's), Redis, relay, workers,
+// the sample CR and the demo namespaces, until everything has converged.
+describe('npm start (the local embedded default)', () => {
+  it('runs the whole pipeline and converges the demo, then cleans up', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(REPO_ROOT, 'infra', 'local', 'up.ts')],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, TCR_LOCAL_EXIT_AFTER_READY: '1', LOG_LEVEL: 'error' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, out.slice(-3000)).toBe(0);
+    expect(out).toMatch(/relay ready/);
+    expect(out).toMatch(/created Secret demo-1\/tcr\.ipsimagepullsecret-sample/);
+    expect(out).toMatch(/NAME\s+NAMESPACES\s+SERVICE-ACCOUNTS\s+SECRETS-DESIRED\s+SECRETS-SUCCESS/);
+    expect(out).toMatch(
+      /converged: \d+ namespaces carry tcr\.ipsimagepullsecret-sample; newns\/kung lists it/,
+    );
+    expect(out).not.toContain('tcr.jwt.token');
+  });
+});
