@@ -4,11 +4,15 @@
  */
 export class TerminalError extends Error {
   override readonly name = 'TerminalError';
+  /** The HTTP status of the API answer that caused it, if any. */
+  status?: number;
 }
 
 /** A transient failure (429, 5xx, 409, network): the queue retries it with backoff. */
 export class RetryableError extends Error {
   override readonly name = 'RetryableError';
+  /** The HTTP status of the API answer that caused it, if any. */
+  status?: number;
 }
 
 /** The message of anything thrown, without stack. */

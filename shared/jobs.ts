@@ -15,7 +15,13 @@ const ObjectName = z
   .max(253)
   .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes object name (a-z, 0-9, - and .)');
 
-export const JobKind = z.enum(['namespace', 'serviceaccount', 'imagepullsecret', 'imagepullsecret-status']);
+export const JobKind = z.enum([
+  'namespace',
+  'serviceaccount',
+  'imagepullsecret',
+  'imagepullsecret-status',
+  'private-endpoints',
+]);
 export type JobKind = z.infer<typeof JobKind>;
 
 export const JobKey = z.discriminatedUnion('kind', [
@@ -28,6 +34,8 @@ export const JobKey = z.discriminatedUnion('kind', [
   }),
   z.object({ cluster: ClusterId, kind: z.literal('imagepullsecret'), name: ObjectName }),
   z.object({ cluster: ClusterId, kind: z.literal('imagepullsecret-status'), name: ObjectName }),
+  /** The cluster's private-endpoint map (ConfigMap tcr-assistant-system/updater-config): one per cluster. */
+  z.object({ cluster: ClusterId, kind: z.literal('private-endpoints'), name: z.literal('updater-config') }),
 ]);
 export type JobKey = z.infer<typeof JobKey>;
 

@@ -243,9 +243,8 @@ export class KubeCluster implements ClusterPort {
         );
         return 'patched';
       } catch (error) {
-        if (error instanceof TerminalError && /HTTP 404/.test(error.message)) return 'gone';
-        if (!(error instanceof RetryableError) || !/HTTP 409/.test(error.message) || attempt >= 5)
-          throw error;
+        if (codeOf(error) === 404) return 'gone';
+        if (codeOf(error) !== 409 || attempt >= 5) throw error;
       }
       await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
       current = await this.getServiceAccount(sa.namespace, sa.name);
@@ -372,8 +371,11 @@ export function applyEntryChanges(current: string[], add: string[], remove: stri
 
 const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((v, i) => v === b[i]);
 
+/** The HTTP status of a failed call, whether still an ApiException or already classified by `call`. */
 function codeOf(error: unknown): number | undefined {
-  return error instanceof ApiException ? error.code : undefined;
+  if (error instanceof ApiException) return error.code;
+  if (error instanceof RetryableError || error instanceof TerminalError) return error.status;
+  return undefined;
 }
 
 function messageOf(error: unknown): string {
@@ -398,8 +400,10 @@ export function classify(error: unknown, what: string): Error {
   if (code === undefined)
     return new RetryableError(`${what}: ${error instanceof Error ? error.message : String(error)}`);
   const message = `${what}: HTTP ${code}: ${messageOf(error)}`;
-  if (code === 409 || code === 429 || code >= 500) return new RetryableError(message);
-  return new TerminalError(message);
+  const classified =
+    code === 409 || code === 429 || code >= 500 ? new RetryableError(message) : new TerminalError(message);
+  classified.status = code;
+  return classified;
 }
 
 const lastWriteBy = (entries: V1ManagedFieldsEntry[] | undefined): string | undefined =>

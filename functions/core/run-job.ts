@@ -4,6 +4,7 @@ import type { AuditPort } from './ports.js';
 import { reconcileImagePullSecret } from './reconcile-image-pull-secret.js';
 import { type ReconcileDeps, type ReconcileResult, reconcileNamespace } from './reconcile-namespace.js';
 import { reconcileServiceAccount } from './reconcile-service-account.js';
+import { type PrivateEndpointsDeps, refreshPrivateEndpoints } from './refresh-private-endpoints.js';
 import { scrubMessage } from './scrub.js';
 
 export interface JobContext {
@@ -25,6 +26,8 @@ export interface JobObserver {
 export interface RunJobDeps {
   /** The reconcile dependencies of the job's cluster; throws a TerminalError for an unknown cluster. */
   depsFor(cluster: string, job: JobContext): ReconcileDeps;
+  /** The private-endpoint refresh's dependencies (TCR API, API keys, our ConfigMap); absent: not supported. */
+  privateEndpointsFor?(cluster: string): PrivateEndpointsDeps;
   audit: AuditPort;
   observer?: JobObserver;
   now: () => Date;
@@ -77,6 +80,11 @@ export async function runJob(deps: RunJobDeps, payload: unknown, job: JobContext
         break;
       case 'imagepullsecret-status':
         result = await reconcileImagePullSecret(rd, key.name, { fanOut: false });
+        break;
+      case 'private-endpoints':
+        if (!deps.privateEndpointsFor)
+          throw new TerminalError('this runtime is not configured to refresh private endpoints');
+        result = await refreshPrivateEndpoints(deps.privateEndpointsFor(key.cluster));
         break;
     }
   } catch (error) {

@@ -2,15 +2,19 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { FunctionsEnv } from '../../shared/config.js';
+import { UPDATER_NAMESPACE } from '../../relay/hosts-updater/config-map.js';
+import { type FunctionsEnv, parseEnv } from '../../shared/config.js';
 import { TerminalError } from '../../shared/errors.js';
 import { loadKubeConfig } from '../../shared/kube/kubeconfig.js';
 import { createLogger } from '../../shared/logging.js';
 import { connectRedis, enqueueJobs, openQueue } from '../../shared/queue.js';
 import { KubeCluster } from '../adapters/kube-cluster.js';
+import { KubeSystemObjects } from '../adapters/kube-system-objects.js';
 import { auditStreamKey, RedisAudit, RedisFailureStore } from '../adapters/redis-audit.js';
+import { defaultCredentialFrom, TencentApiEnv, TencentTcrApi } from '../adapters/tencent-tcr.js';
 import type { ReconcileDeps } from '../core/reconcile-namespace.js';
 import type { RunJobDeps } from '../core/run-job.js';
+import type { TcrApi } from '../core/tcr-api.js';
 import { createFunctionsMetrics, type FunctionsMetrics } from './metrics.js';
 
 export interface FunctionsRuntime {
@@ -29,6 +33,10 @@ export interface RuntimeOverrides {
   kubeConfigs?: Record<string, KubeConfig>;
   log?: Logger;
   metrics?: FunctionsMetrics;
+  /** Tencent Cloud settings (API key, endpoint). Default: TENCENTCLOUD_* from process.env. */
+  tencentEnv?: TencentApiEnv;
+  /** The TCR API. Default: the SDK adapter for `tencentEnv`'s endpoint. */
+  tcrApi?: TcrApi;
 }
 
 /**
@@ -65,6 +73,22 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
     }
     return cluster;
   };
+  // Our own namespace's ConfigMap and API-key Secrets, per cluster (the Role of infra/rbac/functions-system.yaml).
+  const systemObjects = new Map<string, KubeSystemObjects>();
+  const systemObjectsFor = (id: string) => {
+    let objects = systemObjects.get(id);
+    if (!objects) {
+      const kc = kubeConfigs[id];
+      if (!kc) throw new TerminalError(`unknown cluster "${id}"`);
+      objects = new KubeSystemObjects(kc, UPDATER_NAMESPACE, metrics.observeRequest);
+      systemObjects.set(id, objects);
+    }
+    return objects;
+  };
+  const tencentEnv = overrides.tencentEnv ?? parseEnv(TencentApiEnv);
+  // One SDK adapter (with its per-region/key client cache) for the life of the warm process.
+  const tcrApi = overrides.tcrApi ?? TencentTcrApi.fromEnv(tencentEnv);
+  const defaultCredential = defaultCredentialFrom(tencentEnv);
   const queuePort = { enqueue: (items: Parameters<typeof enqueueJobs>[1]) => enqueueJobs(queue, items) };
 
   const runDeps: RunJobDeps = {
@@ -80,6 +104,18 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
         statusDelayMs: env.STATUS_DELAY_MS,
         log,
         isFinalAttempt: job.attempt >= job.maxAttempts,
+      };
+    },
+    privateEndpointsFor(cluster) {
+      const port = clusterFor(cluster);
+      const objects = systemObjectsFor(cluster);
+      return {
+        cluster: port,
+        configMaps: objects,
+        secrets: objects,
+        tcr: tcrApi,
+        defaultCredential,
+        log,
       };
     },
   };

@@ -3,8 +3,13 @@
 // invocation's time limit, map the outcome.
 import { z } from 'zod';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
+import { enqueueJobs } from '../../shared/queue.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../runtime/build-runtime.js';
 import { type DrainResult, drainQueue } from '../runtime/drain.js';
+import { privateEndpointsKey } from '../runtime/schedules.js';
+
+/** A timer's `argument` (serverless.yml) that enqueues the cluster's private-endpoint refresh before draining. */
+export const PRIVATE_ENDPOINTS_MESSAGE = 'private-endpoints';
 
 /** SCF's timer trigger event. */
 export const ScfTimerEvent = z.object({
@@ -57,6 +62,10 @@ export async function main_handler(
     warm = { env, rt: buildFunctionsRuntime(env) };
   }
   const { rt, env } = warm;
+  if ('Type' in ev.data && ev.data.Message?.trim() === PRIVATE_ENDPOINTS_MESSAGE) {
+    // Deduplicated per key like every job: a refresh still waiting absorbs this one.
+    await enqueueJobs(rt.queue, [{ key: privateEndpointsKey(env.CLUSTER_ID), trigger: 'resync' }]);
+  }
   const deadline = started + ctx.data.time_limit_in_ms - env.SCF_MARGIN_MS;
   const result = await drainQueue(rt, {
     deadline,

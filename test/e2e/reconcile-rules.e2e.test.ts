@@ -1,5 +1,6 @@
 import { CoreV1Api as Core, CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listAudit } from '../../functions/adapters/audit-reader.js';
 import { QUEUE_NAME } from '../../shared/jobs.js';
 import { secretNameFor } from '../../shared/names.js';
 import { createCr, deleteCr, docker, patchCrSpec, readCr } from '../support/crs.js';
@@ -129,6 +130,15 @@ describe('a Secret of the same name that is not ours', () => {
     });
     expect(events.items.map((e) => e.reason)).toContain('Conflict');
     expect(await pullSecretsOf(kc, ns, 'default')).not.toContain(secretNameFor(cr));
+
+    // The namespace job itself meets the foreign Secret (409 on create): one attempt, reported, no retries.
+    await reconcileNs(ns);
+    const audit = await listAudit(fx.rt.redis, `${fx.prefix}:audit`, { namespace: ns });
+    const nsJobs = audit.filter((e) => e.kind === 'namespace');
+    expect(nsJobs.map((e) => [e.outcome, e.attempt])).toEqual([['success', 1]]);
+    expect(nsJobs[0]?.actions).toContainEqual(
+      expect.objectContaining({ verb: 'conflict', object: `Secret ${ns}/${secretNameFor(cr)}` }),
+    );
 
     await deleteCr(kc, cr);
     await reconcileCr(cr);

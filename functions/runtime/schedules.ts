@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { parseEnv } from '../../shared/config.js';
+import { ClusterId, type JobData, JobData as JobDataSchema, type JobKey } from '../../shared/jobs.js';
+import type { FunctionsRuntime } from './build-runtime.js';
+
+// Periodic jobs of the local (BullMQ) runtime. In the cloud the same jobs come from SCF timers
+// (serverless.yml), routed by functions/scf/index.ts.
+
+export const SchedulesEnv = z.object({
+  /** How often each cluster's private-endpoint map is refreshed; 0 removes the schedule. */
+  PRIVATE_ENDPOINTS_EVERY_MS: z.coerce
+    .number({ error: 'PRIVATE_ENDPOINTS_EVERY_MS must be a number of milliseconds' })
+    .int('PRIVATE_ENDPOINTS_EVERY_MS must be an integer')
+    .refine((ms) => ms === 0 || ms >= 10_000, 'PRIVATE_ENDPOINTS_EVERY_MS must be 0 (off) or ≥ 10000')
+    .default(300_000),
+});
+export type SchedulesEnv = z.infer<typeof SchedulesEnv>;
+
+export function privateEndpointsKey(cluster: string): JobKey {
+  return { cluster: ClusterId.parse(cluster), kind: 'private-endpoints', name: 'updater-config' };
+}
+
+/** The scheduler's id per cluster: stable, so that every worker start upserts the same one. */
+export function privateEndpointsSchedulerId(cluster: string): string {
+  return `private-endpoints|${cluster}`;
+}
+
+export interface EnsureSchedulesOptions {
+  /** Default: the runtime's CLUSTER_ID. */
+  clusters?: string[];
+  /** Default: PRIVATE_ENDPOINTS_EVERY_MS from process.env. */
+  env?: SchedulesEnv;
+  now?: () => number;
+}
+
+/**
+ * Upserts the periodic jobs (idempotent: `upsertJobScheduler` replaces a scheduler of the same id, so
+ * every worker may call this at start-up and there is still one schedule per cluster).
+ */
+export async function ensureSchedules(
+  rt: FunctionsRuntime,
+  options: EnsureSchedulesOptions = {},
+): Promise<void> {
+  const env = options.env ?? parseEnv(SchedulesEnv);
+  const now = options.now ?? Date.now;
+  for (const cluster of options.clusters ?? [rt.env.CLUSTER_ID]) {
+    const id = privateEndpointsSchedulerId(cluster);
+    if (env.PRIVATE_ENDPOINTS_EVERY_MS === 0) {
+      await rt.queue.removeJobScheduler(id);
+      rt.log.info({ scheduler: id }, 'private-endpoints schedule removed');
+      continue;
+    }
+    // A valid payload, checked as the consumer will check it (`at` is the template's time; the key is what counts).
+    const data: JobData = JobDataSchema.parse({
+      v: 1,
+      key: privateEndpointsKey(cluster),
+      trigger: 'resync',
+      at: now(),
+    });
+    await rt.queue.upsertJobScheduler(
+      id,
+      { every: env.PRIVATE_ENDPOINTS_EVERY_MS },
+      { name: 'private-endpoints', data },
+    );
+    rt.log.info(
+      { scheduler: id, everyMs: env.PRIVATE_ENDPOINTS_EVERY_MS },
+      'private-endpoints schedule ensured',
+    );
+  }
+}
