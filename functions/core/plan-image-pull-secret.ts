@@ -34,6 +34,12 @@ export interface PlannedEvent {
 export interface CrPlan {
   /** Namespaces whose state differs from what this CR wants: one namespace job each (fan-out). */
   namespacesToReconcile: string[];
+  /**
+   * Namespaces where only our Secret's content is stale (a rotation) and every ServiceAccount is already
+   * right: the CR job rewrites those Secrets itself, within a budget, at one write each instead of a
+   * namespace job's reads. Each carries the resourceVersion the write is guarded by.
+   */
+  secretUpdates: { namespace: string; resourceVersion: string }[];
   finalizer: 'add' | 'remove' | 'keep';
   /** The status to write, or undefined when it is already current (zero writes). */
   status: ImagePullSecretStatus | undefined;
@@ -58,6 +64,7 @@ export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date):
   }
 
   const toReconcile: string[] = [];
+  const secretUpdates: CrPlan['secretUpdates'] = [];
   const conflicts: FailedNamespace[] = [];
   let desired = 0;
   let success = 0;
@@ -80,14 +87,16 @@ export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date):
     }
     // Converged: our Secret as wanted, every matching ServiceAccount lists it, and none that stopped
     // matching (narrowed serviceAccounts, skip annotation) still does.
+    if (cr.credential === undefined) continue;
     const sas = sasByNs.get(ns.name) ?? [];
-    const converged =
-      cr.credential !== undefined &&
-      secret !== undefined &&
-      isSecretConverged(secret, desiredSecretFor(cr, ns.name)) &&
-      sas.every((sa) => sa.imagePullSecrets.includes(secretName) === wantsServiceAccount(cr, sa));
-    if (converged) success += 1;
-    else if (cr.credential !== undefined) toReconcile.push(ns.name);
+    const accountsRight = sas.every(
+      (sa) => sa.imagePullSecrets.includes(secretName) === wantsServiceAccount(cr, sa),
+    );
+    const secretRight = secret !== undefined && isSecretConverged(secret, desiredSecretFor(cr, ns.name));
+    if (secretRight && accountsRight) success += 1;
+    else if (secret !== undefined && accountsRight)
+      secretUpdates.push({ namespace: ns.name, resourceVersion: secret.resourceVersion });
+    else toReconcile.push(ns.name);
   }
 
   const failed = state.failures.filter((f) => !conflicts.some((c) => c.namespace === f.namespace));
@@ -122,6 +131,7 @@ export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date):
 
   return {
     namespacesToReconcile: toReconcile.sort(),
+    secretUpdates: secretUpdates.sort((a, b) => a.namespace.localeCompare(b.namespace)),
     finalizer,
     // A CR on its way out keeps its last status: writing it would only race the finalizer removal.
     status: cr.deleting || statusEquals(cr.status, status) ? undefined : status,

@@ -1,11 +1,39 @@
 import { TerminalError } from '../../shared/errors.js';
 import { secretNameFor } from '../../shared/names.js';
 import type { Enqueue } from '../../shared/queue.js';
+import { desiredSecretFor } from './desired-secret.js';
 import { planImagePullSecret } from './plan-image-pull-secret.js';
 import type { Action } from './ports.js';
 import type { ReconcileDeps, ReconcileResult } from './reconcile-namespace.js';
 
 const FANOUT_CHUNK = 1000;
+const REWRITE_CONCURRENCY = 16;
+
+/**
+ * Rewrites stale Secrets in place (guarded by resourceVersion). Returns the namespaces where that did not
+ * work (changed meanwhile, gone, refused): a namespace job takes those over and re-plans them from scratch.
+ */
+async function rewriteSecrets(
+  deps: ReconcileDeps,
+  cr: NonNullable<Awaited<ReturnType<ReconcileDeps['cluster']['getImagePullSecret']>>>,
+  updates: { namespace: string; resourceVersion: string }[],
+): Promise<string[]> {
+  const failed: string[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(REWRITE_CONCURRENCY, updates.length) }, async () => {
+      while (next < updates.length) {
+        const u = updates[next++]!;
+        try {
+          await deps.cluster.replaceSecret(desiredSecretFor(cr, u.namespace), u.resourceVersion);
+        } catch {
+          failed.push(u.namespace);
+        }
+      }
+    }),
+  );
+  return failed.sort();
+}
 
 /**
  * Reconciles one CR over the cluster. With `fanOut` (CR events, resync) it enqueues one namespace job per
@@ -36,14 +64,39 @@ export async function reconcileImagePullSecret(
     await cluster.setFinalizer(cr, true);
     actions.push({ verb: 'patched', object, detail: 'finalizer added' });
   }
-  if (fanOut && plan.namespacesToReconcile.length > 0) {
-    const jobs: Enqueue[] = plan.namespacesToReconcile.map((ns) => ({
+  if (fanOut) {
+    const direct = plan.secretUpdates.slice(0, deps.directUpdateBudget);
+    const fallback = await rewriteSecrets(deps, cr, direct);
+    const more = plan.secretUpdates.length > direct.length;
+    const jobs: Enqueue[] = [...plan.namespacesToReconcile, ...fallback].map((ns) => ({
       key: { cluster: cluster.clusterId, kind: 'namespace', name: ns },
       trigger: 'fanout',
     }));
+    // Beyond the budget: this CR job runs again (after this one: BullMQ dedup) and continues from a fresh read.
+    if (more)
+      jobs.push({ key: { cluster: cluster.clusterId, kind: 'imagepullsecret', name }, trigger: 'fanout' });
+    if (direct.length > 0) {
+      jobs.push({
+        key: { cluster: cluster.clusterId, kind: 'imagepullsecret-status', name },
+        trigger: 'status',
+        delayMs: deps.statusDelayMs,
+      });
+    }
     for (let i = 0; i < jobs.length; i += FANOUT_CHUNK)
       await deps.queue.enqueue(jobs.slice(i, i + FANOUT_CHUNK));
-    actions.push({ verb: 'noop', object, detail: `fan-out: ${jobs.length} namespace job(s)` });
+    if (direct.length > 0) {
+      actions.push({
+        verb: 'updated',
+        object: `${direct.length - fallback.length} Secret(s) ${secretNameFor(name)}`,
+        detail: 'rewritten in place by the CR job',
+      });
+    }
+    if (jobs.length > 0)
+      actions.push({
+        verb: 'noop',
+        object,
+        detail: `fan-out: ${jobs.length} job(s)${more ? ', continuing' : ''}`,
+      });
   }
   if (plan.status) {
     await cluster.writeStatus(cr, plan.status);

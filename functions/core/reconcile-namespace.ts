@@ -14,6 +14,8 @@ export interface ReconcileDeps {
   /** Status refreshes are delayed by this much so that a burst of namespace jobs costs one status write. */
   statusDelayMs: number;
   log: Logger;
+  /** At most this many stale Secrets a CR job rewrites itself per run (the rest: next run or namespace jobs). */
+  directUpdateBudget: number;
   /** The queue will not retry this job again: a failure now is recorded for the CR's status. */
   isFinalAttempt: boolean;
 }

@@ -102,6 +102,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
         failures,
         now: () => new Date(),
         statusDelayMs: env.STATUS_DELAY_MS,
+        directUpdateBudget: env.DIRECT_UPDATE_BUDGET,
         log,
         isFinalAttempt: job.attempt >= job.maxAttempts,
       };

@@ -576,6 +576,7 @@ export function reconcileDeps(
     failures,
     now: () => FIXED_NOW,
     statusDelayMs: 500,
+    directUpdateBudget: 500,
     log: createLogger('test', 'silent'),
     isFinalAttempt,
   };

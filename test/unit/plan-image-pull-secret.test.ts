@@ -91,11 +91,11 @@ const ready = (status: ImagePullSecretStatus | undefined): Condition | undefined
   status?.conditions?.find((c) => c.type === 'Ready');
 
 describe('planImagePullSecret: one namespace of each shape', () => {
-  it.each<[string, Partial<CrPlan['counts']>, boolean]>([
+  it.each<[string, Partial<CrPlan['counts']>, boolean | 'rewrite']>([
     ['converged', { desired: 1, success: 1 }, false],
     ['converged, a non-matching ServiceAccount without entry', { desired: 1, success: 1 }, false],
     ['no Secret yet', { desired: 1, pending: 1 }, true],
-    ['stale Secret (old password)', { desired: 1, pending: 1 }, true],
+    ['stale Secret (old password)', { desired: 1, pending: 1 }, 'rewrite'],
     ['matching ServiceAccount lacks the entry', { desired: 1, pending: 1 }, true],
     ['foreign Secret of our name', { desired: 1, conflicts: 1 }, false],
     ['terminating, with our Secret', {}, false],
@@ -105,7 +105,9 @@ describe('planImagePullSecret: one namespace of each shape', () => {
   ])('%s → counts %j, needs a namespace job: %s', (kind, counts, reconcile) => {
     const plan = planImagePullSecret(a, stateOf([shape('ns-1', kind)]), NOW);
     expect(plan.counts).toEqual({ desired: 0, success: 0, conflicts: 0, failed: 0, pending: 0, ...counts });
-    expect(plan.namespacesToReconcile).toEqual(reconcile ? ['ns-1'] : []);
+    // 'rewrite': only the Secret's content is stale, so the CR job rewrites it in place (no namespace job).
+    expect(plan.namespacesToReconcile).toEqual(reconcile === true ? ['ns-1'] : []);
+    expect(plan.secretUpdates.map((u) => u.namespace)).toEqual(reconcile === 'rewrite' ? ['ns-1'] : []);
     expect(plan.status?.secretsDesired).toBe(plan.counts.desired);
     expect(plan.status?.secretsSuccess).toBe(plan.counts.success);
   });
@@ -125,7 +127,8 @@ describe('planImagePullSecret: one namespace of each shape', () => {
     const shapes = kinds.map((k, i) => shape(`ns-${9 - i}`, k));
     const plan = planImagePullSecret(a, stateOf(shapes), NOW);
     expect(plan.counts).toEqual({ desired: 6, success: 2, conflicts: 1, failed: 0, pending: 3 });
-    expect(plan.namespacesToReconcile).toEqual(['ns-3', 'ns-5', 'ns-7', 'ns-9']);
+    expect(plan.namespacesToReconcile).toEqual(['ns-3', 'ns-5', 'ns-7']);
+    expect(plan.secretUpdates.map((u) => u.namespace)).toEqual(['ns-9']);
     expect(plan.status).toMatchObject({ secretsDesired: 6, secretsSuccess: 2, observedGeneration: 1 });
   });
 
