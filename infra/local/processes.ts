@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -7,6 +7,7 @@ const SUPERVISOR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'supe
 
 export interface ManagedProcess {
   readonly name: string;
+  readonly cleanupDir?: string | undefined;
   readonly logFile: string;
   readonly child: ChildProcess;
   /** Resolves with the exit code once the process has ended. */
@@ -24,7 +25,10 @@ function installExitHooks(): void {
   hooksInstalled = true;
   // Synchronous last resort: `exit` handlers cannot await, so kill what is still running.
   process.on('exit', () => {
-    for (const p of live) p.child.kill('SIGKILL');
+    for (const p of live) {
+      killGroup(p.child, 'SIGKILL');
+      if (p.cleanupDir) rmSync(p.cleanupDir, { recursive: true, force: true });
+    }
   });
 }
 
@@ -45,7 +49,9 @@ export function startProcess(opts: {
   const child = spawn(
     'bash',
     [SUPERVISOR, String(process.pid), opts.cleanupDir ?? '-', '--', opts.command, ...opts.args],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env },
+    // A process group of its own: a stop that runs out of patience kills the whole group, so the program
+    // can never outlive its supervisor.
+    { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, detached: true },
   );
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
@@ -57,13 +63,14 @@ export function startProcess(opts: {
   });
   const managed: ManagedProcess = {
     name: opts.name,
+    cleanupDir: opts.cleanupDir,
     logFile: opts.logFile,
     child,
     exited,
     async stop(signal = 'SIGTERM', graceMs = 10_000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
       log.end();
@@ -78,6 +85,14 @@ export function startProcess(opts: {
   };
   live.add(managed);
   return managed;
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, signal);
+  } catch {
+    child.kill(signal);
+  }
 }
 
 /** Polls `probe` until it returns true, failing early if `proc` exits, with its last output in the error. */

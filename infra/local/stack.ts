@@ -43,6 +43,8 @@ export interface StackOptions {
   statusDelayMs?: number;
   log?: Logger;
   relayEnv?: Record<string, string>;
+  /** Run this bundled relay (dist/relay/main.cjs) with plain node instead of the TypeScript sources. */
+  relayBundle?: string;
 }
 
 /**
@@ -79,7 +81,10 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
 
   const relayPort = await findFreePort();
   const relayLog = path.join(cluster.dir, 'relay.log');
-  const relay = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'relay', 'main.ts')], {
+  const relayArgs = opts.relayBundle
+    ? [opts.relayBundle]
+    : ['--import', 'tsx', path.join(REPO_ROOT, 'relay', 'main.ts')];
+  const relay = spawn(process.execPath, relayArgs, {
     cwd: REPO_ROOT,
     env: {
       ...process.env,
@@ -90,6 +95,8 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       CLUSTER_ID: clusterId,
       HTTP_PORT: String(relayPort),
       LOG_LEVEL: 'info',
+      // The relay Deployment's heap settings (see infra/deploy/relay.yaml and bench/relay-footprint.ts).
+      NODE_OPTIONS: '--max-semi-space-size=2 --max-old-space-size=96',
       ...opts.relayEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

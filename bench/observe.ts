@@ -1,0 +1,105 @@
+import { type KubeConfig, Watch } from '@kubernetes/client-node';
+
+interface SaEvent {
+  metadata?: { name?: string; namespace?: string };
+  imagePullSecrets?: { name?: string }[];
+}
+
+/**
+ * An observer watch on ServiceAccounts (admin, not part of the system under test): records, per namespace,
+ * when its `default` ServiceAccount appeared and when it first listed `secretName`.
+ */
+export class ServiceAccountObserver {
+  readonly appeared = new Map<string, number>();
+  readonly carrying = new Map<string, number>();
+  private controller: AbortController | undefined;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly secretNames: () => string[],
+    private readonly interesting: (namespace: string) => boolean,
+  ) {}
+
+  async start(resourceVersion?: string): Promise<void> {
+    const handle = (type: string, sa: SaEvent) => {
+      const ns = sa.metadata?.namespace ?? '';
+      if (sa.metadata?.name !== 'default' || !this.interesting(ns) || type === 'DELETED') return;
+      const now = performance.now();
+      if (!this.appeared.has(ns)) this.appeared.set(ns, now);
+      const names = (sa.imagePullSecrets ?? []).map((r) => r.name);
+      if (!this.carrying.has(ns) && this.secretNames().some((s) => names.includes(s)))
+        this.carrying.set(ns, now);
+    };
+    const loop = async () => {
+      for (;;) {
+        await new Promise<void>((resolve) => {
+          new Watch(this.kc)
+            .watch(
+              '/api/v1/serviceaccounts',
+              { allowWatchBookmarks: true, ...(resourceVersion ? { resourceVersion } : {}) },
+              handle,
+              () => resolve(),
+            )
+            .then(
+              (c) => {
+                this.controller = c;
+              },
+              () => resolve(),
+            );
+        });
+        if (this.stopped) return;
+      }
+    };
+    void loop();
+    await new Promise((r) => setTimeout(r, 300));
+  }
+
+  private stopped = false;
+  stop(): void {
+    this.stopped = true;
+    this.controller?.abort();
+  }
+}
+
+/** Runs `task` over `items` with at most `concurrency` in flight. */
+export async function runPool<T>(
+  items: T[],
+  concurrency: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) await task(items[next++] as T);
+    }),
+  );
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+/** apiserver_request_total by "VERB resource". */
+export function parseRequestTotals(text: string): Map<string, number> {
+  const totals = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const verb = /verb="([^"]*)"/.exec(line)?.[1] ?? '';
+    const resource = /resource="([^"]*)"/.exec(line)?.[1] ?? '';
+    const sub = /subresource="([^"]*)"/.exec(line)?.[1] ?? '';
+    const key = `${verb} ${resource}${sub ? `/${sub}` : ''}`;
+    totals.set(key, (totals.get(key) ?? 0) + Number(line.split(' ').pop()));
+  }
+  return totals;
+}
+
+export function diffTotals(after: Map<string, number>, before: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0);
+    if (d > 0) out[k] = d;
+  }
+  return out;
+}

@@ -1,0 +1,92 @@
+// `npx tsx bench/relay-footprint.ts [--namespaces 5000]`: the relay's memory while it watches N namespaces
+// and N ServiceAccounts (each namespace's `default`), with and without the heap settings its Deployment uses.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { startControlPlane } from '../infra/local/control-plane.js';
+import { findFreePort } from '../infra/local/free-port.js';
+import { CRD_FILE, NAMESPACE_FILE, RELAY_RBAC_FILE, REPO_ROOT } from '../infra/local/paths.js';
+import { startRedis } from '../infra/local/redis.js';
+import { applyManifests, readManifests } from '../shared/kube/manifests.js';
+import { runPool } from './observe.js';
+
+const { values } = parseArgs({ options: { namespaces: { type: 'string', default: '5000' } } });
+const n = Number(values.namespaces);
+const cp = await startControlPlane({ name: 'footprint' });
+const redis = await startRedis();
+const kc = new KubeConfig();
+kc.loadFromFile(cp.kubeconfigPath);
+for (const f of [CRD_FILE, NAMESPACE_FILE, RELAY_RBAC_FILE]) await applyManifests(kc, await readManifests(f));
+const core = kc.makeApiClient(CoreV1Api);
+const t0 = Date.now();
+await runPool(
+  Array.from({ length: n }, (_, i) => `fp-${i}`),
+  32,
+  async (name) => {
+    await core.createNamespace({ body: { metadata: { name, labels: { team: `t${name.length}` } } } });
+  },
+);
+for (;;) {
+  const sas =
+    (await core.listServiceAccountForAllNamespaces({ limit: 1, labelSelector: undefined })).metadata
+      ?.remainingItemCount ?? 0;
+  if (sas + 1 >= n) break;
+  await new Promise((r) => setTimeout(r, 1000));
+}
+console.log(`created ${n} namespaces (+ ${n} default ServiceAccounts) in ${Date.now() - t0} ms`);
+const relayKc = await cp.kubeconfigAs('system:serviceaccount:tcr-assistant-system:tcr-assistant-relay');
+const bundle = path.join(REPO_ROOT, 'dist', 'relay', 'main.cjs');
+const rows: string[] = [];
+for (const [label, nodeOptions] of [
+  ['node defaults', ''],
+  [
+    'Deployment settings (--max-semi-space-size=2 --max-old-space-size=96)',
+    '--max-semi-space-size=2 --max-old-space-size=96',
+  ],
+] as const) {
+  const port = await findFreePort();
+  const relay = spawn(process.execPath, [bundle], {
+    env: {
+      ...process.env,
+      KUBECONFIG: relayKc,
+      REDIS_URL: redis.url,
+      HTTP_PORT: String(port),
+      LOG_LEVEL: 'warn',
+      NODE_OPTIONS: nodeOptions,
+      POD_NAME: label,
+    },
+    stdio: 'ignore',
+  });
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`)
+      .then(async (r) => (r.status === 200 ? await r.text() : ''))
+      .catch(() => '');
+    if (ok === 'leading') break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await new Promise((r) => setTimeout(r, 5000));
+  const rss = () =>
+    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.pid}/status`, 'utf8'))?.[1]) / 1024;
+  const samples: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    samples.push(rss());
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const heap = Number(/tcr_relay_nodejs_heap_size_used_bytes (\d+)/.exec(metrics)?.[1]) / 2 ** 20;
+  rows.push(`| ${label} | ${n} | ${Math.max(...samples).toFixed(1)} MiB | ${heap.toFixed(1)} MiB |`);
+  relay.kill('SIGTERM');
+  await new Promise((r) => relay.once('exit', r));
+}
+console.log(
+  [
+    '| relay run | namespaces + ServiceAccounts each | RSS (max of 10 samples) | heap used |',
+    '|---|---|---|---|',
+    ...rows,
+  ].join('\n'),
+);
+await cp.stop();
+await redis.stop();
+process.exit(0);

@@ -1,0 +1,379 @@
+// `npm run bench [-- --sizes 1000,5000 --big --rate 20 --duration 60 --workers 16]`: convergence at scale
+// against the real control plane, each result next to its floor measured in the same run. Writes
+// bench/results/<date>.json, .md and .svg. Not part of the test command.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { REPO_ROOT } from '../infra/local/paths.js';
+import { type LocalStack, startLocalStack, waitForRelay } from '../infra/local/stack.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
+import { enqueueJobs } from '../shared/queue.js';
+import { renderChart } from './chart.js';
+import { diffTotals, parseRequestTotals, percentile, runPool, ServiceAccountObserver } from './observe.js';
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1000,5000' },
+    big: { type: 'boolean', default: false },
+    rate: { type: 'string', default: '20' },
+    duration: { type: 'string', default: '60' },
+    workers: { type: 'string', default: '16' },
+    concurrency: { type: 'string', default: '16' },
+  },
+});
+const sizes = values
+  .sizes!.split(',')
+  .map(Number)
+  .concat(values.big ? [10_000] : []);
+const workers = Number(values.workers);
+const concurrency = Number(values.concurrency);
+const log = (m: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
+
+execFileSync(process.execPath, [path.join(REPO_ROOT, 'infra', 'scripts', 'build-relay.mjs')], {
+  stdio: 'inherit',
+});
+const stack: LocalStack = await startLocalStack({
+  clusterId: 'bench',
+  workerConcurrency: workers,
+  statusDelayMs: 2000,
+  relayBundle: path.join(REPO_ROOT, 'dist', 'relay', 'main.cjs'),
+  relayEnv: { LOG_LEVEL: 'warn' },
+});
+const core = stack.admin.makeApiClient(CoreV1Api);
+const apiMetrics = async () => parseRequestTotals((await stack.cluster.get('/metrics')).body);
+const k8sVersion = JSON.parse((await stack.cluster.get('/version')).body).gitVersion as string;
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  machine: {
+    cores: os.cpus().length,
+    cpu: os.cpus()[0]?.model,
+    memoryGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
+  },
+  versions: { node: process.version, kubernetes: k8sVersion, redis: stack.redis.version },
+  workers,
+  clientConcurrency: concurrency,
+  bursts: [] as unknown[],
+};
+const series: { label: string; points: [number, number][] }[] = [];
+
+const crName = 'bench';
+const secret = secretNameFor(crName);
+const docker = (password: string) => ({ server: 'bench.tencentcloudcr.com', username: 'bench', password });
+const dockerConfig = (password: string) =>
+  Buffer.from(
+    JSON.stringify({
+      auths: {
+        'bench.tencentcloudcr.com': {
+          username: 'bench',
+          password,
+          auth: Buffer.from(`bench:${password}`).toString('base64'),
+        },
+      },
+    }),
+  ).toString('base64');
+
+async function procStats(pid: number) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  const ticks = Number(stat[11]) + Number(stat[12]);
+  return { rssMiB: +(rssKb / 1024).toFixed(1), cpuSeconds: ticks / 100 };
+}
+
+async function createNamespaces(names: string[], labels: Record<string, string>) {
+  await runPool(names, concurrency, async (name) => {
+    await core.createNamespace({ body: { metadata: { name, labels } } });
+  });
+}
+
+async function waitAll(map: Map<string, number>, names: string[], what: string, timeoutMs = 1_800_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (names.some((n) => !map.has(n))) {
+    if (Date.now() > deadline)
+      throw new Error(`${what}: ${names.filter((n) => !map.has(n)).length} not converged`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+await waitForRelay(stack);
+await stack.admin
+  .makeApiClient((await import('@kubernetes/client-node')).CustomObjectsApi)
+  .createClusterCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    body: {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'ImagePullSecret',
+      metadata: { name: crName },
+      // "*"/"*" restricted to the benchmark's own namespaces, so that the floor's namespaces stay untouched.
+      spec: {
+        namespaces: '*',
+        serviceAccounts: '*',
+        namespaceSelector: { matchLabels: { 'bench-owner': 'tcr-assistant' } },
+        docker: docker('v1'),
+      },
+    },
+  });
+log(`stack up: ${k8sVersion}, redis ${stack.redis.version}, ${workers} workers`);
+
+for (const n of sizes) {
+  // --- ours ---
+  const ours = Array.from({ length: n }, (_, i) => `ours-${n}-${i}`);
+  const oursSet = new Set(ours);
+  const observer = new ServiceAccountObserver(
+    stack.admin,
+    () => [secret, 'floor-pull'],
+    (ns) => oursSet.has(ns),
+  );
+  await observer.start();
+  const before = await apiMetrics();
+  const relayBefore = await procStats(stack.relay.pid!);
+  const t0 = performance.now();
+  await createNamespaces(ours, { 'bench-owner': 'tcr-assistant' });
+  await waitAll(observer.carrying, ours, `ours N=${n}`);
+  const oursMs = Math.max(...ours.map((ns) => observer.carrying.get(ns)!)) - t0;
+  const burstRequests = diffTotals(await apiMetrics(), before);
+  observer.stop();
+  log(`ours N=${n}: ${oursMs.toFixed(0)} ms`);
+  series.push({
+    label: `ours N=${n}`,
+    points: ours
+      .map((ns) => observer.carrying.get(ns)! - t0)
+      .sort((a, b) => a - b)
+      .map((t, i) => [t / 1000, i + 1]),
+  });
+
+  // --- floor: the same writes, the same client concurrency, no queue ---
+  const floor = Array.from({ length: n }, (_, i) => `floor-${n}-${i}`);
+  const floorSet = new Set(floor);
+  const done = new Map<string, number>();
+  const pending: string[] = [];
+  const fobs = new ServiceAccountObserver(
+    stack.admin,
+    () => [],
+    (ns) => floorSet.has(ns),
+  );
+  await fobs.start();
+  const f0 = performance.now();
+  let inflight = 0;
+  const fobsStarted = new Set<string>();
+  const pump = setInterval(() => {
+    for (const ns of fobs.appeared.keys())
+      if (!done.has(ns) && !pending.includes(ns) && !fobsStarted.has(ns)) pending.push(ns);
+    while (inflight < concurrency && pending.length > 0) {
+      const ns = pending.shift()!;
+      fobsStarted.add(ns);
+      inflight++;
+      void (async () => {
+        await core.createNamespacedSecret({
+          namespace: ns,
+          body: {
+            metadata: { name: 'floor-pull' },
+            type: 'kubernetes.io/dockerconfigjson',
+            data: { '.dockerconfigjson': dockerConfig('v1') },
+          },
+        });
+        await core.patchNamespacedServiceAccount(
+          { namespace: ns, name: 'default', body: { imagePullSecrets: [{ name: 'floor-pull' }] } },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+        done.set(ns, performance.now());
+      })().finally(() => inflight--);
+    }
+  }, 5);
+  await createNamespaces(floor, {});
+  await waitAll(done, floor, `floor N=${n}`);
+  clearInterval(pump);
+  fobs.stop();
+  const floorMs = Math.max(...done.values()) - f0;
+  log(`floor N=${n}: ${floorMs.toFixed(0)} ms (ratio ${(oursMs / floorMs).toFixed(2)})`);
+  series.push({
+    label: `floor N=${n}`,
+    points: [...done.values()]
+      .map((t) => t - f0)
+      .sort((a, b) => a - b)
+      .map((t, i) => [t / 1000, i + 1]),
+  });
+
+  // --- steady state: a full resync of a converged cluster ---
+  const s0 = await apiMetrics();
+  await enqueueJobs(stack.functions.queue, [
+    { key: { cluster: 'bench', kind: 'imagepullsecret', name: crName }, trigger: 'resync' },
+  ]);
+  await new Promise((r) => setTimeout(r, 500));
+  while (((await stack.functions.queue.getJobCounts('active')).active ?? 0) > 0)
+    await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 3000));
+  const steady = diffTotals(await apiMetrics(), s0);
+  const totalNamespaces = (await core.listNamespace()).items.length;
+  const writes = Object.entries(steady)
+    .filter(([k]) => /^(POST|PUT|PATCH|DELETE) /.test(k))
+    .reduce((a, [, v]) => a + v, 0);
+  const reads = Object.entries(steady)
+    .filter(([k]) => /^(GET|LIST) /.test(k))
+    .reduce((a, [, v]) => a + v, 0);
+
+  // --- rotation ---
+  const rot = `v2-${n}`;
+  const want = dockerConfig(rot);
+  const r0 = performance.now();
+  await stack.admin
+    .makeApiClient((await import('@kubernetes/client-node')).CustomObjectsApi)
+    .patchClusterCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        name: crName,
+        body: { spec: { docker: docker(rot) } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  const allOurs = (await core.listSecretForAllNamespaces({ fieldSelector: `metadata.name=${secret}` })).items
+    .length;
+  for (;;) {
+    const list = await core.listSecretForAllNamespaces({ fieldSelector: `metadata.name=${secret}` });
+    if (list.items.every((s) => s.data?.['.dockerconfigjson'] === want)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const rotMs = performance.now() - r0;
+  const fr0 = performance.now();
+  await runPool(floor, concurrency, async (ns) => {
+    await core.replaceNamespacedSecret({
+      namespace: ns,
+      name: 'floor-pull',
+      body: {
+        metadata: { name: 'floor-pull' },
+        type: 'kubernetes.io/dockerconfigjson',
+        data: { '.dockerconfigjson': dockerConfig(rot) },
+      },
+    });
+  });
+  const floorRotMs = performance.now() - fr0;
+  log(`rotation N=${n} (${allOurs} Secrets): ${rotMs.toFixed(0)} ms vs floor ${floorRotMs.toFixed(0)} ms`);
+
+  const relayAfter = await procStats(stack.relay.pid!);
+  const cr = (await stack.admin
+    .makeApiClient((await import('@kubernetes/client-node')).CustomObjectsApi)
+    .getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name: crName })) as {
+    status?: unknown;
+  };
+  const redisInfo = (await stack.functions.redis.info('memory')).match(/used_memory:(\d+)/)?.[1];
+  (results.bursts as unknown[]).push({
+    n,
+    burst: {
+      oursMs: Math.round(oursMs),
+      floorMs: Math.round(floorMs),
+      ratio: +(oursMs / floorMs).toFixed(3),
+    },
+    steadyState: {
+      writes,
+      reads,
+      namespaces: totalNamespaces,
+      readsPerNamespace: +(reads / totalNamespaces).toFixed(3),
+      requests: steady,
+    },
+    rotation: {
+      secrets: allOurs,
+      oursMs: Math.round(rotMs),
+      floorMs: Math.round(floorRotMs),
+      ratio: +(rotMs / floorRotMs).toFixed(3),
+    },
+    footprint: {
+      relayRssMiB: relayAfter.rssMiB,
+      relayCpuSeconds: +(relayAfter.cpuSeconds - relayBefore.cpuSeconds).toFixed(2),
+      workerProcessRssMiB: +(process.memoryUsage().rss / 2 ** 20).toFixed(1),
+      redisUsedMemoryMiB: +(Number(redisInfo ?? 0) / 2 ** 20).toFixed(1),
+      crStatusBytes: JSON.stringify(cr.status ?? {}).length,
+    },
+    apiRequestsPerNamespace: Object.fromEntries(
+      Object.entries(burstRequests).map(([k, v]) => [k, +(v / n).toFixed(2)]),
+    ),
+  });
+}
+
+// --- latency: a steady stream of new namespaces ---
+const rate = Number(values.rate);
+const duration = Number(values.duration);
+const lat = Array.from({ length: rate * duration }, (_, i) => `lat-${i}`);
+const latSet = new Set(lat);
+const lobs = new ServiceAccountObserver(
+  stack.admin,
+  () => [secret],
+  (ns) => latSet.has(ns),
+);
+await lobs.start();
+const l0 = performance.now();
+await Promise.all(
+  lat.map(async (name, i) => {
+    const due = l0 + (i * 1000) / rate;
+    await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
+    await core.createNamespace({ body: { metadata: { name, labels: { 'bench-owner': 'tcr-assistant' } } } });
+  }),
+);
+await waitAll(lobs.carrying, lat, 'latency');
+lobs.stop();
+const latencies = lat.map((ns) => lobs.carrying.get(ns)! - lobs.appeared.get(ns)!);
+results.latency = {
+  rate,
+  durationSeconds: duration,
+  namespaces: lat.length,
+  p50Ms: Math.round(percentile(latencies, 50)),
+  p99Ms: Math.round(percentile(latencies, 99)),
+  maxMs: Math.round(Math.max(...latencies)),
+};
+log(
+  `latency: p50 ${percentile(latencies, 50).toFixed(0)} ms, p99 ${percentile(latencies, 99).toFixed(0)} ms`,
+);
+
+await stack.stop();
+
+// --- outputs ---
+const dir = path.join(REPO_ROOT, 'bench', 'results');
+if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
+const stamp = (results.date as string).slice(0, 19).replace(/[:T]/g, '-');
+writeFileSync(path.join(dir, `${stamp}.json`), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(path.join(dir, `${stamp}.svg`), renderChart(series, 'Namespaces converged over time (burst)'));
+writeFileSync(path.join(dir, `${stamp}.md`), renderTable(results));
+console.log(renderTable(results));
+process.exit(0);
+
+function renderTable(r: typeof results): string {
+  const m = r.machine as { cores: number; memoryGiB: number; cpu?: string };
+  const v = r.versions as Record<string, string>;
+  const lines = [
+    `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}`,
+    '',
+    '| N | burst ours / floor (s) | ratio (≤ 1.25) | resync writes (0) | resync reads / ns (≤ 1) | rotation ours / floor (s) | ratio (≤ 1.25) | relay RSS (≤ 150 MiB) | relay CPU (s) | Redis (MiB) | CR status (≤ 64 KiB) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const b of r.bursts as {
+    n: number;
+    burst: { oursMs: number; floorMs: number; ratio: number };
+    steadyState: { writes: number; readsPerNamespace: number };
+    rotation: { oursMs: number; floorMs: number; ratio: number };
+    footprint: {
+      relayRssMiB: number;
+      relayCpuSeconds: number;
+      redisUsedMemoryMiB: number;
+      crStatusBytes: number;
+    };
+  }[]) {
+    lines.push(
+      `| ${b.n} | ${(b.burst.oursMs / 1000).toFixed(1)} / ${(b.burst.floorMs / 1000).toFixed(1)} | ${b.burst.ratio} | ${b.steadyState.writes} | ${b.steadyState.readsPerNamespace} | ${(b.rotation.oursMs / 1000).toFixed(1)} / ${(b.rotation.floorMs / 1000).toFixed(1)} | ${b.rotation.ratio} | ${b.footprint.relayRssMiB} MiB | ${b.footprint.relayCpuSeconds} | ${b.footprint.redisUsedMemoryMiB} | ${(b.footprint.crStatusBytes / 1024).toFixed(1)} KiB |`,
+    );
+  }
+  const l = r.latency as
+    | { rate: number; durationSeconds: number; p50Ms: number; p99Ms: number; maxMs: number }
+    | undefined;
+  if (l)
+    lines.push(
+      '',
+      `Latency (${l.rate}/s for ${l.durationSeconds} s, default ServiceAccount seen → carrying the entry): p50 ${l.p50Ms} ms (≤ 300), p99 ${l.p99Ms} ms (≤ 1500), max ${l.maxMs} ms`,
+    );
+  return `${lines.join('\n')}\n`;
+}
