@@ -1,5 +1,6 @@
 import { ApiException, CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { RetryableError } from '../../shared/errors.js';
 import { FIELD_MANAGER } from '../../shared/labels.js';
 import type { ConfigMapView, SystemConfigMaps } from '../core/refresh-private-endpoints.js';
 import type { SecretReader } from '../core/tcr-api.js';
@@ -50,7 +51,7 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps {
       );
       return 'created';
     } catch (error) {
-      if (/HTTP 409/.test((error as Error).message)) return 'exists';
+      if (error instanceof RetryableError && error.status === 409) return 'exists';
       throw error;
     }
   }

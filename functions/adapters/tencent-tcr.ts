@@ -20,7 +20,7 @@ export const TencentApiEnv = z.object({
   /** The functions' own API key, for CRs without spec.tcr.credentialsSecretRef. */
   TENCENTCLOUD_SECRET_ID: emptyAsAbsent,
   TENCENTCLOUD_SECRET_KEY: emptyAsAbsent,
-  /** API host (`host[:port]`, no scheme): the real `tcr.tencentcloudapi.com`, or an emulator's `127.0.0.1:PORT`. */
+  /** API host (`host[:port]`, no scheme): `tcr.tencentcloudapi.com`, or an emulator's `127.0.0.1:PORT`. */
   TENCENTCLOUD_ENDPOINT: z
     .string()
     .trim()
@@ -85,7 +85,7 @@ export interface TencentTcrApiOptions {
 const isLoopback = (endpoint: string) => /^(127\.|localhost(:|$)|\[::1\])/.test(endpoint);
 
 export class TencentTcrApi implements TcrApi {
-  /** One client per (region, secretId) for the life of the (warm) instance; a rotated SecretKey replaces it. */
+  /** One client per (region, secretId) for the warm instance's life; a rotated SecretKey replaces it. */
   private readonly clients = new Map<string, { keyHash: string; client: Client }>();
   private readonly agent: http.Agent | undefined;
 

@@ -79,7 +79,7 @@ async function lookUpRegistries(
   await Promise.all(
     [...firstByRegistry.entries()].map(async ([registry, cr]) => {
       const tcr = cr.spec.tcr!;
-      let source = 'no API key yet';
+      let source = 'API key not resolved';
       try {
         const resolved = await resolveTencentCredential(tcr.credentialsSecretRef, deps);
         source = `API key from ${resolved.source}`;
@@ -174,7 +174,8 @@ export async function refreshPrivateEndpoints(deps: PrivateEndpointsDeps): Promi
   );
 
   if (failures.length > 0) {
-    const message = `private endpoints of ${failures.length} registr${failures.length === 1 ? 'y' : 'ies'} could not be looked up (their published entries are kept): ${failures.map((f) => describeError(f.error)).join('; ')}`;
+    const reasons = failures.map((f) => describeError(f.error)).join('; ');
+    const message = `private endpoints of ${failures.length} registry(ies) could not be looked up (their published entries are kept): ${reasons}`;
     if (failures.every((f) => f.error instanceof TerminalError)) throw new TerminalError(message);
     throw new RetryableError(message);
   }

@@ -26,7 +26,7 @@ export interface JobObserver {
 export interface RunJobDeps {
   /** The reconcile dependencies of the job's cluster; throws a TerminalError for an unknown cluster. */
   depsFor(cluster: string, job: JobContext): ReconcileDeps;
-  /** The private-endpoint refresh's dependencies (TCR API, API keys, our ConfigMap); absent: not supported. */
+  /** Dependencies of the private-endpoint refresh (TCR API, API keys, our ConfigMap); absent: unsupported. */
   privateEndpointsFor?(cluster: string): PrivateEndpointsDeps;
   audit: AuditPort;
   observer?: JobObserver;

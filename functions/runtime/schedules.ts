@@ -50,7 +50,7 @@ export async function ensureSchedules(
       rt.log.info({ scheduler: id }, 'private-endpoints schedule removed');
       continue;
     }
-    // A valid payload, checked as the consumer will check it (`at` is the template's time; the key is what counts).
+    // A payload checked as the consumer checks it (`at` is the template's time; the key is what counts).
     const data: JobData = JobDataSchema.parse({
       v: 1,
       key: privateEndpointsKey(cluster),

@@ -8,7 +8,7 @@ import { buildFunctionsRuntime, type FunctionsRuntime } from '../runtime/build-r
 import { type DrainResult, drainQueue } from '../runtime/drain.js';
 import { privateEndpointsKey } from '../runtime/schedules.js';
 
-/** A timer's `argument` (serverless.yml) that enqueues the cluster's private-endpoint refresh before draining. */
+/** The timer `argument` (serverless.yml) that enqueues the private-endpoint refresh before draining. */
 export const PRIVATE_ENDPOINTS_MESSAGE = 'private-endpoints';
 
 /** SCF's timer trigger event. */

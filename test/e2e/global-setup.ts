@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { TestProject } from 'vitest/node';
 import { type ControlPlane, startControlPlane } from '../../infra/local/control-plane.js';
@@ -7,8 +8,10 @@ import {
   FUNCTIONS_RBAC_FILE,
   FUNCTIONS_SERVICE_ACCOUNT,
   NAMESPACE_FILE,
+  RBAC_DIR,
   RELAY_RBAC_FILE,
   RELAY_SERVICE_ACCOUNT,
+  REPO_ROOT,
   SYSTEM_NAMESPACE,
 } from '../../infra/local/paths.js';
 import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
@@ -42,6 +45,15 @@ export default async function setup(project: TestProject) {
     // What infra/ ships: the tests run our code as these ServiceAccounts (impersonation).
     await applyManifests(kc, await readManifests(NAMESPACE_FILE));
     await applyManifests(kc, await readManifests(FUNCTIONS_RBAC_FILE));
+    await applyManifests(kc, await readManifests(path.join(RBAC_DIR, 'functions-system.yaml')));
+    // The hosts-updater's ServiceAccount and Role (not its DaemonSet: there are no nodes to run it on).
+    const hostsUpdater = await readManifests(
+      path.join(REPO_ROOT, 'infra', 'hosts-updater', 'hosts-updater.yaml'),
+    );
+    await applyManifests(
+      kc,
+      hostsUpdater.filter((o) => o.kind !== 'DaemonSet'),
+    );
     await applyManifests(kc, await readManifests(RELAY_RBAC_FILE));
   } catch (error) {
     await teardown();
