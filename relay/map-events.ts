@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { SECRET_PREFIX } from '../shared/names.js';
 import type { Enqueue } from '../shared/queue.js';
 
 // Pure mapping from watch events to level-triggered jobs (keys only). What cannot matter is dropped here,
@@ -49,15 +50,33 @@ export function fingerprintOf(kind: WatchedKind, obj: WatchedObject): string {
         sorted(m.annotations),
         m.deletionTimestamp !== undefined || obj.status?.phase === 'Terminating',
       ]);
-    case 'serviceaccount':
-      return digest([
-        sorted(m.labels),
-        sorted(m.annotations),
-        (obj.imagePullSecrets ?? []).map((r) => r.name),
-      ]);
+    case 'serviceaccount': {
+      // Our own entries (tcr.ips*) are kept readable after the hash, so that the echo of our own patch
+      // (entries only added) can be told apart from someone removing one (see isEchoOfOwnWrite).
+      const names = (obj.imagePullSecrets ?? []).map((r) => r.name ?? '');
+      const ours = names.filter((n) => n.startsWith(SECRET_PREFIX)).sort();
+      const others = names.filter((n) => !n.startsWith(SECRET_PREFIX));
+      return `${digest([sorted(m.labels), sorted(m.annotations), others])}|${ours.join(',')}`;
+    }
     case 'imagepullsecret':
       return digest([m.generation, m.deletionTimestamp !== undefined, m.finalizers ?? []]);
   }
+}
+
+/**
+ * A ServiceAccount change whose only difference is pull-secret entries of ours being added: the echo of a
+ * write the functions just made. Nothing to reconcile (a removal, or any other change, is not an echo).
+ */
+export function isEchoOfOwnWrite(kind: WatchedKind, before: string, after: string): boolean {
+  if (kind !== 'serviceaccount') return false;
+  const [hashBefore, oursBefore = ''] = before.split('|');
+  const [hashAfter, oursAfter = ''] = after.split('|');
+  if (hashBefore !== hashAfter || oursBefore === oursAfter) return false;
+  const now = new Set(oursAfter.split(',').filter(Boolean));
+  return oursBefore
+    .split(',')
+    .filter(Boolean)
+    .every((n) => now.has(n));
 }
 
 export interface MapContext {

@@ -1,6 +1,13 @@
 import { type KubeConfig, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { type ChangeType, fingerprintOf, keyOf, type WatchedKind, type WatchedObject } from './map-events.js';
+import {
+  type ChangeType,
+  fingerprintOf,
+  isEchoOfOwnWrite,
+  keyOf,
+  type WatchedKind,
+  type WatchedObject,
+} from './map-events.js';
 import type { RelayMetrics } from './metrics.js';
 
 export interface ListPage {
@@ -210,8 +217,9 @@ export class ResourceWatcher {
         } else if (type === 'ADDED' || type === 'MODIFIED') {
           const before = this.known.get(key);
           this.known.set(key, fp);
-          if (before === fp) this.opts.metrics.dropped.inc({ kind: this.kind });
-          else this.emit(before === undefined ? 'added' : 'modified', key, false);
+          if (before === fp || (before !== undefined && isEchoOfOwnWrite(this.kind, before, fp))) {
+            this.opts.metrics.dropped.inc({ kind: this.kind });
+          } else this.emit(before === undefined ? 'added' : 'modified', key, false);
         }
       };
       watch

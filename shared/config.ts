@@ -26,9 +26,9 @@ export const FunctionsEnv = CommonEnv.extend({
   JOB_ATTEMPTS: intFrom('JOB_ATTEMPTS', 1).default(8),
   JOB_BACKOFF_MS: intFrom('JOB_BACKOFF_MS', 10).default(500),
   /** Status writes are coalesced into one per CR per window. */
-  STATUS_DELAY_MS: intFrom('STATUS_DELAY_MS', 0).default(2000),
+  STATUS_DELAY_MS: intFrom('STATUS_DELAY_MS', 0).default(5000),
   /** Stale Secrets (a rotation) a CR job rewrites in place per run; 0 = always fan out namespace jobs. */
-  DIRECT_UPDATE_BUDGET: intFrom('DIRECT_UPDATE_BUDGET', 0).default(500),
+  DIRECT_UPDATE_BUDGET: intFrom('DIRECT_UPDATE_BUDGET', 0).default(2000),
   AUDIT_STREAM_MAXLEN: intFrom('AUDIT_STREAM_MAXLEN', 100).default(100_000),
   METRICS_PORT: intFrom('METRICS_PORT', 0).default(9464),
 });
