@@ -12,6 +12,7 @@ import { AuditFilter, followAudit, listAudit, parseSince } from './adapters/audi
 import { runJob } from './core/run-job.js';
 import { buildFunctionsRuntime } from './runtime/build-runtime.js';
 import { serveMetrics } from './runtime/metrics.js';
+import { ensureSchedules } from './runtime/schedules.js';
 import { startWorker } from './runtime/worker.js';
 
 const USAGE =
@@ -51,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'worker': {
         const worker = startWorker(rt);
+        await ensureSchedules(rt);
         const server = await serveMetrics(rt.metrics.registry, env.METRICS_PORT);
         rt.log.info(
           { concurrency: env.WORKER_CONCURRENCY, metricsPort: env.METRICS_PORT },

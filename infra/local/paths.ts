@@ -9,6 +9,8 @@ export const CRD_NAME = 'imagepullsecrets.tcr.tencentcloudcr.com';
 export const RBAC_DIR = path.join(REPO_ROOT, 'infra', 'rbac');
 export const NAMESPACE_FILE = path.join(RBAC_DIR, 'namespace.yaml');
 export const FUNCTIONS_RBAC_FILE = path.join(RBAC_DIR, 'functions.yaml');
+/** The functions' Role in tcr-assistant-system (updater-config ConfigMap, API-key Secrets). */
+export const FUNCTIONS_SYSTEM_RBAC_FILE = path.join(RBAC_DIR, 'functions-system.yaml');
 export const SYSTEM_NAMESPACE = 'tcr-assistant-system';
 export const FUNCTIONS_SERVICE_ACCOUNT = 'tcr-assistant-functions';
 export const RELAY_RBAC_FILE = path.join(RBAC_DIR, 'relay.yaml');

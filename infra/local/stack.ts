@@ -5,6 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../../functions/runtime/build-runtime.js';
+import { ensureSchedules } from '../../functions/runtime/schedules.js';
 import { startWorker } from '../../functions/runtime/worker.js';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
@@ -16,6 +17,7 @@ import {
   CRD_NAME,
   FUNCTIONS_RBAC_FILE,
   FUNCTIONS_SERVICE_ACCOUNT,
+  FUNCTIONS_SYSTEM_RBAC_FILE,
   NAMESPACE_FILE,
   RELAY_RBAC_FILE,
   RELAY_SERVICE_ACCOUNT,
@@ -59,7 +61,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
   admin.loadFromFile(cluster.kubeconfigPath);
   await applyManifests(admin, await readManifests(CRD_FILE));
   await waitForCrdEstablished(admin, CRD_NAME);
-  for (const file of [NAMESPACE_FILE, FUNCTIONS_RBAC_FILE, RELAY_RBAC_FILE]) {
+  for (const file of [NAMESPACE_FILE, FUNCTIONS_RBAC_FILE, FUNCTIONS_SYSTEM_RBAC_FILE, RELAY_RBAC_FILE]) {
     await applyManifests(admin, await readManifests(file));
   }
   const functionsKc = new KubeConfig();
@@ -78,6 +80,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     ...(opts.log ? { log: opts.log } : {}),
   });
   const worker = startWorker(functions);
+  await ensureSchedules(functions);
 
   const relayPort = await findFreePort();
   const relayLog = path.join(cluster.dir, 'relay.log');
