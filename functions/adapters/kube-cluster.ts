@@ -1,3 +1,4 @@
+import https from 'node:https';
 import {
   ApiException,
   CoreV1Api,
@@ -36,7 +37,7 @@ import type { ClusterPort, CreateResult } from '../core/ports.js';
 /** Counts every API request by verb, resource and outcome: metrics, and the zero-writes checks. */
 export type RequestObserver = (verb: string, resource: string, code: number) => void;
 
-const PAGE = 500;
+const RAW_PAGE = 1000;
 const EVENTS_NAMESPACE = 'default';
 
 /** The raw CR as the API returns it; the spec is validated separately so a bad one becomes `invalid`. */
@@ -71,7 +72,7 @@ export class KubeCluster implements ClusterPort {
 
   constructor(
     readonly clusterId: string,
-    kc: KubeConfig,
+    private readonly kc: KubeConfig,
     private readonly observe: RequestObserver = () => {},
   ) {
     this.core = kc.makeApiClient(CoreV1Api);
@@ -86,9 +87,7 @@ export class KubeCluster implements ClusterPort {
   }
 
   async listNamespaces(): Promise<NamespaceView[]> {
-    const items = await this.paginate('namespaces', (_continue) =>
-      this.core.listNamespace({ limit: PAGE, _continue }),
-    );
+    const items = await this.rawList<V1Namespace>('namespaces', '/api/v1/namespaces', {});
     return items.map(toNamespaceView);
   }
 
@@ -118,13 +117,9 @@ export class KubeCluster implements ClusterPort {
   }
 
   async listSecretsNamed(name: string): Promise<SecretView[]> {
-    const items = await this.paginate('secrets', (_continue) =>
-      this.core.listSecretForAllNamespaces({
-        fieldSelector: `metadata.name=${name}`,
-        limit: PAGE,
-        _continue,
-      }),
-    );
+    const items = await this.rawList<V1Secret>('secrets', '/api/v1/secrets', {
+      fieldSelector: `metadata.name=${name}`,
+    });
     return items.map(toSecretView);
   }
 
@@ -135,9 +130,7 @@ export class KubeCluster implements ClusterPort {
             this.core.listNamespacedServiceAccount({ namespace }),
           )
         ).items
-      : await this.paginate('serviceaccounts', (_continue) =>
-          this.core.listServiceAccountForAllNamespaces({ limit: PAGE, _continue }),
-        );
+      : await this.rawList<V1ServiceAccount>('serviceaccounts', '/api/v1/serviceaccounts', {});
     return items.map(toServiceAccountView);
   }
 
@@ -347,18 +340,59 @@ export class KubeCluster implements ClusterPort {
     }
   }
 
-  private async paginate<T>(
-    resource: string,
-    page: (token?: string) => Promise<{ items: T[]; metadata?: { _continue?: string } }>,
-  ): Promise<T[]> {
+  /**
+   * A cluster-wide list, paginated, parsed with JSON.parse only. The CR and status jobs list every namespace
+   * and ServiceAccount; client-node's typed deserialization of 10,000+ objects blocks the worker's event loop
+   * for seconds (the benchmark's latency), and these views need only a few plain fields.
+   */
+  private async rawList<T>(resource: string, path: string, query: Record<string, string>): Promise<T[]> {
     const items: T[] = [];
-    let token: string | undefined;
+    let token = '';
     do {
-      const list = await this.call('list', resource, () => page(token));
+      const params = new URLSearchParams({
+        ...query,
+        limit: String(RAW_PAGE),
+        ...(token ? { continue: token } : {}),
+      });
+      const list = await this.call('list', resource, () =>
+        this.getJson<{ items: T[]; metadata?: { continue?: string } }>(`${path}?${params}`),
+      );
       items.push(...list.items);
-      token = list.metadata?._continue || undefined;
+      token = list.metadata?.continue ?? '';
     } while (token);
     return items;
+  }
+
+  private async getJson<T>(pathAndQuery: string): Promise<T> {
+    const server = this.kc.getCurrentCluster()?.server;
+    if (!server) throw new TerminalError('the kubeconfig has no current cluster');
+    const opts: https.RequestOptions = {
+      method: 'GET',
+      headers: { Accept: 'application/json' },
+      timeout: 60_000,
+    };
+    await this.kc.applyToHTTPSOptions(opts);
+    return new Promise<T>((resolve, reject) => {
+      const req = https.request(new URL(pathAndQuery, server), opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          const code = res.statusCode ?? 0;
+          if (code >= 200 && code < 300) {
+            try {
+              resolve(JSON.parse(body) as T);
+            } catch (error) {
+              reject(error);
+            }
+          } else reject(new ApiException(code, `HTTP ${code}`, body, {}));
+        });
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`GET ${pathAndQuery} timed out`)));
+      req.on('error', reject);
+      req.end();
+    });
   }
 }
 
