@@ -213,7 +213,9 @@ for (const n of sizes) {
   // Writes to what tcr-assistant manages (Lease renewals of the relay and the API server's own endpoint
   // upkeep are not reconcile writes; they are listed in `requests`).
   const writes = Object.entries(steady)
-    .filter(([k]) => /^(POST|PUT|PATCH|DELETE) (secrets|serviceaccounts|imagepullsecrets|configmaps|events)/.test(k))
+    .filter(([k]) =>
+      /^(POST|PUT|PATCH|DELETE) (secrets|serviceaccounts|imagepullsecrets|configmaps|events)/.test(k),
+    )
     .reduce((a, [, v]) => a + v, 0);
   const reads = Object.entries(steady)
     .filter(([k]) => /^(GET|LIST) /.test(k))
