@@ -4,19 +4,29 @@
 //   reconcile serviceaccount <ns>/<name>
 //   reconcile imagepullsecret <name>
 //   audit [--follow] [--cluster C] [--namespace N] [--cr NAME] [--outcome O] [--since 10m|ISO] [--limit N]
+//   fleet [--json]                           per cluster and CR: desired/succeeded, token expiry, last error
+//   tokens                                   run the fleet's token refresh now, in this process
+//   rotate <registryId|registryId.type>...   ask for a new token now (done by the next refresh, queued)
+// The fleet comes from FLEET_FILE (else one cluster: CLUSTER_ID).
 // Configuration comes from the environment (REDIS_URL, QUEUE_PREFIX, CLUSTER_ID, KUBECONFIG, ...).
 import { parseArgs } from 'node:util';
 import { FunctionsEnv, parseEnv } from '../shared/config.js';
-import { type JobKey, JobKey as JobKeySchema } from '../shared/jobs.js';
+import { type JobKey, JobKey as JobKeySchema, REGISTRY_TOKENS_KEY } from '../shared/jobs.js';
+import { enqueueJobs } from '../shared/queue.js';
 import { AuditFilter, followAudit, listAudit, parseSince } from './adapters/audit-reader.js';
 import { runJob } from './core/run-job.js';
 import { buildFunctionsRuntime } from './runtime/build-runtime.js';
+import { describeFleet, formatFleet } from './runtime/fleet-view.js';
 import { serveMetrics } from './runtime/metrics.js';
 import { ensureSchedules } from './runtime/schedules.js';
 import { startWorker } from './runtime/worker.js';
 
 const USAGE =
-  'usage: functions worker | reconcile <namespace|serviceaccount|imagepullsecret> <name> | audit [...]';
+  'usage: functions worker | reconcile <namespace|serviceaccount|imagepullsecret> <name> | audit [...] | fleet [--json] | tokens | rotate <registryId>...';
+
+function printActions(actions: { verb: string; object: string; detail?: string | undefined }[]) {
+  for (const a of actions) console.log(`${a.verb.padEnd(8)} ${a.object}${a.detail ? `  (${a.detail})` : ''}`);
+}
 
 function keyFrom(cluster: string, kind: string | undefined, name: string | undefined): JobKey {
   if (!kind || !name) throw new Error(USAGE);
@@ -43,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
       outcome: { type: 'string' },
       since: { type: 'string' },
       limit: { type: 'string', default: '1000' },
+      json: { type: 'boolean', default: false },
     },
   });
   const env = parseEnv(FunctionsEnv);
@@ -73,9 +84,39 @@ async function main(argv: string[]): Promise<number> {
           { v: 1, key, trigger: 'cli', at: Date.now() },
           { attempt: 1, maxAttempts: 1 },
         );
-        for (const a of result.actions)
-          console.log(`${a.verb.padEnd(8)} ${a.object}${a.detail ? `  (${a.detail})` : ''}`);
+        printActions(result.actions);
         if (result.skipped) console.log(`skipped: ${result.skipped}`);
+        return 0;
+      }
+      case 'fleet': {
+        const view = await describeFleet(rt);
+        console.log(values.json ? JSON.stringify(view, null, 2) : formatFleet(view));
+        return view.clusters.every((c) => c.reachable) ? 0 : 3;
+      }
+      case 'tokens': {
+        try {
+          const result = await runJob(
+            rt.runDeps,
+            { v: 1, key: REGISTRY_TOKENS_KEY, trigger: 'cli', at: Date.now() },
+            { attempt: 1, maxAttempts: 1 },
+          );
+          printActions(result.actions);
+          return 0;
+        } catch (error) {
+          printActions((error as { partialResult?: { actions: [] } }).partialResult?.actions ?? []);
+          throw error;
+        }
+      }
+      case 'rotate': {
+        const targets = positionals.slice(1);
+        if (targets.length === 0)
+          throw new Error('usage: functions rotate <registryId|registryId.tokenType>...');
+        // Through the queue, so that a rotation never runs concurrently with the scheduled refresh.
+        await rt.tokenReports.requestRotation(targets);
+        await enqueueJobs(rt.queue, [{ key: { ...REGISTRY_TOKENS_KEY }, trigger: 'cli' }]);
+        console.log(
+          `rotation requested for ${targets.join(', ')}: the workers' next token refresh issues it`,
+        );
         return 0;
       }
       case 'audit': {

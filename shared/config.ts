@@ -31,6 +31,12 @@ export const FunctionsEnv = CommonEnv.extend({
   DIRECT_UPDATE_BUDGET: intFrom('DIRECT_UPDATE_BUDGET', 0).default(2000),
   AUDIT_STREAM_MAXLEN: intFrom('AUDIT_STREAM_MAXLEN', 100).default(100_000),
   METRICS_PORT: intFrom('METRICS_PORT', 0).default(9464),
+  /** The fleet file (clusters, registries); absent: a fleet of one, CLUSTER_ID. */
+  FLEET_FILE: z.string().min(1).optional(),
+  /** A replaced long-term token stays valid this long after every cluster has the new one. */
+  TOKEN_REVOKE_GRACE_SECONDS: intFrom('TOKEN_REVOKE_GRACE_SECONDS', 0).default(600),
+  /** The token refresher gives each cluster this long to answer before reporting it unreachable. */
+  TOKEN_CLUSTER_TIMEOUT_MS: intFrom('TOKEN_CLUSTER_TIMEOUT_MS', 100).default(15_000),
 });
 export type FunctionsEnv = z.infer<typeof FunctionsEnv>;
 

@@ -9,6 +9,14 @@ export const ClusterId = z
   .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a lower-case DNS label (a-z, 0-9, -)');
 export type ClusterId = z.infer<typeof ClusterId>;
 
+/** Reserved cluster id of fleet-wide jobs (the fleet file refuses a cluster of this name). */
+export const FLEET_JOB_CLUSTER = 'fleet';
+export const REGISTRY_TOKENS_KEY = {
+  cluster: FLEET_JOB_CLUSTER,
+  kind: 'registry-tokens',
+  name: 'all',
+} as const;
+
 const ObjectName = z
   .string()
   .min(1, 'must not be empty')
@@ -21,6 +29,7 @@ export const JobKind = z.enum([
   'imagepullsecret',
   'imagepullsecret-status',
   'private-endpoints',
+  'registry-tokens',
 ]);
 export type JobKind = z.infer<typeof JobKind>;
 
@@ -36,6 +45,12 @@ export const JobKey = z.discriminatedUnion('kind', [
   z.object({ cluster: ClusterId, kind: z.literal('imagepullsecret-status'), name: ObjectName }),
   /** The cluster's private-endpoint map (ConfigMap tcr-assistant-system/updater-config): one per cluster. */
   z.object({ cluster: ClusterId, kind: z.literal('private-endpoints'), name: z.literal('updater-config') }),
+  /** The fleet's TCR tokens: issue, distribute to every cluster, revoke retired ones. One job for the fleet. */
+  z.object({
+    cluster: z.literal(FLEET_JOB_CLUSTER),
+    kind: z.literal('registry-tokens'),
+    name: z.literal('all'),
+  }),
 ]);
 export type JobKey = z.infer<typeof JobKey>;
 

@@ -33,6 +33,7 @@ import type {
 } from '../core/model.js';
 import type { PlannedEvent } from '../core/plan-image-pull-secret.js';
 import type { ClusterPort, CreateResult } from '../core/ports.js';
+import { type StoredToken, type TokenStorePort, tokenKeyOf } from '../core/token-store.js';
 
 /** Counts every API request by verb, resource and outcome: metrics, and the zero-writes checks. */
 export type RequestObserver = (verb: string, resource: string, code: number) => void;
@@ -74,6 +75,8 @@ export class KubeCluster implements ClusterPort {
     readonly clusterId: string,
     private readonly kc: KubeConfig,
     private readonly observe: RequestObserver = () => {},
+    /** Where spec.tcr CRs' issued tokens are (tcr-assistant-system); without it they wait for a credential. */
+    private readonly tokens?: TokenStorePort,
   ) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
@@ -98,7 +101,9 @@ export class KubeCluster implements ClusterPort {
       () => this.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name }),
       { notFound: undefined },
     );
-    return raw === undefined ? undefined : toCrView(raw);
+    if (raw === undefined) return undefined;
+    const [view] = await this.withIssuedCredentials([toCrView(raw)]);
+    return view;
   }
 
   async listImagePullSecrets(): Promise<CrView[]> {
@@ -106,7 +111,32 @@ export class KubeCluster implements ClusterPort {
       this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
     );
     const items = z.object({ items: z.array(z.unknown()) }).parse(list).items;
-    return items.map(toCrView);
+    return this.withIssuedCredentials(items.map(toCrView));
+  }
+
+  /**
+   * Gives spec.tcr CRs the token the refresher stored for their registry (one read per token, not per CR).
+   * Read on every job, not cached, so that a rotation is never undone by a job holding the old token.
+   */
+  private async withIssuedCredentials(crs: CrView[]): Promise<CrView[]> {
+    const tokens = this.tokens;
+    if (!tokens || !crs.some((cr) => cr.spec.tcr && !cr.invalid)) return crs;
+    const reads = new Map<string, Promise<StoredToken | undefined>>();
+    return Promise.all(
+      crs.map(async (cr) => {
+        const tcr = cr.spec.tcr;
+        if (!tcr || cr.invalid) return cr;
+        const key = tokenKeyOf(tcr.registryId, tcr.tokenType);
+        if (!reads.has(key)) reads.set(key, tokens.readToken(key));
+        const stored = await reads.get(key);
+        // A token of another region is not this registry's (the same id in two regions is two instances).
+        if (!stored || stored.region !== tcr.region) return cr;
+        return {
+          ...cr,
+          credential: { server: cr.spec.docker.server, username: stored.username, password: stored.token },
+        };
+      }),
+    );
   }
 
   async listOurSecrets(namespace: string): Promise<SecretView[]> {

@@ -1,17 +1,32 @@
-import { ApiException, CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  type KubeConfig,
+  type V1ConfigMap,
+  type V1Secret,
+} from '@kubernetes/client-node';
 import { z } from 'zod';
-import { RetryableError } from '../../shared/errors.js';
-import { FIELD_MANAGER } from '../../shared/labels.js';
+import { RetryableError, TerminalError } from '../../shared/errors.js';
+import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/labels.js';
 import type { ConfigMapView, SystemConfigMaps } from '../core/refresh-private-endpoints.js';
 import type { SecretReader } from '../core/tcr-api.js';
+import {
+  fromTokenSecret,
+  type StoredToken,
+  TOKEN_KEY_LABEL,
+  type TokenStorePort,
+  tokenSecretName,
+  toTokenSecret,
+} from '../core/token-store.js';
 import { classify, type RequestObserver } from './kube-cluster.js';
 
 // The functions' access to their own namespace (tcr-assistant-system): the updater-config ConfigMap and the
-// Secrets that hold Tencent Cloud API keys. infra/rbac/functions-system.yaml grants exactly these calls.
+// Secrets that hold Tencent Cloud API keys, and our token Secrets (tcr-token.<registry>.<type>).
+// infra/rbac/functions-system.yaml grants exactly these calls.
 
 const SecretData = z.record(z.string(), z.string());
 
-export class KubeSystemObjects implements SecretReader, SystemConfigMaps {
+export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenStorePort {
   private readonly core: CoreV1Api;
 
   constructor(
@@ -31,6 +46,82 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps {
     return Object.fromEntries(
       Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
     );
+  }
+
+  async readToken(key: string): Promise<StoredToken | undefined> {
+    const secret = await this.call('get', 'secrets', () =>
+      this.core.readNamespacedSecret({ namespace: this.namespace, name: tokenSecretName(key) }),
+    );
+    return secret && toStoredToken(secret);
+  }
+
+  async listTokens(): Promise<StoredToken[]> {
+    const list = await this.call('list', 'secrets', () =>
+      this.core.listNamespacedSecret({
+        namespace: this.namespace,
+        labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${TOKEN_KEY_LABEL}`,
+      }),
+    );
+    return (list?.items ?? []).flatMap((s) => toStoredToken(s) ?? []);
+  }
+
+  async writeToken(token: StoredToken): Promise<void> {
+    const shape = toTokenSecret(token);
+    const body: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: { name: shape.name, labels: shape.labels, annotations: shape.annotations },
+      data: Object.fromEntries(
+        Object.entries(shape.stringData).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+      ),
+    };
+    if (token.resourceVersion === undefined) {
+      try {
+        await this.call('create', 'secrets', () =>
+          this.core.createNamespacedSecret({ namespace: this.namespace, body, fieldManager: FIELD_MANAGER }),
+        );
+        return;
+      } catch (error) {
+        if (!(error instanceof RetryableError && error.status === 409)) throw error;
+        // A Secret of that name exists: replace it only if it is ours, guarded by what we read now.
+        const existing = await this.call('get', 'secrets', () =>
+          this.core.readNamespacedSecret({ namespace: this.namespace, name: shape.name }),
+        );
+        if (existing?.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) {
+          throw new TerminalError(
+            `Secret ${this.namespace}/${shape.name} exists and is not ours (no ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}): the token cannot be stored`,
+          );
+        }
+        body.metadata = { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion };
+      }
+    } else {
+      body.metadata = { ...body.metadata, resourceVersion: token.resourceVersion };
+    }
+    await this.call('update', 'secrets', () =>
+      this.core.replaceNamespacedSecret({
+        namespace: this.namespace,
+        name: shape.name,
+        body,
+        fieldManager: FIELD_MANAGER,
+      }),
+    );
+  }
+
+  async deleteToken(key: string, resourceVersion: string): Promise<'deleted' | 'gone'> {
+    try {
+      await this.call('delete', 'secrets', () =>
+        this.core.deleteNamespacedSecret({
+          namespace: this.namespace,
+          name: tokenSecretName(key),
+          body: { preconditions: { resourceVersion } },
+        }),
+      );
+      return 'deleted';
+    } catch (error) {
+      if ((error as { status?: number }).status === 404) return 'gone';
+      throw error;
+    }
   }
 
   async getConfigMap(name: string): Promise<ConfigMapView | undefined> {
@@ -82,6 +173,17 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps {
       throw classify(error, `${verb} ${resource}`);
     }
   }
+}
+
+function toStoredToken(secret: V1Secret): StoredToken | undefined {
+  return fromTokenSecret({
+    labels: secret.metadata?.labels ?? {},
+    annotations: secret.metadata?.annotations ?? {},
+    data: Object.fromEntries(
+      Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+    ),
+    resourceVersion: secret.metadata?.resourceVersion ?? '',
+  });
 }
 
 function toConfigMapView(cm: V1ConfigMap): ConfigMapView {

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { FailedNamespace } from '../core/model.js';
 import type { AuditEntry, AuditPort, FailureStorePort } from '../core/ports.js';
+import type { TokenReportPort } from '../core/refresh-registry-tokens.js';
 
 /** The audit stream's key; under the queue prefix so that a Redis Cluster keeps it in the queue's slot. */
 export const auditStreamKey = (prefix: string) => `${prefix}:audit`;
@@ -67,5 +68,39 @@ export class RedisFailureStore implements FailureStorePort {
     return Object.values(all)
       .map((v) => JSON.parse(v) as FailedNamespace)
       .sort((a, b) => a.namespace.localeCompare(b.namespace));
+  }
+}
+
+/** The token refresher's last outcome per token key (`{error?, at}`), for the fleet view. Messages only. */
+export class RedisTokenReports implements TokenReportPort {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private get key() {
+    return `${this.prefix}:token-reports`;
+  }
+
+  async report(tokenKey: string, error: string | undefined): Promise<void> {
+    await this.redis.hset(this.key, tokenKey, JSON.stringify({ error, at: new Date().toISOString() }));
+  }
+
+  /** Asks the next refresher run to rotate these token keys or registry ids (the CLI's `rotate`). */
+  async requestRotation(targets: readonly string[]): Promise<void> {
+    if (targets.length > 0) await this.redis.sadd(`${this.prefix}:token-rotations`, ...targets);
+  }
+
+  async rotationRequests(): Promise<string[]> {
+    return this.redis.smembers(`${this.prefix}:token-rotations`);
+  }
+
+  async clearRotationRequests(targets: readonly string[]): Promise<void> {
+    if (targets.length > 0) await this.redis.srem(`${this.prefix}:token-rotations`, ...targets);
+  }
+
+  async all(): Promise<Record<string, { error?: string; at: string }>> {
+    const raw = await this.redis.hgetall(this.key);
+    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, JSON.parse(v)]));
   }
 }

@@ -2,9 +2,18 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { tcr } from 'tencentcloud-sdk-nodejs/tencentcloud/services/tcr/index.js';
+import { tke } from 'tencentcloud-sdk-nodejs/tencentcloud/services/tke/index.js';
 import { z } from 'zod';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
-import type { InternalEndpoint, TcrApi, TencentCredential } from '../core/tcr-api.js';
+import type {
+  InstanceTokenInfo,
+  InternalEndpoint,
+  IssuedToken,
+  RegistryCall,
+  TcrApi,
+  TencentCredential,
+  TkeApi,
+} from '../core/tcr-api.js';
 
 // TCR's API through tencentcloud-sdk-nodejs (there is no per-product package for TCR: deep import). The
 // endpoint is configurable so that the local emulator (infra/tencent-emulator) stands in for the real one.
@@ -53,6 +62,38 @@ const DescribeInternalEndpointsResponse = z.object({
     .nullish(),
 });
 
+const CreateInstanceTokenResponse = z.object({
+  Username: z.string().min(1),
+  Token: z.string().min(1),
+  ExpTime: z.number().nonnegative(),
+  TokenId: z.string().nullish(),
+});
+
+const DescribeInstanceTokenResponse = z.object({
+  TotalCount: z.number().int().nonnegative(),
+  Tokens: z
+    .array(
+      z.object({
+        Id: z.string(),
+        Desc: z.string().nullish(),
+        Enabled: z.boolean().nullish(),
+        CreatedAt: z.string().nullish(),
+      }),
+    )
+    .nullish(),
+});
+
+const DescribeClusterKubeconfigResponse = z.object({ Kubeconfig: z.string().min(1) });
+
+/**
+ * ExpTime's unit is undocumented (observed: milliseconds). A value that only makes sense as seconds (before
+ * the year 33658 in ms is any 13-digit number; seconds have 10 digits) is converted, so either reading works.
+ */
+export function expTimeToMs(expTime: number): number {
+  if (expTime <= 0) return 0;
+  return expTime < 1e11 ? expTime * 1000 : expTime;
+}
+
 /** The SDK's TencentCloudSDKHttpException, by shape (its class is a CommonJS default export). */
 const SdkError = z.object({
   message: z.string(),
@@ -75,18 +116,28 @@ const TERMINAL_CODES = [
 ];
 
 type Client = InstanceType<typeof tcr.v20190924.Client>;
+type TkeClient = InstanceType<typeof tke.v20180525.Client>;
+
+/** Answers worth retrying at once, inside one job run, before the job itself is retried with backoff. */
+const QUICK_RETRY_CODES = [/^RequestLimitExceeded/, /^InternalError/, /^ServiceUnavailable/];
 
 export interface TencentTcrApiOptions {
   endpoint: string;
   protocol: 'https://' | 'http://';
   timeoutSeconds: number;
+  /** Attempts per call for throttling and service errors (full-jitter exponential backoff between). */
+  attempts?: number;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 const isLoopback = (endpoint: string) => /^(127\.|localhost(:|$)|\[::1\])/.test(endpoint);
 
-export class TencentTcrApi implements TcrApi {
+export class TencentTcrApi implements TcrApi, TkeApi {
   /** One client per (region, secretId) for the warm instance's life; a rotated SecretKey replaces it. */
   private readonly clients = new Map<string, { keyHash: string; client: Client }>();
+  private readonly tkeClients = new Map<string, { keyHash: string; client: TkeClient }>();
   private readonly agent: http.Agent | undefined;
 
   constructor(private readonly options: TencentTcrApiOptions) {
@@ -107,6 +158,126 @@ export class TencentTcrApi implements TcrApi {
   /** How many SDK clients are cached (for tests). */
   get cachedClients(): number {
     return this.clients.size;
+  }
+
+  async createInstanceToken(
+    input: RegistryCall & { tokenType: 'temp' | 'longterm'; desc: string },
+  ): Promise<IssuedToken> {
+    const what = `CreateInstanceToken (${input.tokenType}) of registry ${input.registryId} in ${input.region}`;
+    const raw = await this.withRetry(what, input.credential, () =>
+      this.clientFor(input.region, input.credential).CreateInstanceToken({
+        RegistryId: input.registryId,
+        TokenType: input.tokenType,
+        Desc: input.desc,
+      }),
+    );
+    const parsed = CreateInstanceTokenResponse.safeParse(raw);
+    // Never echo the answer: it holds the token.
+    if (!parsed.success) throw new TerminalError(`${what}: unexpected response (fields missing or mistyped)`);
+    if (input.tokenType === 'longterm' && !parsed.data.TokenId) {
+      throw new TerminalError(`${what}: the answer has no TokenId, so the token could never be revoked`);
+    }
+    return {
+      username: parsed.data.Username,
+      token: parsed.data.Token,
+      expiresAt: expTimeToMs(parsed.data.ExpTime),
+      tokenId: parsed.data.TokenId ?? undefined,
+    };
+  }
+
+  async deleteInstanceToken(input: RegistryCall & { tokenId: string }): Promise<'deleted' | 'gone'> {
+    const what = `DeleteInstanceToken ${input.tokenId} of registry ${input.registryId} in ${input.region}`;
+    try {
+      await this.withRetry(what, input.credential, () =>
+        this.clientFor(input.region, input.credential).DeleteInstanceToken({
+          RegistryId: input.registryId,
+          TokenId: input.tokenId,
+        }),
+      );
+      return 'deleted';
+    } catch (error) {
+      // The registry exists (else the terminal error names it) but the token does not: already revoked.
+      if (
+        error instanceof TerminalError &&
+        /ResourceNotFound/.test(error.message) &&
+        /token/i.test(error.message)
+      ) {
+        return 'gone';
+      }
+      throw error;
+    }
+  }
+
+  async listInstanceTokens(input: RegistryCall): Promise<InstanceTokenInfo[]> {
+    const what = `DescribeInstanceToken of registry ${input.registryId} in ${input.region}`;
+    const out: InstanceTokenInfo[] = [];
+    for (let offset = 0; ; ) {
+      const raw = await this.withRetry(what, input.credential, () =>
+        this.clientFor(input.region, input.credential).DescribeInstanceToken({
+          RegistryId: input.registryId,
+          Limit: 100,
+          Offset: offset,
+        }),
+      );
+      const parsed = DescribeInstanceTokenResponse.safeParse(raw);
+      if (!parsed.success) throw new TerminalError(`${what}: unexpected response`);
+      const page = parsed.data.Tokens ?? [];
+      for (const t of page) {
+        out.push({
+          tokenId: t.Id,
+          desc: t.Desc ?? '',
+          enabled: t.Enabled ?? true,
+          createdAt: t.CreatedAt ? Date.parse(t.CreatedAt) : Number.NaN,
+        });
+      }
+      offset += page.length;
+      if (page.length === 0 || offset >= parsed.data.TotalCount) return out;
+    }
+  }
+
+  async describeClusterKubeconfig(input: {
+    clusterId: string;
+    region: string;
+    extranet: boolean;
+    credential: TencentCredential;
+  }): Promise<string> {
+    const what = `DescribeClusterKubeconfig of TKE cluster ${input.clusterId} in ${input.region}`;
+    const raw = await this.withRetry(what, input.credential, () =>
+      this.tkeClientFor(input.region, input.credential).DescribeClusterKubeconfig({
+        ClusterId: input.clusterId,
+        IsExtranet: input.extranet,
+      }),
+    );
+    const parsed = DescribeClusterKubeconfigResponse.safeParse(raw);
+    if (!parsed.success) throw new TerminalError(`${what}: the answer has no Kubeconfig`);
+    return parsed.data.Kubeconfig;
+  }
+
+  /**
+   * Calls the API; throttling and service errors are retried a few times with full-jitter exponential
+   * backoff (so that many callers do not retry in lockstep), then surface as RetryableError for the job's
+   * own backoff. Everything else is mapped at once.
+   */
+  private async withRetry<T>(
+    what: string,
+    credential: TencentCredential,
+    call: () => Promise<T>,
+  ): Promise<T> {
+    const attempts = this.options.attempts ?? 3;
+    const base = this.options.backoffBaseMs ?? 200;
+    const cap = this.options.backoffCapMs ?? 3000;
+    const sleep = this.options.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        const code = SdkError.safeParse(error).data?.code ?? '';
+        if (attempt >= attempts || !QUICK_RETRY_CODES.some((p) => p.test(code))) {
+          throw mapSdkError(error, what, credential.secretKey);
+        }
+        await sleep(Math.random() * Math.min(cap, base * 2 ** (attempt - 1)));
+      }
+    }
   }
 
   async describeInternalEndpoints(input: {
@@ -136,6 +307,32 @@ export class TencentTcrApi implements TcrApi {
       accessIp: v.AccessIp ?? '',
       status: v.Status ?? '',
     }));
+  }
+
+  private tkeClientFor(region: string, credential: TencentCredential): TkeClient {
+    const key = `${region}|${credential.secretId}`;
+    const keyHash = createHash('sha256').update(credential.secretKey).digest('hex');
+    const cached = this.tkeClients.get(key);
+    if (cached && cached.keyHash === keyHash) return cached.client;
+    const client = new tke.v20180525.Client({
+      credential: { secretId: credential.secretId, secretKey: credential.secretKey },
+      region,
+      // TKE has its own host in the cloud; an emulator serves every product on one.
+      profile: {
+        httpProfile: { ...this.httpProfile(), endpoint: this.options.endpoint.replace(/^tcr\./, 'tke.') },
+      },
+    });
+    this.tkeClients.set(key, { keyHash, client });
+    return client;
+  }
+
+  private httpProfile() {
+    return {
+      endpoint: this.options.endpoint,
+      protocol: this.options.protocol,
+      reqTimeout: this.options.timeoutSeconds,
+      ...(this.agent ? { agent: this.agent } : {}),
+    };
   }
 
   private clientFor(region: string, credential: TencentCredential): Client {

@@ -1,4 +1,5 @@
 import { TerminalError } from '../../shared/errors.js';
+import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
 import { secretNameFor } from '../../shared/names.js';
 import type { Enqueue } from '../../shared/queue.js';
 import { desiredSecretFor } from './desired-secret.js';
@@ -72,6 +73,11 @@ export async function reconcileImagePullSecret(
       key: { cluster: cluster.clusterId, kind: 'namespace', name: ns },
       trigger: 'fanout',
     }));
+    // A spec.tcr CR without its token yet, or one going away: the fleet's token refresher has work (issue
+    // the first token now rather than at its next scheduled run; revoke one nothing uses any more).
+    if (cr.spec.tcr && !cr.invalid && (cr.credential === undefined || cr.deleting)) {
+      jobs.push({ key: { ...REGISTRY_TOKENS_KEY }, trigger: 'fanout' });
+    }
     // Beyond the budget: this CR job runs again (after this one: BullMQ dedup) and continues from a fresh read.
     if (more)
       jobs.push({ key: { cluster: cluster.clusterId, kind: 'imagepullsecret', name }, trigger: 'fanout' });

@@ -47,7 +47,7 @@ export interface PrivateEndpointsDeps {
   cluster: Pick<ClusterPort, 'clusterId' | 'listImagePullSecrets'>;
   configMaps: SystemConfigMaps;
   secrets: SecretReader;
-  tcr: TcrApi;
+  tcr: Pick<TcrApi, 'describeInternalEndpoints'>;
   /** The functions' own key (environment), for CRs without credentialsSecretRef. */
   defaultCredential: TencentCredential | undefined;
   log: Logger;

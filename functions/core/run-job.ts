@@ -5,6 +5,7 @@ import { reconcileImagePullSecret } from './reconcile-image-pull-secret.js';
 import { type ReconcileDeps, type ReconcileResult, reconcileNamespace } from './reconcile-namespace.js';
 import { reconcileServiceAccount } from './reconcile-service-account.js';
 import { type PrivateEndpointsDeps, refreshPrivateEndpoints } from './refresh-private-endpoints.js';
+import { type RegistryTokensDeps, refreshRegistryTokens } from './refresh-registry-tokens.js';
 import { scrubMessage } from './scrub.js';
 
 export interface JobContext {
@@ -25,9 +26,11 @@ export interface JobObserver {
 
 export interface RunJobDeps {
   /** The reconcile dependencies of the job's cluster; throws a TerminalError for an unknown cluster. */
-  depsFor(cluster: string, job: JobContext): ReconcileDeps;
+  depsFor(cluster: string, job: JobContext): ReconcileDeps | Promise<ReconcileDeps>;
   /** Dependencies of the private-endpoint refresh (TCR API, API keys, our ConfigMap); absent: unsupported. */
-  privateEndpointsFor?(cluster: string): PrivateEndpointsDeps;
+  privateEndpointsFor?(cluster: string): PrivateEndpointsDeps | Promise<PrivateEndpointsDeps>;
+  /** Dependencies of the fleet's token refresher; absent: unsupported. */
+  registryTokens?(): RegistryTokensDeps | Promise<RegistryTokensDeps>;
   audit: AuditPort;
   observer?: JobObserver;
   now: () => Date;
@@ -67,28 +70,38 @@ export async function runJob(deps: RunJobDeps, payload: unknown, job: JobContext
   let result: ReconcileResult | undefined;
   let failure: unknown;
   try {
-    const rd = deps.depsFor(key.cluster, job);
     switch (key.kind) {
       case 'namespace':
-        result = await reconcileNamespace(rd, key.name);
+        result = await reconcileNamespace(await deps.depsFor(key.cluster, job), key.name);
         break;
       case 'serviceaccount':
-        result = await reconcileServiceAccount(rd, key.namespace, key.name);
+        result = await reconcileServiceAccount(await deps.depsFor(key.cluster, job), key.namespace, key.name);
         break;
       case 'imagepullsecret':
-        result = await reconcileImagePullSecret(rd, key.name, { fanOut: true });
+        result = await reconcileImagePullSecret(await deps.depsFor(key.cluster, job), key.name, {
+          fanOut: true,
+        });
         break;
       case 'imagepullsecret-status':
-        result = await reconcileImagePullSecret(rd, key.name, { fanOut: false });
+        result = await reconcileImagePullSecret(await deps.depsFor(key.cluster, job), key.name, {
+          fanOut: false,
+        });
         break;
       case 'private-endpoints':
         if (!deps.privateEndpointsFor)
           throw new TerminalError('this runtime is not configured to refresh private endpoints');
-        result = await refreshPrivateEndpoints(deps.privateEndpointsFor(key.cluster));
+        result = await refreshPrivateEndpoints(await deps.privateEndpointsFor(key.cluster));
+        break;
+      case 'registry-tokens':
+        if (!deps.registryTokens) throw new TerminalError('this runtime is not configured to refresh tokens');
+        result = await refreshRegistryTokens(await deps.registryTokens());
         break;
     }
   } catch (error) {
     failure = error;
+    // A handler that did part of its work before failing says what, for the audit entry.
+    const partial = (error as { partialResult?: ReconcileResult } | null)?.partialResult;
+    if (partial) result = partial;
   }
 
   const durationMs = deps.now().getTime() - started.getTime();

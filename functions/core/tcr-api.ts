@@ -23,7 +23,40 @@ export interface InternalEndpoint {
   status: string;
 }
 
+/** A token CreateInstanceToken issued. `token` is a secret: it goes into Secrets only. */
+export interface IssuedToken {
+  username: string;
+  token: string;
+  /** Epoch ms; 0 = does not expire. */
+  expiresAt: number;
+  /** Long-term tokens only: what DeleteInstanceToken takes. */
+  tokenId?: string | undefined;
+}
+
+/** A long-term token as DescribeInstanceToken lists it (never the token itself). */
+export interface InstanceTokenInfo {
+  tokenId: string;
+  desc: string;
+  enabled: boolean;
+  /** Epoch ms, NaN if the API gave none. */
+  createdAt: number;
+}
+
+export interface RegistryCall {
+  registryId: string;
+  region: string;
+  credential: TencentCredential;
+}
+
 export interface TcrApi {
+  /** One new token. TerminalError for a bad key, registry or region; RetryableError for the rest. */
+  createInstanceToken(
+    input: RegistryCall & { tokenType: 'temp' | 'longterm'; desc: string },
+  ): Promise<IssuedToken>;
+  /** Revokes a long-term token; 'gone' when it no longer exists (already revoked). */
+  deleteInstanceToken(input: RegistryCall & { tokenId: string }): Promise<'deleted' | 'gone'>;
+  /** Every long-term token of the registry (all pages). */
+  listInstanceTokens(input: RegistryCall): Promise<InstanceTokenInfo[]>;
   /**
    * The instance's private endpoints. Throws TerminalError for what no retry fixes (bad key, unknown
    * instance or region) and RetryableError for the rest (rate limit, service errors, network).
@@ -92,4 +125,14 @@ export async function resolveTencentCredential(
     throw new TerminalError(`${where} needs the keys SecretId and SecretKey (${problems})`);
   }
   return { credential: { secretId: parsed.data.SecretId, secretKey: parsed.data.SecretKey }, source: where };
+}
+
+/** TKE's kubeconfig of a cluster (DescribeClusterKubeconfig), for fleet clusters given by TKE id. */
+export interface TkeApi {
+  describeClusterKubeconfig(input: {
+    clusterId: string;
+    region: string;
+    extranet: boolean;
+    credential: TencentCredential;
+  }): Promise<string>;
 }

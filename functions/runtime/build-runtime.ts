@@ -1,20 +1,22 @@
-import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { UPDATER_NAMESPACE } from '../../relay/hosts-updater/config-map.js';
 import { type FunctionsEnv, parseEnv } from '../../shared/config.js';
-import { TerminalError } from '../../shared/errors.js';
+import { describeError, TerminalError } from '../../shared/errors.js';
+import { clustersOfRegistry, type Fleet, loadFleetFile } from '../../shared/fleet.js';
 import { loadKubeConfig } from '../../shared/kube/kubeconfig.js';
 import { createLogger } from '../../shared/logging.js';
 import { connectRedis, enqueueJobs, openQueue } from '../../shared/queue.js';
 import { KubeCluster } from '../adapters/kube-cluster.js';
 import { KubeSystemObjects } from '../adapters/kube-system-objects.js';
-import { auditStreamKey, RedisAudit, RedisFailureStore } from '../adapters/redis-audit.js';
+import { auditStreamKey, RedisAudit, RedisFailureStore, RedisTokenReports } from '../adapters/redis-audit.js';
 import { defaultCredentialFrom, TencentApiEnv, TencentTcrApi } from '../adapters/tencent-tcr.js';
 import type { ReconcileDeps } from '../core/reconcile-namespace.js';
+import type { RegistryTokensDeps } from '../core/refresh-registry-tokens.js';
 import type { RunJobDeps } from '../core/run-job.js';
-import type { TcrApi } from '../core/tcr-api.js';
+import type { TcrApi, TkeApi } from '../core/tcr-api.js';
 import { createFunctionsMetrics, type FunctionsMetrics } from './metrics.js';
 
 export interface FunctionsRuntime {
@@ -25,6 +27,13 @@ export interface FunctionsRuntime {
   metrics: FunctionsMetrics;
   runDeps: RunJobDeps;
   auditKey: string;
+  /** The fleet served (from FLEET_FILE; else one cluster, CLUSTER_ID). */
+  fleet: Fleet;
+  /** Each cluster's API and token store, connected on first use and cached (a TKE cluster's kubeconfig too). */
+  connect(cluster: string): Promise<{ cluster: KubeCluster; system: KubeSystemObjects }>;
+  /** The token refresher's dependencies; `force` rotates those token keys or registry ids now. */
+  registryTokensDeps(force?: ReadonlySet<string>): RegistryTokensDeps;
+  tokenReports: RedisTokenReports;
   close(): Promise<void>;
 }
 
@@ -37,6 +46,10 @@ export interface RuntimeOverrides {
   tencentEnv?: TencentApiEnv;
   /** The TCR API. Default: the SDK adapter for `tencentEnv`'s endpoint. */
   tcrApi?: TcrApi;
+  /** TKE's DescribeClusterKubeconfig. Default: the same SDK adapter. */
+  tkeApi?: TkeApi;
+  /** The fleet. Default: FLEET_FILE, else one cluster (CLUSTER_ID). */
+  fleet?: Fleet;
 }
 
 /**
@@ -55,49 +68,96 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
   const auditKey = auditStreamKey(env.QUEUE_PREFIX);
   const audit = new RedisAudit(redis, auditKey, env.AUDIT_STREAM_MAXLEN);
   const failures = new RedisFailureStore(redis, env.QUEUE_PREFIX);
-  const kubeConfigs = overrides.kubeConfigs ?? {
-    [env.CLUSTER_ID]: loadKubeConfig({ kubeconfig: env.KUBECONFIG, context: env.KUBE_CONTEXT }),
-  };
-  const clusters = new Map<string, KubeCluster>();
-  const clusterFor = (id: string) => {
-    let cluster = clusters.get(id);
-    if (!cluster) {
-      const kc = kubeConfigs[id];
-      if (!kc) {
-        throw new TerminalError(
-          `unknown cluster "${id}" (this deployment knows: ${Object.keys(kubeConfigs).join(', ')})`,
-        );
-      }
-      cluster = new KubeCluster(id, kc, metrics.observeRequest);
-      clusters.set(id, cluster);
-    }
-    return cluster;
-  };
-  // Our own namespace's ConfigMap and API-key Secrets, per cluster (the Role of infra/rbac/functions-system.yaml).
-  const systemObjects = new Map<string, KubeSystemObjects>();
-  const systemObjectsFor = (id: string) => {
-    let objects = systemObjects.get(id);
-    if (!objects) {
-      const kc = kubeConfigs[id];
-      if (!kc) throw new TerminalError(`unknown cluster "${id}"`);
-      objects = new KubeSystemObjects(kc, UPDATER_NAMESPACE, metrics.observeRequest);
-      systemObjects.set(id, objects);
-    }
-    return objects;
-  };
   const tencentEnv = overrides.tencentEnv ?? parseEnv(TencentApiEnv);
   // One SDK adapter (with its per-region/key client cache) for the life of the warm process.
-  const tcrApi = overrides.tcrApi ?? TencentTcrApi.fromEnv(tencentEnv);
+  const sdk = TencentTcrApi.fromEnv(tencentEnv);
+  const tcrApi = overrides.tcrApi ?? sdk;
+  const tkeApi = overrides.tkeApi ?? sdk;
   const defaultCredential = defaultCredentialFrom(tencentEnv);
+  const fleet: Fleet =
+    overrides.fleet ??
+    (env.FLEET_FILE
+      ? loadFleetFile(env.FLEET_FILE)
+      : {
+          name: env.CLUSTER_ID,
+          clusters: Object.keys(overrides.kubeConfigs ?? { [env.CLUSTER_ID]: true }).map((id) => ({
+            id,
+            kubeconfig: { context: '(current)' },
+          })),
+          registries: [],
+        });
+
+  /** A cluster's KubeConfig: given by the caller, a context of a kubeconfig file, or TKE's answer. */
+  async function loadClusterConfig(id: string): Promise<KubeConfig> {
+    const given = overrides.kubeConfigs?.[id];
+    if (given) return given;
+    const entry = fleet.clusters.find((c) => c.id === id);
+    if (!entry) {
+      throw new TerminalError(
+        `unknown cluster "${id}" (this deployment knows: ${fleet.clusters.map((c) => c.id).join(', ')})`,
+      );
+    }
+    if (!env.FLEET_FILE && !overrides.fleet) {
+      return loadKubeConfig({ kubeconfig: env.KUBECONFIG, context: env.KUBE_CONTEXT });
+    }
+    if (entry.kubeconfig) {
+      try {
+        return loadKubeConfig({
+          kubeconfig: entry.kubeconfig.path ?? env.KUBECONFIG,
+          context: entry.kubeconfig.context,
+        });
+      } catch (error) {
+        throw new TerminalError(`fleet cluster ${id}: ${describeError(error)}`);
+      }
+    }
+    const tke = entry.tke!;
+    if (!defaultCredential) {
+      throw new TerminalError(
+        `fleet cluster ${id} is TKE cluster ${tke.clusterId}: its kubeconfig needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY`,
+      );
+    }
+    const text = await tkeApi.describeClusterKubeconfig({
+      clusterId: tke.clusterId,
+      region: tke.region,
+      extranet: tke.extranet,
+      credential: defaultCredential,
+    });
+    const kc = new KubeConfig();
+    try {
+      kc.loadFromString(text);
+    } catch (error) {
+      throw new TerminalError(
+        `fleet cluster ${id}: TKE returned a kubeconfig that does not load (${describeError(error)})`,
+      );
+    }
+    return kc;
+  }
+
+  // One API client per cluster for the life of the warm instance; a failed connect is not cached.
+  const connections = new Map<string, Promise<{ cluster: KubeCluster; system: KubeSystemObjects }>>();
+  const connect = (id: string) => {
+    let connection = connections.get(id);
+    if (!connection) {
+      connection = loadClusterConfig(id).then((kc) => {
+        // Our own namespace's ConfigMap, API-key and token Secrets (infra/rbac/functions-system.yaml).
+        const system = new KubeSystemObjects(kc, UPDATER_NAMESPACE, metrics.observeRequest);
+        return { cluster: new KubeCluster(id, kc, metrics.observeRequest, system), system };
+      });
+      connection.catch(() => connections.delete(id));
+      connections.set(id, connection);
+    }
+    return connection;
+  };
+  const tokenReports = new RedisTokenReports(redis, env.QUEUE_PREFIX);
   const queuePort = { enqueue: (items: Parameters<typeof enqueueJobs>[1]) => enqueueJobs(queue, items) };
 
   const runDeps: RunJobDeps = {
     now: () => new Date(),
     audit,
     observer: metrics.observer,
-    depsFor(cluster, job): ReconcileDeps {
+    async depsFor(cluster, job): Promise<ReconcileDeps> {
       return {
-        cluster: clusterFor(cluster),
+        cluster: (await connect(cluster)).cluster,
         queue: queuePort,
         failures,
         now: () => new Date(),
@@ -107,20 +167,44 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
         isFinalAttempt: job.attempt >= job.maxAttempts,
       };
     },
-    privateEndpointsFor(cluster) {
-      const port = clusterFor(cluster);
-      const objects = systemObjectsFor(cluster);
+    async privateEndpointsFor(cluster) {
+      const { cluster: port, system } = await connect(cluster);
       return {
         cluster: port,
-        configMaps: objects,
-        secrets: objects,
+        configMaps: system,
+        secrets: system,
         tcr: tcrApi,
         defaultCredential,
         log,
       };
     },
+    registryTokens: () => registryTokensDeps(),
   };
+  function registryTokensDeps(force?: ReadonlySet<string>): RegistryTokensDeps {
+    return {
+      fleetName: fleet.name,
+      clusters: fleet.clusters.map((c) => c.id),
+      registries: fleet.registries.map((r) => ({ ...r, clusters: clustersOfRegistry(fleet, r) })),
+      connect: async (id) => {
+        const { cluster, system } = await connect(id);
+        return { cluster, tokens: system, secrets: system };
+      },
+      tcr: tcrApi,
+      defaultCredential,
+      queue: queuePort,
+      reports: tokenReports,
+      now: () => new Date(),
+      revokeGraceMs: env.TOKEN_REVOKE_GRACE_SECONDS * 1000,
+      clusterTimeoutMs: env.TOKEN_CLUSTER_TIMEOUT_MS,
+      force,
+      log,
+    };
+  }
   return {
+    fleet,
+    connect,
+    registryTokensDeps,
+    tokenReports,
     env,
     redis,
     queue,

@@ -1,6 +1,12 @@
 import { z } from 'zod';
 import { parseEnv } from '../../shared/config.js';
-import { ClusterId, type JobData, JobData as JobDataSchema, type JobKey } from '../../shared/jobs.js';
+import {
+  ClusterId,
+  type JobData,
+  JobData as JobDataSchema,
+  type JobKey,
+  REGISTRY_TOKENS_KEY,
+} from '../../shared/jobs.js';
 import type { FunctionsRuntime } from './build-runtime.js';
 
 // Periodic jobs of the local (BullMQ) runtime. In the cloud the same jobs come from SCF timers
@@ -13,6 +19,12 @@ export const SchedulesEnv = z.object({
     .int('PRIVATE_ENDPOINTS_EVERY_MS must be an integer')
     .refine((ms) => ms === 0 || ms >= 10_000, 'PRIVATE_ENDPOINTS_EVERY_MS must be 0 (off) or ≥ 10000')
     .default(300_000),
+  /** How often the fleet's TCR tokens are checked (issue before expiry, distribute, revoke); 0 removes it. */
+  REGISTRY_TOKENS_EVERY_MS: z.coerce
+    .number({ error: 'REGISTRY_TOKENS_EVERY_MS must be a number of milliseconds' })
+    .int('REGISTRY_TOKENS_EVERY_MS must be an integer')
+    .refine((ms) => ms === 0 || ms >= 1000, 'REGISTRY_TOKENS_EVERY_MS must be 0 (off) or ≥ 1000')
+    .default(60_000),
 });
 export type SchedulesEnv = z.infer<typeof SchedulesEnv>;
 
@@ -65,6 +77,23 @@ export async function ensureSchedules(
     rt.log.info(
       { scheduler: id, everyMs: env.PRIVATE_ENDPOINTS_EVERY_MS },
       'private-endpoints schedule ensured',
+    );
+  }
+  // One scheduler for the whole fleet (not per cluster): a rotation is one CreateInstanceToken per registry.
+  const tokensId = 'registry-tokens|fleet';
+  if (env.REGISTRY_TOKENS_EVERY_MS === 0) {
+    await rt.queue.removeJobScheduler(tokensId);
+  } else {
+    const data: JobData = JobDataSchema.parse({
+      v: 1,
+      key: REGISTRY_TOKENS_KEY,
+      trigger: 'resync',
+      at: now(),
+    });
+    await rt.queue.upsertJobScheduler(
+      tokensId,
+      { every: env.REGISTRY_TOKENS_EVERY_MS },
+      { name: 'registry-tokens', data },
     );
   }
 }

@@ -3,6 +3,7 @@
 // invocation's time limit, map the outcome.
 import { z } from 'zod';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
+import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
 import { enqueueJobs } from '../../shared/queue.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../runtime/build-runtime.js';
 import { type DrainResult, drainQueue } from '../runtime/drain.js';
@@ -10,6 +11,9 @@ import { privateEndpointsKey } from '../runtime/schedules.js';
 
 /** The timer `argument` (serverless.yml) that enqueues the private-endpoint refresh before draining. */
 export const PRIVATE_ENDPOINTS_MESSAGE = 'private-endpoints';
+
+/** The timer `argument` that enqueues the fleet's token refresh before draining. */
+export const REGISTRY_TOKENS_MESSAGE = 'registry-tokens';
 
 /** SCF's timer trigger event. */
 export const ScfTimerEvent = z.object({
@@ -65,6 +69,9 @@ export async function main_handler(
   if ('Type' in ev.data && ev.data.Message?.trim() === PRIVATE_ENDPOINTS_MESSAGE) {
     // Deduplicated per key like every job: a refresh still waiting absorbs this one.
     await enqueueJobs(rt.queue, [{ key: privateEndpointsKey(env.CLUSTER_ID), trigger: 'resync' }]);
+  }
+  if ('Type' in ev.data && ev.data.Message?.trim() === REGISTRY_TOKENS_MESSAGE) {
+    await enqueueJobs(rt.queue, [{ key: { ...REGISTRY_TOKENS_KEY }, trigger: 'resync' }]);
   }
   const deadline = started + ctx.data.time_limit_in_ms - env.SCF_MARGIN_MS;
   const result = await drainQueue(rt, {

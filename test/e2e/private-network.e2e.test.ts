@@ -327,12 +327,16 @@ describe('private-network resolving', () => {
     let fx: FunctionsHarness | undefined;
     try {
       fx = await startFunctions();
-      await ensureSchedules(fx.rt, { env: { PRIVATE_ENDPOINTS_EVERY_MS: 600_000 } });
+      await ensureSchedules(fx.rt, {
+        env: { PRIVATE_ENDPOINTS_EVERY_MS: 600_000, REGISTRY_TOKENS_EVERY_MS: 0 },
+      });
       expect((await fx.rt.queue.getJobSchedulers()).map((s) => s.key)).toEqual([
         privateEndpointsSchedulerId(CLUSTER),
       ]);
       // Idempotent: a second worker start keeps one schedule.
-      await ensureSchedules(fx.rt, { env: { PRIVATE_ENDPOINTS_EVERY_MS: 600_000 } });
+      await ensureSchedules(fx.rt, {
+        env: { PRIVATE_ENDPOINTS_EVERY_MS: 600_000, REGISTRY_TOKENS_EVERY_MS: 0 },
+      });
       expect(await fx.rt.queue.getJobSchedulers()).toHaveLength(1);
       await waitFor('the scheduled refresh to publish the new IP', async () =>
         JSON.stringify(await hostsOf()) === JSON.stringify([{ domain: domainA, ip: '10.10.2.8' }])

@@ -72,7 +72,7 @@ class FakeConfigMaps implements SystemConfigMaps {
   }
 }
 
-class FakeTcr implements TcrApi {
+class FakeTcr implements Pick<TcrApi, 'describeInternalEndpoints'> {
   endpoints = new Map<string, InternalEndpoint[]>();
   failures = new Map<string, Error>();
   calls: { registryId: string; credential: TencentCredential }[] = [];
