@@ -59,6 +59,20 @@ export interface RuntimeOverrides {
 export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverrides = {}): FunctionsRuntime {
   const log = overrides.log ?? createLogger('functions', env.LOG_LEVEL);
   const metrics = overrides.metrics ?? createFunctionsMetrics();
+  // The fleet file first: a bad one fails before any connection is opened.
+  const fleet: Fleet =
+    overrides.fleet ??
+    (env.FLEET_FILE
+      ? loadFleetFile(env.FLEET_FILE)
+      : {
+          name: env.CLUSTER_ID,
+          clusters: Object.keys(overrides.kubeConfigs ?? { [env.CLUSTER_ID]: true }).map((id) => ({
+            id,
+            kubeconfig: { context: '(current)' },
+          })),
+          registries: [],
+        });
+
   const redis = connectRedis(env.REDIS_URL);
   const queue = openQueue(redis, {
     prefix: env.QUEUE_PREFIX,
@@ -74,19 +88,6 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
   const tcrApi = overrides.tcrApi ?? sdk;
   const tkeApi = overrides.tkeApi ?? sdk;
   const defaultCredential = defaultCredentialFrom(tencentEnv);
-  const fleet: Fleet =
-    overrides.fleet ??
-    (env.FLEET_FILE
-      ? loadFleetFile(env.FLEET_FILE)
-      : {
-          name: env.CLUSTER_ID,
-          clusters: Object.keys(overrides.kubeConfigs ?? { [env.CLUSTER_ID]: true }).map((id) => ({
-            id,
-            kubeconfig: { context: '(current)' },
-          })),
-          registries: [],
-        });
-
   /** A cluster's KubeConfig: given by the caller, a context of a kubeconfig file, or TKE's answer. */
   async function loadClusterConfig(id: string): Promise<KubeConfig> {
     const given = overrides.kubeConfigs?.[id];

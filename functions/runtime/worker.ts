@@ -1,7 +1,7 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { TerminalError } from '../../shared/errors.js';
-import { describeKey, type JobData, QUEUE_NAME } from '../../shared/jobs.js';
-import { redisOptionsFromUrl } from '../../shared/queue.js';
+import { describeKey, type JobData, QUEUE_NAME, REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
+import { enqueueJobs, redisOptionsFromUrl } from '../../shared/queue.js';
 import type { ReconcileResult } from '../core/reconcile-namespace.js';
 import { runJob } from '../core/run-job.js';
 import type { FunctionsRuntime } from './build-runtime.js';
@@ -18,6 +18,12 @@ export function summarize(result: ReconcileResult): Record<string, number | stri
 export async function processJob(rt: FunctionsRuntime, job: Job): Promise<Record<string, number | string>> {
   const data = job.data as Partial<JobData>;
   const log = rt.log.child({ job: job.id, key: data.key ? describeKey(data.key as JobData['key']) : '?' });
+  // A scheduler's tick cannot be deduplicated (BullMQ refuses dedup options on scheduler templates), so for
+  // the token refresher, which must never run twice at once, the tick only enqueues the deduplicated key.
+  if (job.repeatJobKey && data.key?.kind === 'registry-tokens') {
+    await enqueueJobs(rt.queue, [{ key: { ...REGISTRY_TOKENS_KEY }, trigger: 'resync' }]);
+    return { enqueued: 1 };
+  }
   try {
     const result = await runJob(rt.runDeps, job.data, {
       attempt: job.attemptsMade + 1,

@@ -1,7 +1,7 @@
 // A local stand-in for the parts of Tencent Cloud API 3.0 this project calls (TCR instance tokens, TCR internal
 // endpoints, TKE kubeconfig), strict where the real service is strict (TC3 signature, clock skew, region,
 // parameters) so code that passes here behaves the same against the real endpoint.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID, sign } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -80,6 +80,20 @@ export interface TencentEmulatorOptions {
   now?: () => number;
   /** ExpTime/ExpiredAt reported for long-term tokens (ms). Undocumented by Tencent; 0 here means "never". */
   longtermTokenExpTime?: number;
+  /**
+   * A TCR instance's registry token service (Docker bearer-token flow): `GET /service/token` with Basic
+   * username:instance-token answers a JWT that a docker-registry configured with `auth.token` (this issuer,
+   * service and the signer's certificate) accepts. Refuses tokens that are unknown, revoked or expired.
+   */
+  registryTokenService?: {
+    registryId: string;
+    service: string;
+    issuer: string;
+    keyPem: string;
+    /** Base64 DER of the signer's certificate (JWT `x5c`). */
+    certDerBase64: string;
+    ttlSeconds?: number;
+  };
   port?: number;
   host?: string;
   /** One line per request (action, region, outcome); never credentials, signatures or tokens. */
@@ -156,6 +170,8 @@ export interface TencentEmulator {
   clearFaults(): void;
   /** What a registry token service would accept: false for unknown, deleted, disabled or expired tokens. */
   isTokenValid(username: string, token: string, registryId?: string): boolean;
+  /** Requests to the registry token service (`GET /service/token`). */
+  registryTokenRequests(): number;
   listTokens(registryId?: string): TokenSnapshot[];
   addCredential(credential: EmulatorCredential): void;
   addRegistry(registry: EmulatorRegistry): void;
@@ -645,7 +661,71 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
     return handler(params as Record<string, unknown>, { region, now: now() });
   }
 
+  /** Docker token flow: Basic credential in, signed JWT out (what TCR's registry front does for an instance token). */
+  function serveRegistryToken(request: http.IncomingMessage, response: http.ServerResponse): void {
+    const config = options.registryTokenService;
+    const deny = (status: number, message: string) => {
+      response.writeHead(status, {
+        'content-type': 'application/json',
+        'www-authenticate': 'Basic realm="tcr"',
+      });
+      response.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message }] }));
+      log(`registry token -> ${status} ${message}`);
+    };
+    if (!config) {
+      deny(404, 'no registry token service configured');
+      return;
+    }
+    registryTokenRequests += 1;
+    const url = new URL(request.url ?? '/', 'http://emulator');
+    const basic = /^Basic\s+(.+)$/i.exec(headerValue(request.headers, 'authorization') ?? '')?.[1];
+    const decoded = basic ? Buffer.from(basic, 'base64').toString('utf8') : '';
+    const colon = decoded.indexOf(':');
+    const username = colon > 0 ? decoded.slice(0, colon) : '';
+    const password = colon > 0 ? decoded.slice(colon + 1) : '';
+    if (!username || !isValid(username, password, config.registryId)) {
+      deny(401, 'authentication required: unknown, revoked or expired instance token');
+      return;
+    }
+    const access = url.searchParams.getAll('scope').flatMap((scope) => {
+      const [type, name, actions] = scope.split(':');
+      return type && name && actions ? [{ type, name, actions: actions.split(',') }] : [];
+    });
+    const issuedAt = Math.floor(Date.now() / 1000);
+    const ttl = config.ttlSeconds ?? 300;
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const signingInput = `${b64({ alg: 'RS256', typ: 'JWT', x5c: [config.certDerBase64] })}.${b64({
+      iss: config.issuer,
+      sub: username,
+      aud: url.searchParams.get('service') ?? config.service,
+      exp: issuedAt + ttl,
+      nbf: issuedAt - 10,
+      iat: issuedAt,
+      jti: randomUUID(),
+      access,
+    })}`;
+    const signature = sign('RSA-SHA256', Buffer.from(signingInput), config.keyPem).toString('base64url');
+    const jwt = `${signingInput}.${signature}`;
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end(
+      JSON.stringify({ token: jwt, access_token: jwt, expires_in: ttl, issued_at: new Date().toISOString() }),
+    );
+    log(`registry token -> 200 (${access.map((a) => `${a.name}:${a.actions.join(',')}`).join(' ')})`);
+  }
+
+  let registryTokenRequests = 0;
+  const isValid = (username: string, token: string, registryId?: string) => {
+    const record = tokens.get(token);
+    if (!record) return false;
+    if (registryId !== undefined && record.registryId !== registryId) return false;
+    return record.username === username && record.enabled && !isExpired(record, now());
+  };
+
   const server = http.createServer((request, response) => {
+    if (request.method === 'GET' && (request.url ?? '').startsWith('/service/token')) {
+      serveRegistryToken(request, response);
+      return;
+    }
     const started = Date.now();
     const record: CallRecord = { action: headerValue(request.headers, 'x-tc-action') ?? '', at: now() };
     callRecords.push(record);
@@ -699,12 +779,8 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
       faults.length = 0;
       delays.length = 0;
     },
-    isTokenValid: (username, token, registryId) => {
-      const record = tokens.get(token);
-      if (!record) return false;
-      if (registryId !== undefined && record.registryId !== registryId) return false;
-      return record.username === username && record.enabled && !isExpired(record, now());
-    },
+    isTokenValid: isValid,
+    registryTokenRequests: () => registryTokenRequests,
     listTokens: (registryId) =>
       [...tokens.values()]
         .filter((record) => registryId === undefined || record.registryId === registryId)
