@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { REPO_ROOT } from '../infra/local/paths.js';
 import { type LocalStack, startLocalStack, waitForRelay } from '../infra/local/stack.js';
+import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
 import { enqueueJobs } from '../shared/queue.js';
 import { renderChart } from './chart.js';
@@ -42,7 +43,8 @@ const stack: LocalStack = await startLocalStack({
   relayBundle: path.join(REPO_ROOT, 'dist', 'relay', 'main.cjs'),
   relayEnv: { LOG_LEVEL: 'warn' },
 });
-const core = stack.admin.makeApiClient(CoreV1Api);
+// The floor is a bare script done right: one keep-alive connection pool, as the functions use.
+const core = shareConnections(stack.admin).makeApiClient(CoreV1Api);
 const apiMetrics = async () => parseRequestTotals((await stack.cluster.get('/metrics')).body);
 const k8sVersion = JSON.parse((await stack.cluster.get('/version')).body).gitVersion as string;
 const results: Record<string, unknown> = {

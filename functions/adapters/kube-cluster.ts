@@ -13,6 +13,7 @@ import {
 } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
+import { shareConnections } from '../../shared/kube/kubeconfig.js';
 import {
   CR_NAME_ANNOTATION,
   FIELD_MANAGER,
@@ -78,6 +79,7 @@ export class KubeCluster implements ClusterPort {
     /** Where spec.tcr CRs' issued tokens are (tcr-assistant-system); without it they wait for a credential. */
     private readonly tokens?: TokenStorePort,
   ) {
+    shareConnections(kc);
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
   }

@@ -7,6 +7,7 @@ import {
 } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
+import { shareConnections } from '../../shared/kube/kubeconfig.js';
 import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/labels.js';
 import type { ConfigMapView, SystemConfigMaps } from '../core/refresh-private-endpoints.js';
 import type { SecretReader } from '../core/tcr-api.js';
@@ -34,7 +35,7 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenS
     private readonly namespace: string,
     private readonly observe: RequestObserver = () => {},
   ) {
-    this.core = kc.makeApiClient(CoreV1Api);
+    this.core = shareConnections(kc).makeApiClient(CoreV1Api);
   }
 
   async readSecretData(namespace: string, name: string): Promise<Record<string, string> | undefined> {
