@@ -122,6 +122,16 @@ await stack.admin
   });
 log(`stack up: ${k8sVersion}, redis ${stack.redis.version}, ${workers} workers`);
 
+/** Every floor namespace so far: the floor's rotation rewrites as many Secrets as ours does. */
+const allFloor: string[] = [];
+/** Polls until every Secret of that name carries `want`: the same observer for ours and for the floor. */
+async function waitAllCarry(name: string, want: string) {
+  for (;;) {
+    const list = await core.listSecretForAllNamespaces({ fieldSelector: `metadata.name=${name}` });
+    if (list.items.every((s) => s.data?.['.dockerconfigjson'] === want)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 for (const n of sizes) {
   // --- ours ---
   const ours = Array.from({ length: n }, (_, i) => `ours-${n}-${i}`);
@@ -152,6 +162,7 @@ for (const n of sizes) {
   // --- floor: the same writes, the same client concurrency, no queue ---
   const floor = Array.from({ length: n }, (_, i) => `floor-${n}-${i}`);
   const floorSet = new Set(floor);
+  allFloor.push(...floor);
   const done = new Map<string, number>();
   const pending: string[] = [];
   const fobs = new ServiceAccountObserver(
@@ -241,14 +252,11 @@ for (const n of sizes) {
     );
   const allOurs = (await core.listSecretForAllNamespaces({ fieldSelector: `metadata.name=${secret}` })).items
     .length;
-  for (;;) {
-    const list = await core.listSecretForAllNamespaces({ fieldSelector: `metadata.name=${secret}` });
-    if (list.items.every((s) => s.data?.['.dockerconfigjson'] === want)) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitAllCarry(secret, want);
   const rotMs = performance.now() - r0;
   const fr0 = performance.now();
-  await runPool(floor, concurrency, async (ns) => {
+  const floorDone = waitAllCarry('floor-pull', want);
+  await runPool(allFloor, concurrency, async (ns) => {
     await core.replaceNamespacedSecret({
       namespace: ns,
       name: 'floor-pull',
@@ -259,6 +267,7 @@ for (const n of sizes) {
       },
     });
   });
+  await floorDone;
   const floorRotMs = performance.now() - fr0;
   log(`rotation N=${n} (${allOurs} Secrets): ${rotMs.toFixed(0)} ms vs floor ${floorRotMs.toFixed(0)} ms`);
 

@@ -28,7 +28,9 @@ export const FunctionsEnv = CommonEnv.extend({
   /** Status writes are coalesced into one per CR per window. */
   STATUS_DELAY_MS: intFrom('STATUS_DELAY_MS', 0).default(5000),
   /** Stale Secrets (a rotation) a CR job rewrites in place per run; 0 = always fan out namespace jobs. */
-  DIRECT_UPDATE_BUDGET: intFrom('DIRECT_UPDATE_BUDGET', 0).default(2000),
+  DIRECT_UPDATE_BUDGET: intFrom('DIRECT_UPDATE_BUDGET', 0).default(20_000),
+  /** ...and for at most this long per run (an SCF invocation's job budget must cover it). */
+  DIRECT_UPDATE_MS: intFrom('DIRECT_UPDATE_MS', 100).default(20_000),
   AUDIT_STREAM_MAXLEN: intFrom('AUDIT_STREAM_MAXLEN', 100).default(100_000),
   METRICS_PORT: intFrom('METRICS_PORT', 0).default(9464),
   /** The fleet file (clusters, registries); absent: a fleet of one, CLUSTER_ID. */

@@ -11,19 +11,21 @@ const FANOUT_CHUNK = 1000;
 const REWRITE_CONCURRENCY = 16;
 
 /**
- * Rewrites stale Secrets in place (guarded by resourceVersion). Returns the namespaces where that did not
- * work (changed meanwhile, gone, refused): a namespace job takes those over and re-plans them from scratch.
+ * Rewrites stale Secrets in place (guarded by resourceVersion), starting none after `deadline`. Returns the
+ * namespaces where that did not work (changed meanwhile, gone, refused): a namespace job takes those over and
+ * re-plans them from scratch; and how many were left for a follow-up run.
  */
 async function rewriteSecrets(
   deps: ReconcileDeps,
   cr: NonNullable<Awaited<ReturnType<ReconcileDeps['cluster']['getImagePullSecret']>>>,
   updates: { namespace: string; resourceVersion: string }[],
-): Promise<string[]> {
+  deadline: number,
+): Promise<{ failed: string[]; done: number }> {
   const failed: string[] = [];
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(REWRITE_CONCURRENCY, updates.length) }, async () => {
-      while (next < updates.length) {
+      while (next < updates.length && deps.now().getTime() < deadline) {
         const u = updates[next++]!;
         try {
           await deps.cluster.replaceSecret(desiredSecretFor(cr, u.namespace), u.resourceVersion);
@@ -33,7 +35,7 @@ async function rewriteSecrets(
       }
     }),
   );
-  return failed.sort();
+  return { failed: failed.sort(), done: next };
 }
 
 /**
@@ -66,8 +68,10 @@ export async function reconcileImagePullSecret(
     actions.push({ verb: 'patched', object, detail: 'finalizer added' });
   }
   if (fanOut) {
-    const direct = plan.secretUpdates.slice(0, deps.directUpdateBudget);
-    const fallback = await rewriteSecrets(deps, cr, direct);
+    const budget = plan.secretUpdates.slice(0, deps.directUpdateBudget);
+    const deadline = deps.now().getTime() + (deps.directUpdateMs ?? Number.POSITIVE_INFINITY);
+    const { failed: fallback, done } = await rewriteSecrets(deps, cr, budget, deadline);
+    const direct = budget.slice(0, done);
     const more = plan.secretUpdates.length > direct.length;
     const jobs: Enqueue[] = [...plan.namespacesToReconcile, ...fallback].map((ns) => ({
       key: { cluster: cluster.clusterId, kind: 'namespace', name: ns },

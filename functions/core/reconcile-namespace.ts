@@ -16,6 +16,8 @@ export interface ReconcileDeps {
   log: Logger;
   /** At most this many stale Secrets a CR job rewrites itself per run (the rest: next run or namespace jobs). */
   directUpdateBudget: number;
+  /** ...and stops starting rewrites after this long (the rest: a follow-up run of the CR job). */
+  directUpdateMs?: number;
   /** The queue will not retry this job again: a failure now is recorded for the CR's status. */
   isFinalAttempt: boolean;
 }

@@ -164,6 +164,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
         now: () => new Date(),
         statusDelayMs: env.STATUS_DELAY_MS,
         directUpdateBudget: env.DIRECT_UPDATE_BUDGET,
+        directUpdateMs: env.DIRECT_UPDATE_MS,
         log,
         isFinalAttempt: job.attempt >= job.maxAttempts,
       };

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -10,6 +11,7 @@ import { startWorker } from '../../functions/runtime/worker.js';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
+import { startTencentEmulator, type TencentEmulator } from '../tencent-emulator/server.js';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 import { findFreePort } from './free-port.js';
 import {
@@ -26,7 +28,13 @@ import {
 } from './paths.js';
 import { type LocalRedis, startRedis } from './redis.js';
 
+/** The registry the local emulator serves (the sample spec.tcr CR names it). */
+export const LOCAL_REGISTRY = 'tcr-local1';
+export const LOCAL_REGION = 'ap-guangzhou';
+
 export interface LocalStack {
+  /** The Tencent Cloud API emulator the functions use. */
+  emulator: TencentEmulator;
   cluster: ControlPlane;
   redis: LocalRedis;
   admin: KubeConfig;
@@ -75,8 +83,25 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     STATUS_DELAY_MS: String(opts.statusDelayMs ?? 1000),
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   });
+  // The Tencent Cloud API is the local emulator (signature-checked, real shapes): spec.tcr CRs get tokens
+  // for its registry LOCAL_REGISTRY, with a key made up for this run.
+  const apiKey = {
+    secretId: `AKIDLOCAL${randomBytes(8).toString('hex').toUpperCase()}`,
+    secretKey: randomBytes(24).toString('hex'),
+  };
+  const emulator = await startTencentEmulator({
+    credentials: [apiKey],
+    registries: [{ registryId: LOCAL_REGISTRY, region: LOCAL_REGION }],
+  });
   const functions = buildFunctionsRuntime(env, {
     kubeConfigs: { [clusterId]: functionsKc },
+    tencentEnv: {
+      TENCENTCLOUD_SECRET_ID: apiKey.secretId,
+      TENCENTCLOUD_SECRET_KEY: apiKey.secretKey,
+      TENCENTCLOUD_ENDPOINT: emulator.endpoint,
+      TENCENTCLOUD_PROTOCOL: 'http://',
+      TENCENTCLOUD_TIMEOUT_SECONDS: 10,
+    },
     ...(opts.log ? { log: opts.log } : {}),
   });
   const worker = startWorker(functions);
@@ -113,6 +138,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
   return {
     cluster,
     redis,
+    emulator,
     admin,
     functions,
     worker,
@@ -128,7 +154,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       }
       await worker.close();
       await functions.close();
-      await Promise.allSettled([cluster.stop(), redis.stop()]);
+      await Promise.allSettled([cluster.stop(), redis.stop(), emulator.stop()]);
     },
   };
 }

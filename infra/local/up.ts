@@ -9,7 +9,7 @@ import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
 import { formatTable, getClusterCustomObjectTable } from '../../shared/kube/table.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../../shared/names.js';
 import { SAMPLE_CR_FILE } from './paths.js';
-import { startLocalStack, waitForRelay } from './stack.js';
+import { LOCAL_REGION, LOCAL_REGISTRY, startLocalStack, waitForRelay } from './stack.js';
 
 const say = (msg: string) => console.log(`[tcr-assistant] ${msg}`);
 const exitWhenDone = process.env.TCR_LOCAL_EXIT_AFTER_READY === '1';
@@ -52,6 +52,23 @@ try {
   const crName = sample?.metadata?.name ?? 'imagepullsecret-sample';
   say(`applied ImagePullSecret ${crName} (namespaces "*", serviceAccounts "*")`);
 
+  // A second CR whose credential tcr-assistant issues itself (spec.tcr), from the local Tencent emulator.
+  const issuedCr = 'tcr-issued';
+  const issuedManifest = {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'ImagePullSecret',
+    metadata: { name: issuedCr },
+    spec: {
+      namespaces: 'demo-1,demo-2',
+      docker: { server: `${LOCAL_REGISTRY}.tencentcloudcr.com` },
+      tcr: { registryId: LOCAL_REGISTRY, region: LOCAL_REGION, tokenType: 'longterm' },
+    },
+  };
+  await applyManifests(admin, [issuedManifest]);
+  say(
+    `applied ImagePullSecret ${issuedCr} (spec.tcr: a token for ${LOCAL_REGISTRY}, issued by the functions)`,
+  );
+
   const core = admin.makeApiClient(CoreV1Api);
   const demo = ['demo-1', 'demo-2', 'newns'];
   await new Promise((r) => setTimeout(r, 1500));
@@ -74,9 +91,13 @@ try {
       .readNamespacedServiceAccount({ namespace: 'newns', name: 'kung' })
       .catch(() => undefined);
     const namespaces = (await core.listNamespace()).items.length;
+    const issued = await core
+      .readNamespacedSecret({ namespace: 'demo-2', name: secretNameFor(issuedCr) })
+      .catch(() => undefined);
     const ok = /\s(\d+)\s+(\d+)\s*$/.exec(table.split('\n')[1] ?? '');
     if (
       !convergedAt &&
+      issued &&
       kung?.imagePullSecrets?.some((r) => r.name === secret) &&
       ok &&
       ok[1] === String(namespaces) &&
@@ -84,7 +105,7 @@ try {
     ) {
       convergedAt = Date.now();
       say(
-        `converged: ${namespaces} namespaces carry ${secret}; newns/kung lists it (${convergedAt - started} ms after start)`,
+        `converged: ${namespaces} namespaces carry ${secret}; newns/kung lists it; demo-1 and demo-2 carry ${secretNameFor(issuedCr)} (CreateInstanceToken calls: ${stack.emulator.calls('CreateInstanceToken')}) (${convergedAt - started} ms after start)`,
       );
       if (exitWhenDone) break;
       say('Ctrl-C to stop. Try: KUBECONFIG=... kubectl create ns another  (the relay picks it up)');

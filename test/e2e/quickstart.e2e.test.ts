@@ -29,7 +29,11 @@ describe('npm start (the local embedded default)', () => {
     expect(out).toMatch(/created Secret demo-1\/tcr\.ipsimagepullsecret-sample/);
     expect(out).toMatch(/NAME\s+NAMESPACES\s+SERVICE-ACCOUNTS\s+SECRETS-DESIRED\s+SECRETS-SUCCESS/);
     expect(out).toMatch(
-      /converged: \d+ namespaces carry tcr\.ipsimagepullsecret-sample; newns\/kung lists it/,
+      /converged: \d+ namespaces carry tcr\.ipsimagepullsecret-sample; newns\/kung lists it; demo-1 and demo-2 carry tcr\.ipstcr-issued \(CreateInstanceToken calls: 1\)/,
+    );
+    // The issued token went through the refresher, visible in the audit lines it prints.
+    expect(out).toMatch(
+      /job registry-tokens all @fleet \(\w+\) success in \d+ ms: created TCR token tcr-local1\.longterm/,
     );
     expect(out).not.toContain('tcr.jwt.token');
   });
