@@ -14,6 +14,7 @@ import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
 import { enqueueJobs } from '../shared/queue.js';
 import { renderChart } from './chart.js';
 import { diffTotals, parseRequestTotals, percentile, runPool, ServiceAccountObserver } from './observe.js';
+import { renderTable } from './render-table.js';
 
 const { values } = parseArgs({
   options: {
@@ -356,39 +357,3 @@ writeFileSync(path.join(dir, `${stamp}.svg`), renderChart(series, 'Namespaces co
 writeFileSync(path.join(dir, `${stamp}.md`), renderTable(results));
 console.log(renderTable(results));
 process.exit(0);
-
-function renderTable(r: typeof results): string {
-  const m = r.machine as { cores: number; memoryGiB: number; cpu?: string };
-  const v = r.versions as Record<string, string>;
-  const lines = [
-    `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}`,
-    '',
-    '| N | burst ours / floor (s) | ratio (≤ 1.25) | resync writes (0) | resync reads / ns (≤ 1) | rotation ours / floor (s) | ratio (≤ 1.25) | relay RSS (≤ 150 MiB) | relay CPU (s) | Redis (MiB) | CR status (≤ 64 KiB) |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
-  ];
-  for (const b of r.bursts as {
-    n: number;
-    burst: { oursMs: number; floorMs: number; ratio: number };
-    steadyState: { writes: number; readsPerNamespace: number };
-    rotation: { oursMs: number; floorMs: number; ratio: number };
-    footprint: {
-      relayRssMiB: number;
-      relayCpuSeconds: number;
-      redisUsedMemoryMiB: number;
-      crStatusBytes: number;
-    };
-  }[]) {
-    lines.push(
-      `| ${b.n} | ${(b.burst.oursMs / 1000).toFixed(1)} / ${(b.burst.floorMs / 1000).toFixed(1)} | ${b.burst.ratio} | ${b.steadyState.writes} | ${b.steadyState.readsPerNamespace} | ${(b.rotation.oursMs / 1000).toFixed(1)} / ${(b.rotation.floorMs / 1000).toFixed(1)} | ${b.rotation.ratio} | ${b.footprint.relayRssMiB} MiB | ${b.footprint.relayCpuSeconds} | ${b.footprint.redisUsedMemoryMiB} | ${(b.footprint.crStatusBytes / 1024).toFixed(1)} KiB |`,
-    );
-  }
-  const l = r.latency as
-    | { rate: number; durationSeconds: number; p50Ms: number; p99Ms: number; maxMs: number }
-    | undefined;
-  if (l)
-    lines.push(
-      '',
-      `Latency (${l.rate}/s for ${l.durationSeconds} s, default ServiceAccount seen → carrying the entry): p50 ${l.p50Ms} ms (≤ 300), p99 ${l.p99Ms} ms (≤ 1500), max ${l.maxMs} ms`,
-    );
-  return `${lines.join('\n')}\n`;
-}

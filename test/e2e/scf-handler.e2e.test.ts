@@ -6,6 +6,8 @@ import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { parse } from 'acorn';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { listAudit } from '../../functions/adapters/audit-reader.js';
+import { auditStreamKey } from '../../functions/adapters/redis-audit.js';
 import { REPO_ROOT } from '../../infra/local/paths.js';
 import { secretNameFor } from '../../shared/names.js';
 import { connectRedis, enqueueJobs, openQueue } from '../../shared/queue.js';
@@ -110,6 +112,16 @@ describe('main_handler on a timer event', () => {
       ]);
       await scf.main_handler(timer(), context(20_000));
     }
+  });
+
+  it('the registry-tokens timer runs the fleet token refresher through the same queue', async () => {
+    const result = await scf.main_handler(timer('registry-tokens'), context(20_000));
+    expect(result).toMatchObject({ stoppedBecause: 'empty', failed: 0 });
+    expect(result.processed).toBeGreaterThanOrEqual(1);
+    const entries = await listAudit(redis, auditStreamKey(prefix), { cluster: 'fleet' });
+    expect(entries.map((e) => `${e.key} ${e.trigger} ${e.outcome}`)).toContain(
+      'registry-tokens all @fleet resync success',
+    );
   });
 
   it('returns before its time limit and leaves no job half-claimed', async () => {

@@ -1,0 +1,55 @@
+// The Markdown table of a results object (bench/run.ts), also on its own: `npx tsx bench/render-table.ts <json>`.
+import { readFileSync } from 'node:fs';
+
+// biome-ignore lint/suspicious/noExplicitAny: a results JSON of any earlier run
+export function renderTable(r: Record<string, any>): string {
+  const m = r.machine as { cores: number; memoryGiB: number; cpu?: string };
+  const v = r.versions as Record<string, string>;
+  const lines = [
+    `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}`,
+    '',
+    '| N | burst ours / floor (s) | ratio (≤ 1.25) | resync writes (0) | resync reads / ns (≤ 1) | rotation ours / floor (s) | ratio (≤ 1.25) | relay RSS (≤ 150 MiB) | relay CPU (s) | worker process RSS | Redis (MiB) | CR status (≤ 64 KiB) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const b of r.bursts as {
+    n: number;
+    burst: { oursMs: number; floorMs: number; ratio: number };
+    steadyState: { writes: number; readsPerNamespace: number };
+    rotation: { oursMs: number; floorMs: number; ratio: number; secrets?: number };
+    footprint: {
+      workerProcessRssMiB?: number;
+      relayRssMiB: number;
+      relayCpuSeconds: number;
+      redisUsedMemoryMiB: number;
+      crStatusBytes: number;
+    };
+  }[]) {
+    lines.push(
+      `| ${b.n} | ${(b.burst.oursMs / 1000).toFixed(1)} / ${(b.burst.floorMs / 1000).toFixed(1)} | ${b.burst.ratio} | ${b.steadyState.writes} | ${b.steadyState.readsPerNamespace} | ${(b.rotation.oursMs / 1000).toFixed(1)} / ${(b.rotation.floorMs / 1000).toFixed(1)}${b.rotation.secrets ? ` (${b.rotation.secrets} Secrets)` : ''} | ${b.rotation.ratio} | ${b.footprint.relayRssMiB} MiB | ${b.footprint.relayCpuSeconds} | ${b.footprint.workerProcessRssMiB ?? '-'} MiB | ${b.footprint.redisUsedMemoryMiB} | ${(b.footprint.crStatusBytes / 1024).toFixed(1)} KiB |`,
+    );
+  }
+  const l = r.latency as
+    | { rate: number; durationSeconds: number; p50Ms: number; p99Ms: number; maxMs: number }
+    | undefined;
+  if (l)
+    lines.push(
+      '',
+      `Latency (${l.rate}/s for ${l.durationSeconds} s, default ServiceAccount seen → carrying the entry): p50 ${l.p50Ms} ms (≤ 300), p99 ${l.p99Ms} ms (≤ 1500), max ${l.maxMs} ms`,
+    );
+  const last = (r.bursts as { n: number; apiRequestsPerNamespace?: Record<string, number> }[]).at(-1);
+  if (last?.apiRequestsPerNamespace) {
+    const perNs = Object.entries(last.apiRequestsPerNamespace)
+      .filter(([, v]) => v > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`);
+    lines.push(
+      '',
+      `API requests per namespace converged (burst N=${last.n}, all clients): ${perNs.join(', ')}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+if (process.argv[1]?.endsWith('render-table.ts') && process.argv[2]) {
+  process.stdout.write(renderTable(JSON.parse(readFileSync(process.argv[2], 'utf8'))));
+}

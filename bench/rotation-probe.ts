@@ -1,0 +1,69 @@
+// `npx tsx bench/rotation-probe.ts [N]`: where the time of a rotation goes. Converges N namespaces under one
+// CR, changes its password, and splits the time until every Secret carries it into: the relay and queue hop
+// (patch → CR job start), the CR job's reads and plan, its in-place rewrites, and the observer's poll.
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { listAudit } from '../functions/adapters/audit-reader.js';
+import { startLocalStack, waitForRelay } from '../infra/local/stack.js';
+import { shareConnections } from '../shared/kube/kubeconfig.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
+import { runPool } from './observe.js';
+
+const n = Number(process.argv[2] ?? 1000);
+const stack = await startLocalStack({ clusterId: 'probe', statusDelayMs: 5000 });
+try {
+  const core = shareConnections(stack.admin).makeApiClient(CoreV1Api);
+  const custom = stack.admin.makeApiClient(CustomObjectsApi);
+  await waitForRelay(stack);
+  const docker = (password: string) => ({ server: 'probe.tencentcloudcr.com', username: 'probe', password });
+  await custom.createClusterCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    body: {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'ImagePullSecret',
+      metadata: { name: 'probe' },
+      spec: { namespaces: '*', namespaceSelector: { matchLabels: { probe: 'yes' } }, docker: docker('v1') },
+    },
+  });
+  const names = Array.from({ length: n }, (_, i) => `probe-${i}`);
+  await runPool(names, 16, (name) =>
+    core.createNamespace({ body: { metadata: { name, labels: { probe: 'yes' } } } }).then(() => undefined),
+  );
+  const secret = secretNameFor('probe');
+  const count = async (password: string) =>
+    (await core.listSecretForAllNamespaces({ fieldSelector: `metadata.name=${secret}` })).items.filter((s) =>
+      Buffer.from(s.data?.['.dockerconfigjson'] ?? '', 'base64')
+        .toString()
+        .includes(`"password":"${password}"`),
+    ).length;
+  while ((await count('v1')) < n) await new Promise((r) => setTimeout(r, 500));
+  await new Promise((r) => setTimeout(r, 8000));
+
+  const t0 = Date.now();
+  await custom.patchClusterCustomObject(
+    {
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      name: 'probe',
+      body: { spec: { docker: docker('v2') } },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  while ((await count('v2')) < n) await new Promise((r) => setTimeout(r, 100));
+  const done = Date.now();
+  await new Promise((r) => setTimeout(r, 1000));
+  const entries = (await listAudit(stack.functions.redis, stack.functions.auditKey, {}, 100_000)).filter(
+    (e) => Date.parse(e.time) >= t0 - 50 && e.kind === 'imagepullsecret',
+  );
+  console.log(`N=${n}: patch → all ${n} Secrets carry the new password in ${done - t0} ms`);
+  for (const e of entries) {
+    const start = Date.parse(e.time) - t0;
+    console.log(
+      `  CR job (${e.trigger}) started +${start} ms, ran ${e.durationMs} ms, ended +${start + e.durationMs} ms: ${e.actions.map((a) => `${a.verb} ${a.object}`).join('; ')}`,
+    );
+  }
+} finally {
+  await stack.stop();
+}
