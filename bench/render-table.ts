@@ -6,7 +6,7 @@ export function renderTable(r: Record<string, any>): string {
   const m = r.machine as { cores: number; memoryGiB: number; cpu?: string };
   const v = r.versions as Record<string, string>;
   const lines = [
-    `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}`,
+    `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}, controller-manager ${r.controllerManagerQps ?? 20} QPS`,
     '',
     '| N | burst ours / floor (s) | ratio (≤ 1.25) | resync writes (0) | resync reads / ns (≤ 1) | rotation ours / floor (s) | ratio (≤ 1.25) | relay RSS (≤ 150 MiB) | relay CPU (s) | worker process RSS | Redis (MiB) | CR status (≤ 64 KiB) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',

@@ -9,4 +9,5 @@ export const SKIP_ANNOTATION = 'tcr.tencentcloudcr.com/skip';
 export const FINALIZER = 'tcr.tencentcloudcr.com/cleanup';
 /** The field manager of every write: the API server records which fields are ours, and when. */
 export const FIELD_MANAGER = 'tcr-assistant';
-export const OUR_SECRETS_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+/** Our pull Secrets (not our other Secrets, such as the token store in tcr-assistant-system). */
+export const OUR_SECRETS_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${CR_UID_LABEL}`;

@@ -1,4 +1,4 @@
-import { secretNameFor } from '../../shared/names.js';
+import { SECRET_PREFIX, secretNameFor } from '../../shared/names.js';
 import { crNameOfSecret, type DesiredSecret, desiredSecretFor, isSecretConverged } from './desired-secret.js';
 import { wantsNamespace, wantsServiceAccount } from './matching.js';
 import type { CrView, NamespaceView, SecretView, ServiceAccountView } from './model.js';
@@ -97,6 +97,8 @@ export function planNamespace(name: string, state: NamespaceState): NamespacePla
   const wantedNames = new Set(wanting.map((cr) => secretNameFor(cr.name)));
   for (const secret of state.ourSecrets) {
     if (
+      // Only pull Secrets are this planner's: our other Secrets (the token store) are never its to delete.
+      !secret.name.startsWith(SECRET_PREFIX) ||
       wantedNames.has(secret.name) ||
       frozen.has(secret.name) ||
       waiting.some((cr) => secretNameFor(cr.name) === secret.name)

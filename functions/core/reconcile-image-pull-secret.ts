@@ -1,4 +1,4 @@
-import { TerminalError } from '../../shared/errors.js';
+import { describeError, TerminalError } from '../../shared/errors.js';
 import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
 import { secretNameFor } from '../../shared/names.js';
 import type { Enqueue } from '../../shared/queue.js';
@@ -6,6 +6,7 @@ import { desiredSecretFor } from './desired-secret.js';
 import { planImagePullSecret } from './plan-image-pull-secret.js';
 import type { Action } from './ports.js';
 import type { ReconcileDeps, ReconcileResult } from './reconcile-namespace.js';
+import { scrubMessage } from './scrub.js';
 
 const FANOUT_CHUNK = 1000;
 const REWRITE_CONCURRENCY = 16;
@@ -29,7 +30,12 @@ async function rewriteSecrets(
         const u = updates[next++]!;
         try {
           await deps.cluster.replaceSecret(desiredSecretFor(cr, u.namespace), u.resourceVersion);
-        } catch {
+        } catch (error) {
+          // Not lost: the namespace job re-plans it from a fresh read (and records a failure if it persists).
+          deps.log.debug(
+            { namespace: u.namespace, err: scrubMessage(describeError(error)) },
+            'in-place rewrite handed to a namespace job',
+          );
           failed.push(u.namespace);
         }
       }

@@ -17,6 +17,11 @@ export interface ControlPlaneOptions {
   startTimeoutMs?: number;
   /** Extra kube-apiserver flags, e.g. `--watch-cache=false` so that old watches really get 410 Gone. */
   extraApiserverArgs?: string[];
+  /**
+   * kube-controller-manager's client rate (default 20/s, burst 30, as in real clusters): it creates each
+   * namespace's `default` ServiceAccount, so it bounds how fast namespaces can be served at all.
+   */
+  controllerManagerQps?: number;
 }
 
 export interface ControlPlane {
@@ -153,6 +158,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         `--authorization-kubeconfig=${kubeconfigPath}`,
         '--leader-elect=false',
         `--controllers=${CONTROLLERS.join(',')}`,
+        ...(opts.controllerManagerQps
+          ? [
+              `--kube-api-qps=${opts.controllerManagerQps}`,
+              `--kube-api-burst=${opts.controllerManagerQps * 2}`,
+            ]
+          : []),
         `--secure-port=${ports.controllerManager}`,
         '--bind-address=127.0.0.1',
         `--cert-dir=${path.join(dir, 'controller-manager')}`,

@@ -48,6 +48,8 @@ export interface LocalStack {
 }
 
 export interface StackOptions {
+  /** See ControlPlaneOptions.controllerManagerQps. */
+  controllerManagerQps?: number | undefined;
   clusterId?: string;
   workerConcurrency?: number;
   statusDelayMs?: number;
@@ -64,7 +66,10 @@ export interface StackOptions {
  */
 export async function startLocalStack(opts: StackOptions = {}): Promise<LocalStack> {
   const clusterId = opts.clusterId ?? 'local';
-  const [cluster, redis] = await Promise.all([startControlPlane({ name: clusterId }), startRedis()]);
+  const [cluster, redis] = await Promise.all([
+    startControlPlane({ name: clusterId, controllerManagerQps: opts.controllerManagerQps }),
+    startRedis(),
+  ]);
   const admin = new KubeConfig();
   admin.loadFromFile(cluster.kubeconfigPath);
   await applyManifests(admin, await readManifests(CRD_FILE));

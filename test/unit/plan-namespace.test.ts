@@ -521,3 +521,17 @@ describe('planNamespace: deleting a CR whose spec is invalid', () => {
     });
   });
 });
+
+describe('planNamespace: our Secrets that are not pull Secrets', () => {
+  it('never deletes the token store (our label, not a tcr.ips* name) in a namespace the CRs match', () => {
+    const tokenStore = {
+      ...ourSecretView(a, NS),
+      name: 'tcr-token.tcr-local1.longterm',
+      crName: undefined,
+      type: 'Opaque',
+    };
+    const plan = planNamespace(NS, state({ crs: [a], ourSecrets: [secA, tokenStore] }));
+    expect(plan.deletes).toEqual([]);
+    expect(summary(plan).deletes).toEqual([]);
+  });
+});
