@@ -108,7 +108,14 @@ export async function startRegistry(opts: {
     opts.timeoutMs ?? 20_000,
     'docker-registry /v2/',
   );
-  return { host: `127.0.0.1:${port}`, dir, stop: () => proc.stop() };
+  return {
+    host: `127.0.0.1:${port}`,
+    dir,
+    async stop() {
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
