@@ -133,6 +133,7 @@ afterAll(async () => {
 
 describe('pull with the distributed credential', () => {
   let first: string;
+  let current: string;
 
   it('fetches the manifest from the registry with the Secret read back from the cluster', async () => {
     await createCr(kc, CR, {
@@ -178,5 +179,32 @@ describe('pull with the distributed credential', () => {
     expect(refused).toMatch(/unauthorized|authentication required|401/i);
     const manifest = await inspectWith(second);
     expect(`sha256:${createHash('sha256').update(manifest).digest('hex')}`).toBe(pushedDigest);
+    current = second;
+  });
+
+  it('deleting the CR revokes the token it used and removes the token Secret', async () => {
+    const auth = JSON.parse(current).auths[registry.host] as { username: string; password: string };
+    expect(emulator.isTokenValid(auth.username, auth.password, REGISTRY)).toBe(true);
+    await deleteCr(kc, CR);
+    await fx.enqueue({ cluster: CLUSTER, kind: 'imagepullsecret', name: CR }, 'deleted');
+    await waitFor(
+      'the token to be revoked',
+      () => !emulator.isTokenValid(auth.username, auth.password, REGISTRY),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    expect(emulator.listTokens(REGISTRY).filter((t) => t.type === 'longterm')).toEqual([]);
+    const stores = await core.listNamespacedSecret({
+      namespace: SYSTEM_NAMESPACE,
+      labelSelector: 'tcr.tencentcloudcr.com/registry-token',
+    });
+    expect(stores.items.map((s) => s.metadata?.name)).not.toContain(`tcr-token.${REGISTRY}.longterm`);
+    expect(await pullSecretConfig()).toBeUndefined();
+    const refused = await inspectWith(current).then(
+      () => undefined,
+      (error: { stderr?: string }) => error.stderr ?? String(error),
+    );
+    expect(refused).toMatch(/unauthorized|authentication required|401/i);
   });
 });
