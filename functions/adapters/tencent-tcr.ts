@@ -309,21 +309,37 @@ export class TencentTcrApi implements TcrApi, TkeApi {
     }));
   }
 
-  private tkeClientFor(region: string, credential: TencentCredential): TkeClient {
+  /** One SDK client per (product, region, secretId) for the warm instance's life; a rotated SecretKey replaces it. */
+  private cachedClient<C>(
+    cache: Map<string, { keyHash: string; client: C }>,
+    region: string,
+    credential: TencentCredential,
+    make: () => C,
+  ): C {
     const key = `${region}|${credential.secretId}`;
     const keyHash = createHash('sha256').update(credential.secretKey).digest('hex');
-    const cached = this.tkeClients.get(key);
+    const cached = cache.get(key);
     if (cached && cached.keyHash === keyHash) return cached.client;
-    const client = new tke.v20180525.Client({
-      credential: { secretId: credential.secretId, secretKey: credential.secretKey },
-      region,
-      // TKE has its own host in the cloud; an emulator serves every product on one.
-      profile: {
-        httpProfile: { ...this.httpProfile(), endpoint: this.options.endpoint.replace(/^tcr\./, 'tke.') },
-      },
-    });
-    this.tkeClients.set(key, { keyHash, client });
+    const client = make();
+    cache.set(key, { keyHash, client });
     return client;
+  }
+
+  private tkeClientFor(region: string, credential: TencentCredential): TkeClient {
+    return this.cachedClient(
+      this.tkeClients,
+      region,
+      credential,
+      () =>
+        new tke.v20180525.Client({
+          credential: { secretId: credential.secretId, secretKey: credential.secretKey },
+          region,
+          // TKE has its own host in the cloud; an emulator serves every product on one.
+          profile: {
+            httpProfile: { ...this.httpProfile(), endpoint: this.options.endpoint.replace(/^tcr\./, 'tke.') },
+          },
+        }),
+    );
   }
 
   private httpProfile() {
@@ -336,24 +352,17 @@ export class TencentTcrApi implements TcrApi, TkeApi {
   }
 
   private clientFor(region: string, credential: TencentCredential): Client {
-    const key = `${region}|${credential.secretId}`;
-    const keyHash = createHash('sha256').update(credential.secretKey).digest('hex');
-    const cached = this.clients.get(key);
-    if (cached && cached.keyHash === keyHash) return cached.client;
-    const client = new tcr.v20190924.Client({
-      credential: { secretId: credential.secretId, secretKey: credential.secretKey },
+    return this.cachedClient(
+      this.clients,
       region,
-      profile: {
-        httpProfile: {
-          endpoint: this.options.endpoint,
-          protocol: this.options.protocol,
-          reqTimeout: this.options.timeoutSeconds,
-          ...(this.agent ? { agent: this.agent } : {}),
-        },
-      },
-    });
-    this.clients.set(key, { keyHash, client });
-    return client;
+      credential,
+      () =>
+        new tcr.v20190924.Client({
+          credential: { secretId: credential.secretId, secretKey: credential.secretKey },
+          region,
+          profile: { httpProfile: this.httpProfile() },
+        }),
+    );
   }
 }
 

@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import type { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -20,6 +22,7 @@ import {
   FUNCTIONS_SERVICE_ACCOUNT,
   NAMESPACE_FILE,
   RBAC_DIR,
+  REPO_ROOT,
   SYSTEM_NAMESPACE,
 } from '../../infra/local/paths.js';
 import { startTencentEmulator, type TencentEmulator } from '../../infra/tencent-emulator/server.js';
@@ -296,6 +299,33 @@ describe('fleet tokens across three clusters', () => {
     // Several scheduled runs later: still exactly one token issued for this rotation.
     await new Promise((r) => setTimeout(r, 2500));
     expect(tokensCreated()).toBe(created + 1);
+  });
+
+  it('`functions fleet` shows every cluster and CR: desired/succeeded, token expiry, last refresh', async () => {
+    const env = {
+      ...process.env,
+      REDIS_URL: inject('redisUrl'),
+      QUEUE_PREFIX: rt.env.QUEUE_PREFIX,
+      FLEET_FILE: rt.env.FLEET_FILE,
+      LOG_LEVEL: 'silent',
+      TENCENTCLOUD_SECRET_ID: SECRET_ID,
+      TENCENTCLOUD_SECRET_KEY: SECRET_KEY,
+      TENCENTCLOUD_ENDPOINT: emulator.endpoint,
+      TENCENTCLOUD_PROTOCOL: 'http://',
+    };
+    const tsx = path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx');
+    const cli = path.join(REPO_ROOT, 'functions', 'cli.ts');
+    const { stdout } = await promisify(execFile)(tsx, [cli, 'fleet'], { env });
+    expect(stdout).toContain('fleet e2e-fleet');
+    for (const id of IDS) {
+      expect(stdout).toMatch(
+        new RegExp(`${id}\\s+${CR}\\s+2\\s+2\\s+True Synced\\s+${REGISTRY}\\.longterm\\s+never`),
+      );
+      expect(stdout).toMatch(
+        new RegExp(`${id}\\s+${REGISTRY}\\.longterm\\s+\\S+\\s+never\\s+tk-[0-9a-f]+\\s+\\d+\\s+\\S+ ok`),
+      );
+    }
+    expect(stdout).not.toContain(SECRET_KEY);
   });
 
   it('a cluster stopped during a rotation is reported, keeps the old token alive, and converges once it is back', async () => {
