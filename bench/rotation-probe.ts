@@ -82,9 +82,20 @@ try {
         ? {
             metadata: { name: s.metadata!.name!, resourceVersion: s.metadata!.resourceVersion! },
             type: s.type!,
-            data: { '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: { probe: { auth: label } } })).toString('base64') },
+            data: {
+              '.dockerconfigjson': Buffer.from(
+                JSON.stringify({ auths: { probe: { auth: label } } }),
+              ).toString('base64'),
+            },
           }
-        : { ...s, data: { '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: { probe: { auth: label } } })).toString('base64') } };
+        : {
+            ...s,
+            data: {
+              '.dockerconfigjson': Buffer.from(
+                JSON.stringify({ auths: { probe: { auth: label } } }),
+              ).toString('base64'),
+            },
+          };
       await core.replaceNamespacedSecret({
         namespace: s.metadata!.namespace!,
         name: s.metadata!.name!,
