@@ -1,5 +1,6 @@
 import { describeError, TerminalError } from '../../shared/errors.js';
 import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
+import { FINALIZER } from '../../shared/labels.js';
 import { secretNameFor } from '../../shared/names.js';
 import type { Enqueue } from '../../shared/queue.js';
 import { desiredSecretFor } from './desired-secret.js';
@@ -9,6 +10,8 @@ import type { ReconcileDeps, ReconcileResult } from './reconcile-namespace.js';
 import { scrubMessage } from './scrub.js';
 
 const FANOUT_CHUNK = 1000;
+
+type SecretUpdate = { namespace: string; resourceVersion: string };
 const REWRITE_CONCURRENCY = 16;
 
 /**
@@ -58,12 +61,32 @@ export async function reconcileImagePullSecret(
   const cr = await cluster.getImagePullSecret(name);
   if (!cr) return { actions: [], crs: [name], skipped: 'imagepullsecret-not-found' };
 
-  const [namespaces, secretsNamed, serviceAccounts, failures] = await Promise.all([
+  // ServiceAccounts are the largest list and a Secret's content does not depend on them: a rotation starts
+  // rewriting as soon as namespaces and Secrets are read, while they are still arriving.
+  const saRead = cluster.listServiceAccounts();
+  saRead.catch(() => {}); // observed below; never an unhandled rejection if an earlier read fails first
+  const [namespaces, secretsNamed, failures] = await Promise.all([
     cluster.listNamespaces(),
     cluster.listSecretsNamed(secretNameFor(name)),
-    cluster.listServiceAccounts(),
     deps.failures.list(cluster.clusterId, name),
   ]);
+  const deadline = deps.now().getTime() + (deps.directUpdateMs ?? Number.POSITIVE_INFINITY);
+  let early: Promise<{ updates: SecretUpdate[]; failed: string[]; done: number }> | undefined;
+  if (fanOut && cr.credential && !cr.deleting && !cr.invalid && cr.finalizers.includes(FINALIZER)) {
+    // Without ServiceAccounts the plan lists every stale Secret of ours that is wanted: a superset of the
+    // full plan's in-place rewrites (the rest go to namespace jobs, which then find the Secret done).
+    const pre = planImagePullSecret(
+      cr,
+      { namespaces, secretsNamed, serviceAccounts: [], failures },
+      deps.now(),
+    );
+    const updates = pre.secretUpdates.slice(0, deps.directUpdateBudget);
+    early = rewriteSecrets(deps, cr, updates, deadline).then((r) => ({ updates, ...r }));
+  }
+  const serviceAccounts = await saRead.catch(async (error: unknown) => {
+    await early;
+    throw error;
+  });
   const plan = planImagePullSecret(cr, { namespaces, secretsNamed, serviceAccounts, failures }, deps.now());
   const actions: Action[] = [];
   const object = `ImagePullSecret ${name}`;
@@ -74,12 +97,16 @@ export async function reconcileImagePullSecret(
     actions.push({ verb: 'patched', object, detail: 'finalizer added' });
   }
   if (fanOut) {
-    const budget = plan.secretUpdates.slice(0, deps.directUpdateBudget);
-    const deadline = deps.now().getTime() + (deps.directUpdateMs ?? Number.POSITIVE_INFINITY);
-    const { failed: fallback, done } = await rewriteSecrets(deps, cr, budget, deadline);
-    const direct = budget.slice(0, done);
-    const more = plan.secretUpdates.length > direct.length;
-    const jobs: Enqueue[] = [...plan.namespacesToReconcile, ...fallback].map((ns) => ({
+    const first = early ? await early : { updates: [], failed: [], done: 0 };
+    const rewritten = new Set(first.updates.slice(0, first.done).map((u) => u.namespace));
+    const remaining = plan.secretUpdates.filter((u) => !rewritten.has(u.namespace));
+    const second = remaining.slice(0, Math.max(0, deps.directUpdateBudget - rewritten.size));
+    const then = await rewriteSecrets(deps, cr, second, deadline);
+    const directCount = rewritten.size + then.done;
+    const fallback = [...new Set([...first.failed, ...then.failed])].sort();
+    const more = remaining.length > then.done;
+    const toReconcile = [...new Set([...plan.namespacesToReconcile, ...fallback])];
+    const jobs: Enqueue[] = toReconcile.map((ns) => ({
       key: { cluster: cluster.clusterId, kind: 'namespace', name: ns },
       trigger: 'fanout',
     }));
@@ -91,7 +118,7 @@ export async function reconcileImagePullSecret(
     // Beyond the budget: this CR job runs again (after this one: BullMQ dedup) and continues from a fresh read.
     if (more)
       jobs.push({ key: { cluster: cluster.clusterId, kind: 'imagepullsecret', name }, trigger: 'fanout' });
-    if (direct.length > 0) {
+    if (directCount > 0) {
       jobs.push({
         key: { cluster: cluster.clusterId, kind: 'imagepullsecret-status', name },
         trigger: 'status',
@@ -100,10 +127,10 @@ export async function reconcileImagePullSecret(
     }
     for (let i = 0; i < jobs.length; i += FANOUT_CHUNK)
       await deps.queue.enqueue(jobs.slice(i, i + FANOUT_CHUNK));
-    if (direct.length > 0) {
+    if (directCount > 0) {
       actions.push({
         verb: 'updated',
-        object: `${direct.length - fallback.length} Secret(s) ${secretNameFor(name)}`,
+        object: `${directCount - fallback.length} Secret(s) ${secretNameFor(name)}`,
         detail: 'rewritten in place by the CR job',
       });
     }

@@ -50,4 +50,15 @@ describe('rotation budget of the CR job', () => {
     await reconcileImagePullSecret({ ...h.deps, directUpdateBudget: 100 }, 'a', { fanOut: true });
     expect([...h.cluster.secrets.values()].every((s) => isNew(s.data))).toBe(true);
   });
+
+  it('rewrites each stale Secret once, and still hands a namespace whose ServiceAccount is wrong to a namespace job', async () => {
+    const h = rotated(4);
+    // ns-02's default ServiceAccount lost our entry: that namespace needs its namespace job as well.
+    h.cluster.addServiceAccount(saView('ns-02', 'default', []));
+    h.cluster.resetCounts();
+    await reconcileImagePullSecret({ ...h.deps, directUpdateBudget: 100 }, 'a', { fanOut: true });
+    expect([...h.cluster.secrets.values()].every((s) => isNew(s.data))).toBe(true);
+    expect(h.cluster.calls.replaceSecret).toBe(4);
+    expect(h.queue.items.filter((i) => i.key.kind === 'namespace').map((i) => i.key.name)).toEqual(['ns-02']);
+  });
 });
