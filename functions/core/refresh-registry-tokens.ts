@@ -208,7 +208,7 @@ export async function refreshRegistryTokens(deps: RegistryTokensDeps): Promise<R
       const message = scrubMessage(describeError(error));
       problems[demand.key] = message;
       if (!(error instanceof TerminalError)) retryable.push(demand.key);
-      deps.log.error({ token: demand.key, err: message }, 'token refresh failed');
+      deps.log.error({ tokenKey: demand.key, err: message }, 'token refresh failed');
       await deps.reports?.report(demand.key, message);
     }
   }
@@ -297,7 +297,7 @@ async function refreshOne(
     // Done as soon as issued: a retry of this run (a cluster down) must not rotate a second time.
     if (force) await deps.reports?.clearRotationRequests([demand.key, demand.registryId]);
     deps.log.info(
-      { token: demand.key, tokenId: issued.tokenId, expiresAt: issued.expiresAt },
+      { tokenKey: demand.key, tokenId: issued.tokenId, expiresAt: issued.expiresAt },
       `issued a new token: ${decision.reason}`,
     );
   }
@@ -327,7 +327,7 @@ async function refreshOne(
     everyClusterCurrent,
     staleSecrets,
   });
-  if (revocation.waiting) deps.log.info({ token: demand.key }, `revocation waits: ${revocation.waiting}`);
+  if (revocation.waiting) deps.log.info({ tokenKey: demand.key }, `revocation waits: ${revocation.waiting}`);
   if (revocation.revoke.length > 0) {
     for (const tokenId of revocation.revoke) {
       const outcome = await deps.tcr.deleteInstanceToken({ ...(await call()), tokenId });

@@ -126,10 +126,9 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
     const kc = new KubeConfig();
     try {
       kc.loadFromString(text);
-    } catch (error) {
-      throw new TerminalError(
-        `fleet cluster ${id}: TKE returned a kubeconfig that does not load (${describeError(error)})`,
-      );
+    } catch {
+      // The parser's message quotes the document, which holds the cluster's credentials: name the cluster only.
+      throw new TerminalError(`fleet cluster ${id}: TKE returned a kubeconfig that does not load`);
     }
     return kc;
   }
