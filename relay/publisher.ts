@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { dedupIdOf } from '../shared/jobs.js';
 import { type Enqueue, enqueueJobs } from '../shared/queue.js';
+import { withTimeout } from '../shared/timeout.js';
 import type { RelayMetrics } from './metrics.js';
 
 export interface PublisherOptions {
@@ -91,6 +92,7 @@ export class Publisher {
             batch.map(([, item]) => item),
           ),
           this.opts.writeTimeoutMs ?? 3000,
+          () => new Error(`Redis did not answer within ${this.opts.writeTimeoutMs ?? 3000} ms`),
         );
       } catch (error) {
         this.metrics.redisErrors.inc();
@@ -135,12 +137,4 @@ export class Publisher {
       if (this.dirty.size > 0) await new Promise((r) => setTimeout(r, 100));
     }
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { describeError, RetryableError, TerminalError } from '../../shared/errors.js';
 import { secretNameFor } from '../../shared/names.js';
+import { withTimeout } from '../../shared/timeout.js';
 import { DOCKER_CONFIG_KEY } from './docker-config.js';
 import type { CrView } from './model.js';
 import {
@@ -80,14 +81,6 @@ interface ClusterSnapshot {
   stores: Map<string, StoredToken>;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RetryableError(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** Reads every cluster at once; one that fails or does not answer in time is set aside, not waited for. */
 async function readClusters(
   deps: RegistryTokensDeps,
@@ -107,7 +100,7 @@ async function readClusters(
             return { connection, crs, stores: new Map(tokens.map((t) => [t.key, t])) };
           })(),
           deps.clusterTimeoutMs,
-          `cluster ${id}`,
+          () => new RetryableError(`cluster ${id}: no answer within ${deps.clusterTimeoutMs} ms`),
         );
         snapshots.set(id, snapshot);
       } catch (error) {

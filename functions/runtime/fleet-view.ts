@@ -1,4 +1,5 @@
 import { describeError } from '../../shared/errors.js';
+import { withTimeout } from '../../shared/timeout.js';
 import { scrubMessage } from '../core/scrub.js';
 import { tokenKeyOf } from '../core/token-store.js';
 import type { FunctionsRuntime } from './build-runtime.js';
@@ -46,16 +47,16 @@ export async function describeFleet(rt: FunctionsRuntime, timeoutMs = 10_000): P
   const tokenReports = await rt.tokenReports.all();
   const clusters = await Promise.all(
     rt.fleet.clusters.map(async ({ id }): Promise<FleetClusterRow> => {
-      let timer: NodeJS.Timeout | undefined;
       try {
         const read = (async () => {
           const { cluster, system } = await rt.connect(id);
           return Promise.all([cluster.listImagePullSecrets(), system.listTokens()]);
         })();
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-        });
-        const [crs, tokens] = await Promise.race([read, timeout]);
+        const [crs, tokens] = await withTimeout(
+          read,
+          timeoutMs,
+          () => new Error(`no answer within ${timeoutMs} ms`),
+        );
         const byKey = new Map(tokens.map((t) => [t.key, t]));
         return {
           cluster: id,
@@ -95,8 +96,6 @@ export async function describeFleet(rt: FunctionsRuntime, timeoutMs = 10_000): P
           crs: [],
           tokens: [],
         };
-      } finally {
-        clearTimeout(timer);
       }
     }),
   );
