@@ -1,6 +1,6 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { TerminalError } from '../../shared/errors.js';
-import { describeKey, type JobData, QUEUE_NAME, REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
+import { describeKey, JobData, QUEUE_NAME } from '../../shared/jobs.js';
 import { enqueueJobs, redisOptionsFromUrl } from '../../shared/queue.js';
 import type { ReconcileResult } from '../core/reconcile-namespace.js';
 import { runJob } from '../core/run-job.js';
@@ -18,10 +18,12 @@ export function summarize(result: ReconcileResult): Record<string, number | stri
 export async function processJob(rt: FunctionsRuntime, job: Job): Promise<Record<string, number | string>> {
   const data = job.data as Partial<JobData>;
   const log = rt.log.child({ job: job.id, key: data.key ? describeKey(data.key as JobData['key']) : '?' });
-  // A scheduler's tick cannot be deduplicated (BullMQ refuses dedup options on scheduler templates), so for
-  // the token refresher, which must never run twice at once, the tick only enqueues the deduplicated key.
-  if (job.repeatJobKey && data.key?.kind === 'registry-tokens') {
-    await enqueueJobs(rt.queue, [{ key: { ...REGISTRY_TOKENS_KEY }, trigger: 'resync' }]);
+  // A scheduler's tick cannot be deduplicated (BullMQ refuses dedup options on scheduler templates), so a
+  // tick only enqueues its key the deduplicated way: a periodic job never runs beside itself (for the token
+  // refresher, two runs at once could issue two tokens). A payload that does not parse runs below and fails.
+  const tick = job.repeatJobKey ? JobData.safeParse(job.data) : undefined;
+  if (tick?.success) {
+    await enqueueJobs(rt.queue, [{ key: tick.data.key, trigger: tick.data.trigger }]);
     return { enqueued: 1 };
   }
   try {
