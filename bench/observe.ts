@@ -1,4 +1,5 @@
 import { type KubeConfig, Watch } from '@kubernetes/client-node';
+import type { Queue } from 'bullmq';
 
 interface SaEvent {
   metadata?: { name?: string; namespace?: string };
@@ -102,4 +103,17 @@ export function diffTotals(after: Map<string, number>, before: Map<string, numbe
     if (d > 0) out[k] = d;
   }
   return out;
+}
+
+/**
+ * Waits until the queue has no job waiting, active, prioritized or delayed (three looks in a row). Job
+ * schedulers always keep their next run delayed: only other delayed jobs (status refreshes) count.
+ */
+export async function waitQueueIdle(queue: Queue, intervalMs = 200): Promise<void> {
+  for (let idle = 0; idle < 3; ) {
+    const c = await queue.getJobCounts('waiting', 'active', 'prioritized');
+    const delayed = (await queue.getDelayed()).filter((j) => !j.repeatJobKey).length;
+    idle = Object.values(c).reduce((a, b) => a + b, 0) + delayed === 0 ? idle + 1 : 0;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }

@@ -6,7 +6,7 @@ import { listAudit } from '../functions/adapters/audit-reader.js';
 import { startLocalStack, waitForRelay } from '../infra/local/stack.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
-import { runPool } from './observe.js';
+import { runPool, waitQueueIdle } from './observe.js';
 
 const n = Number(process.argv[2] ?? 1000);
 const stack = await startLocalStack({ clusterId: 'probe', statusDelayMs: 5000 });
@@ -39,12 +39,7 @@ try {
     ).length;
   while ((await count('v1')) < n) await new Promise((r) => setTimeout(r, 500));
   // Converged includes the queue: the burst's ServiceAccount jobs would otherwise race the rotation.
-  for (let idle = 0; idle < 3; ) {
-    const c = await stack.functions.queue.getJobCounts('waiting', 'active', 'prioritized');
-    const delayed = (await stack.functions.queue.getDelayed()).filter((j) => !j.repeatJobKey).length;
-    idle = Object.values(c).reduce((a, b) => a + b, 0) + delayed === 0 ? idle + 1 : 0;
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  await waitQueueIdle(stack.functions.queue, 300);
 
   const t0 = Date.now();
   await custom.patchClusterCustomObject(

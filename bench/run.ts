@@ -13,7 +13,14 @@ import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
 import { enqueueJobs } from '../shared/queue.js';
 import { renderChart } from './chart.js';
-import { diffTotals, parseRequestTotals, percentile, runPool, ServiceAccountObserver } from './observe.js';
+import {
+  diffTotals,
+  parseRequestTotals,
+  percentile,
+  runPool,
+  ServiceAccountObserver,
+  waitQueueIdle,
+} from './observe.js';
 import { renderTable } from './render-table.js';
 
 const { values } = parseArgs({
@@ -128,18 +135,6 @@ await stack.admin
   });
 log(`stack up: ${k8sVersion}, redis ${stack.redis.version}, ${workers} workers`);
 
-/** Waits until no job is waiting, active, delayed or prioritized (three looks in a row). */
-async function waitQueueIdle() {
-  let idle = 0;
-  while (idle < 3) {
-    const q = stack.functions.queue;
-    const c = await q.getJobCounts('waiting', 'active', 'prioritized');
-    // Job schedulers always keep their next run delayed: only other delayed jobs (status refreshes) count.
-    const delayed = (await q.getDelayed()).filter((j) => !j.repeatJobKey).length;
-    idle = Object.values(c).reduce((a, b) => a + b, 0) + delayed === 0 ? idle + 1 : 0;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 /** Every floor namespace so far: the floor's rotation rewrites as many Secrets as ours does. */
 const allFloor: string[] = [];
 /** Polls until every Secret of that name carries `want`: the same observer for ours and for the floor. */
@@ -233,7 +228,7 @@ for (const n of sizes) {
   // --- steady state: a full resync of a converged cluster ---
   // Converged means the queue too: the floor's namespaces (not ours to serve) still cost the workers reads
   // while the floor runs; those jobs must be done before the window opens.
-  await waitQueueIdle();
+  await waitQueueIdle(stack.functions.queue);
   const s0 = await apiMetrics();
   await enqueueJobs(stack.functions.queue, [
     { key: { cluster: 'bench', kind: 'imagepullsecret', name: crName }, trigger: 'resync' },

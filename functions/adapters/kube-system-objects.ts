@@ -43,10 +43,7 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenS
       this.core.readNamespacedSecret({ namespace, name }),
     );
     if (secret === undefined) return undefined;
-    const data = SecretData.parse(secret.data ?? {});
-    return Object.fromEntries(
-      Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
-    );
+    return decodeData(SecretData.parse(secret.data ?? {}));
   }
 
   async readToken(key: string): Promise<StoredToken | undefined> {
@@ -176,13 +173,18 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenS
   }
 }
 
+/** A Secret's data, base64-decoded. */
+function decodeData(data: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+  );
+}
+
 function toStoredToken(secret: V1Secret): StoredToken | undefined {
   return fromTokenSecret({
     labels: secret.metadata?.labels ?? {},
     annotations: secret.metadata?.annotations ?? {},
-    data: Object.fromEntries(
-      Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
-    ),
+    data: decodeData(secret.data ?? {}),
     resourceVersion: secret.metadata?.resourceVersion ?? '',
   });
 }

@@ -17,7 +17,8 @@ export interface Pki {
   serviceAccountPrivateKey: string;
 }
 
-async function openssl(args: string[], cwd: string): Promise<void> {
+/** Runs openssl; a failure says which subcommand and what openssl printed. */
+export async function openssl(args: string[], cwd: string): Promise<void> {
   try {
     await run('openssl', args, { cwd });
   } catch (error) {

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { findFreePort } from './free-port.js';
+import { openssl } from './pki.js';
 import { type ManagedProcess, startProcess, waitUntilReady } from './processes.js';
 
 const run = promisify(execFile);
@@ -26,21 +27,24 @@ export interface TokenSigner {
 export async function createTokenSigner(dir: string): Promise<TokenSigner> {
   const key = path.join(dir, 'token-signer.key');
   const cert = path.join(dir, 'token-signer.crt');
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-days',
-    '2',
-    '-subj',
-    '/CN=tcr-emulator-token-signer',
-  ]);
+  await openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=tcr-emulator-token-signer',
+    ],
+    dir,
+  );
   const certPem = await readFile(cert, 'utf8');
   const der = certPem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
   return { keyPem: await readFile(key, 'utf8'), certPem, certDerBase64: der };
