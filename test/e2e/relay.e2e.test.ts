@@ -1,6 +1,6 @@
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listAudit } from '../../functions/adapters/audit-reader.js';
 import { startControlPlane } from '../../infra/local/control-plane.js';
 import { CRD_FILE, CRD_NAME, NAMESPACE_FILE, RELAY_RBAC_FILE } from '../../infra/local/paths.js';
@@ -40,6 +40,11 @@ beforeAll(async () => {
   redis = await startRedis();
   fx = await startFunctions({ REDIS_URL: redis.url, WORKER_CONCURRENCY: '16', STATUS_DELAY_MS: '500' });
 });
+// A failed test must not leave its relay holding the lease for the next one.
+afterEach(async () => {
+  while (relays.length > 0) await relays.pop()?.kill('SIGKILL');
+});
+
 afterAll(async () => {
   for (const r of relays) await r.kill('SIGKILL');
   for (const cr of crs) await deleteCr(kc, cr).catch(() => {});
@@ -88,12 +93,17 @@ async function waitConverged(cr: string, count: number, timeoutMs = 120_000): Pr
   );
 }
 
-async function namespaceJobCounts(names: string[]): Promise<{ min: number; max: number; mean: number }> {
+async function namespaceJobCounts(
+  names: string[],
+  kinds: readonly string[] = ['namespace'],
+): Promise<{ min: number; max: number; mean: number }> {
+  // Count once the queue is done: convergence can be seen before the last queued jobs have run.
+  await fx.drain();
   const wanted = new Set(names);
   const entries = await listAudit(fx.rt.redis, `${fx.prefix}:audit`, { cluster: CLUSTER }, 1_000_000);
   const counts = new Map<string, number>();
   for (const e of entries)
-    if (e.kind === 'namespace' && e.namespace && wanted.has(e.namespace))
+    if (kinds.includes(e.kind) && e.namespace && wanted.has(e.namespace))
       counts.set(e.namespace, (counts.get(e.namespace) ?? 0) + 1);
   const values = names.map((n) => counts.get(n) ?? 0);
   return {
@@ -136,8 +146,15 @@ describe('relay + functions', () => {
     relays.push(second);
     await waitConverged(cr, names.length);
     const jobs = await namespaceJobCounts(names);
-    console.log(`[relay] kill -9 mid-burst: namespace jobs per namespace ${JSON.stringify(jobs)}`);
-    expect(jobs.min).toBeGreaterThanOrEqual(1);
+    // After a restart the relay resyncs through the CR (no job per namespace: that is the storm it avoids),
+    // and a namespace created while it was dead may be converged by its ServiceAccount's job alone, before
+    // the CR's fan-out sees it. So: every namespace had a job of its own (namespace or ServiceAccount), and
+    // never a storm of namespace jobs.
+    const anyJobs = await namespaceJobCounts(names, ['namespace', 'serviceaccount']);
+    console.log(
+      `[relay] kill -9 mid-burst: namespace jobs per namespace ${JSON.stringify(jobs)}, with ServiceAccount jobs ${JSON.stringify(anyJobs)}`,
+    );
+    expect(anyJobs.min).toBeGreaterThanOrEqual(1);
     expect(jobs.max).toBeLessThanOrEqual(4);
     await second.kill();
   });
