@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Provides real kube-apiserver, kube-controller-manager and etcd binaries, built with Go from the
-# module proxy, into a cache folder keyed by version. Prints the folder on the last line of stdout.
+# Provides real kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and etcd binaries, built
+# with Go from the module proxy, into a cache folder keyed by version. Prints the folder on the last line of stdout.
 #
 #   KUBEBUILDER_ASSETS  folder that already has the three binaries (envtest convention): used as is.
 #   TCR_CACHE_DIR       cache root (default: $XDG_CACHE_HOME/tcr-assistant or ~/.cache/tcr-assistant),
@@ -10,7 +10,8 @@ set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.34.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
-BINS=(kube-apiserver kube-controller-manager etcd)
+K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+BINS=("${K8S_BINS[@]}" etcd)
 
 log() { echo "[control-plane-build $(date +%H:%M:%S)] $*" >&2; }
 
@@ -40,7 +41,9 @@ export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=mod" GOTOOLCHAIN=local
 START=$(date +%s)
 
 # ---- kube-apiserver + kube-controller-manager ------------------------------------------------
-if [ ! -x "$OUT/kube-apiserver" ] || [ ! -x "$OUT/kube-controller-manager" ]; then
+missing_k8s=()
+for b in "${K8S_BINS[@]}"; do [ -x "$OUT/$b" ] || missing_k8s+=("$b"); done
+if [ ${#missing_k8s[@]} -gt 0 ]; then
   KW="$CACHE_ROOT/work/k8s-$K8S_VERSION"
   rm -rf "$KW"; mkdir -p "$KW"
   log "downloading k8s.io/kubernetes@$K8S_VERSION go.mod through the module proxy"
@@ -72,11 +75,13 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   log "resolving dependencies (go mod tidy)"
   (cd "$KW" && go mod tidy 2>&1 | sed 's/^/  /' >&2)
-  for cmd in kube-apiserver kube-controller-manager; do
+  for cmd in "${missing_k8s[@]}"; do
     log "building $cmd $K8S_VERSION (takes minutes on 2 cores)"
     t=$(date +%s)
     (cd "$KW" && go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" -o "$OUT/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")

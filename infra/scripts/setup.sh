@@ -8,7 +8,7 @@ log() { echo "[setup] $*" >&2; }
 
 # Debian packages: redis-server (queue), openssl (local PKI), util-linux (flock), and for the registry
 # pull test docker-registry + skopeo.
-DEBS=(redis-server openssl util-linux docker-registry skopeo)
+DEBS=(redis-server openssl util-linux docker-registry skopeo containerd runc containernetworking-plugins iproute2)
 missing=()
 for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
