@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ensureControlPlaneBinaries } from './binaries.js';
 import { findFreePort } from './free-port.js';
 import { writeKubeconfig } from './kubeconfig.js';
-import { createPki, type Pki } from './pki.js';
+import { createPki, issueClientCert, type Pki } from './pki.js';
 import { type ManagedProcess, startProcess, waitUntilReady } from './processes.js';
 
 export interface ControlPlaneOptions {
@@ -22,6 +22,13 @@ export interface ControlPlaneOptions {
    * namespace's `default` ServiceAccount, so it bounds how fast namespaces can be served at all.
    */
   controllerManagerQps?: number;
+  /**
+   * Ready for a node (infra/local/node.ts): the controllers a workload needs (deployment, replicaset,
+   * daemonset, statefulset, job, node lifecycle so that the not-ready taint clears, the root CA publisher for
+   * projected ServiceAccount tokens, pod GC, endpoints) and kube-scheduler. Off by default: the benchmark
+   * measures the controller-manager creating `default` ServiceAccounts, which these would compete with.
+   */
+  forNode?: boolean;
 }
 
 export interface ControlPlane {
@@ -31,7 +38,11 @@ export interface ControlPlane {
   /** Admin kubeconfig: client certificate in system:masters. */
   readonly kubeconfigPath: string;
   readonly pki: Pki;
-  readonly ports: { etcd: number; apiserver: number; controllerManager: number };
+  readonly ports: { etcd: number; apiserver: number; controllerManager: number; scheduler?: number };
+  /** Where kube-apiserver & co. come from: the kubelet is there too. */
+  readonly binDir: string;
+  /** True when started with `forNode` (workload controllers and kube-scheduler running). */
+  readonly forNode: boolean;
   /** etcd's client URL (its HTTP gateway serves /v3/kv/range, /v3/kv/compaction, ...). */
   readonly etcdUrl: string;
   /** A kubeconfig that authenticates as admin but is authorized as `user` (impersonation). */
@@ -45,6 +56,25 @@ export interface ControlPlane {
 }
 
 const CONTROLLERS = ['serviceaccount-controller', 'namespace-controller', 'garbage-collector-controller'];
+const NODE_CONTROLLERS = [
+  'deployment-controller',
+  'replicaset-controller',
+  'daemonset-controller',
+  'statefulset-controller',
+  'job-controller',
+  'node-lifecycle-controller',
+  'root-ca-certificate-publisher-controller',
+  'pod-garbage-collector-controller',
+  'clusterrole-aggregation-controller',
+  'endpoints-controller',
+  'endpointslice-controller',
+];
+
+/**
+ * Service ClusterIPs on loopback: nothing routes them here (no kube-proxy), and a client that forgets its
+ * explicit API server address connects to 127.1.0.1 instead of a 10.x address the network rule forbids.
+ */
+export const SERVICE_CIDR = '127.1.0.0/24';
 
 /**
  * Starts etcd + kube-apiserver + kube-controller-manager on loopback with freshly generated certificates
@@ -109,9 +139,16 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       `--secure-port=${ports.apiserver}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--authorization-mode=RBAC',
+      `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      // Kubelets authenticate as system:node:<name> and get exactly what the Node authorizer and
+      // NodeRestriction allow; everyone else goes through RBAC. The ServiceAccount plugin stays on.
+      '--authorization-mode=Node,RBAC',
+      '--enable-admission-plugins=NodeRestriction',
       `--client-ca-file=${pki.caCert}`,
+      // Logs and exec reach the kubelet over TLS it proves with a certificate from the same CA.
+      `--kubelet-certificate-authority=${pki.caCert}`,
+      `--kubelet-client-certificate=${pki.adminCert}`,
+      `--kubelet-client-key=${pki.adminKey}`,
       `--tls-cert-file=${pki.servingCert}`,
       `--tls-private-key-file=${pki.servingKey}`,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
@@ -157,7 +194,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         `--authentication-kubeconfig=${kubeconfigPath}`,
         `--authorization-kubeconfig=${kubeconfigPath}`,
         '--leader-elect=false',
-        `--controllers=${CONTROLLERS.join(',')}`,
+        `--controllers=${[...CONTROLLERS, ...(opts.forNode ? NODE_CONTROLLERS : [])].join(',')}`,
+        ...(opts.forNode ? ['--node-monitor-period=2s'] : []),
         ...(opts.controllerManagerQps
           ? [
               `--kube-api-qps=${opts.controllerManagerQps}`,
@@ -181,6 +219,17 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       'the default ServiceAccount in namespace default',
     );
 
+    if (opts.forNode) {
+      const scheduler = await startScheduler({ name, dir, server, pki, binDir, procs });
+      Object.assign(ports, { scheduler: scheduler.port });
+      await waitUntilReady(
+        scheduler.proc,
+        async () => (await plainGet(`https://127.0.0.1:${scheduler.port}/healthz`, true)) === 'ok',
+        timeout,
+        'kube-scheduler /healthz',
+      );
+    }
+
     let stopped = false;
     return {
       name,
@@ -189,6 +238,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       kubeconfigPath,
       pki,
       ports,
+      binDir,
+      forNode: opts.forNode ?? false,
       etcdUrl,
       get,
       stopApiserver,
@@ -242,7 +293,62 @@ function httpsGet(server: string, pathname: string, pki: Pki): Promise<{ status:
   });
 }
 
-async function plainGet(url: string): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-  return res.text();
+/** kube-scheduler with a client certificate of its own (system:kube-scheduler: RBAC has its roles). */
+async function startScheduler(cp: {
+  name: string;
+  dir: string;
+  server: string;
+  pki: Pki;
+  binDir: string;
+  procs: ManagedProcess[];
+}): Promise<{ proc: ManagedProcess; port: number }> {
+  const dir = path.join(cp.dir, 'scheduler');
+  mkdirSync(dir, { recursive: true });
+  const cert = await issueClientCert(cp.pki, dir, 'scheduler', 'system:kube-scheduler');
+  const kubeconfig = await writeKubeconfig(path.join(dir, 'scheduler.kubeconfig'), {
+    server: cp.server,
+    clusterName: cp.name,
+    caCertFile: cp.pki.caCert,
+    clientCertFile: cert.cert,
+    clientKeyFile: cert.key,
+  });
+  const port = await findFreePort();
+  const proc = startProcess({
+    name: `kube-scheduler[${cp.name}]`,
+    command: path.join(cp.binDir, 'kube-scheduler'),
+    args: [
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
+      '--leader-elect=false',
+      `--secure-port=${port}`,
+      '--bind-address=127.0.0.1',
+      `--cert-dir=${dir}`,
+      '--v=0',
+    ],
+    logFile: path.join(cp.dir, 'kube-scheduler.log'),
+    cleanupDir: cp.dir,
+  });
+  cp.procs.push(proc);
+  return { proc, port };
+}
+
+async function plainGet(url: string, insecure = false): Promise<string> {
+  if (!insecure) {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    return res.text();
+  }
+  // The scheduler's self-signed serving certificate: only its health is asked, on loopback.
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { rejectUnauthorized: false, timeout: 2_000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => {
+          body += c;
+        });
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
 }

@@ -1,10 +1,13 @@
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+
+/** A CA that can sign: enough to issue a certificate from the run's PKI. */
+export type CaFiles = Pick<Pki, 'caCert' | 'caKey'>;
 
 export interface Pki {
   caCert: string;
@@ -27,7 +30,9 @@ export async function openssl(args: string[], cwd: string): Promise<void> {
   }
 }
 
-async function issueCert(
+/** A certificate (and its new P-256 key) signed by a CA, written as `<dir>/<name>.crt|.key`. */
+export async function issueCert(
+  ca: { cert: string; key: string },
   dir: string,
   name: string,
   subject: string,
@@ -48,10 +53,12 @@ async function issueCert(
       '-in',
       csr,
       '-CA',
-      path.join(dir, 'ca.crt'),
+      ca.cert,
       '-CAkey',
-      path.join(dir, 'ca.key'),
-      '-CAcreateserial',
+      ca.key,
+      // A random serial rather than a shared serial file: several issuers may use one CA at once.
+      '-set_serial',
+      `0x${randomBytes(16).toString('hex')}`,
       '-days',
       String(days),
       '-extfile',
@@ -62,6 +69,39 @@ async function issueCert(
     dir,
   );
   return { cert, key };
+}
+
+/** A client certificate (`CN=cn`, `O=org`) signed by the run's CA, e.g. the kubelet's `system:node:...`. */
+export function issueClientCert(pki: CaFiles, dir: string, name: string, cn: string, org?: string) {
+  return issueCert(
+    { cert: pki.caCert, key: pki.caKey },
+    dir,
+    name,
+    `${org ? `/O=${org}` : ''}/CN=${cn}`,
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=clientAuth',
+      '',
+    ].join('\n'),
+  );
+}
+
+/** A serving certificate for loopback (127.0.0.1, localhost) signed by the run's CA: kubelet, registry. */
+export function issueLoopbackServingCert(pki: CaFiles, dir: string, name: string) {
+  return issueCert(
+    { cert: pki.caCert, key: pki.caKey },
+    dir,
+    name,
+    `/CN=${name}`,
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      'extendedKeyUsage=serverAuth',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '',
+    ].join('\n'),
+  );
 }
 
 /**
@@ -92,7 +132,9 @@ export async function createPki(dir: string): Promise<Pki> {
     ],
     dir,
   );
+  const ca = { cert: caCert, key: caKey };
   const serving = await issueCert(
+    ca,
     dir,
     'apiserver',
     '/CN=kube-apiserver',
@@ -100,11 +142,12 @@ export async function createPki(dir: string): Promise<Pki> {
       'basicConstraints=CA:FALSE',
       'keyUsage=critical,digitalSignature,keyEncipherment',
       'extendedKeyUsage=serverAuth',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.1.0.1',
       '',
     ].join('\n'),
   );
   const admin = await issueCert(
+    ca,
     dir,
     'admin',
     '/O=system:masters/CN=tcr-assistant-admin',

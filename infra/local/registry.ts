@@ -1,13 +1,14 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { findFreePort } from './free-port.js';
-import { openssl } from './pki.js';
+import { type BuiltImage, writeImageLayout } from './images.js';
+import { type CaFiles, issueLoopbackServingCert, openssl } from './pki.js';
 import { type ManagedProcess, startProcess, waitUntilReady } from './processes.js';
 
 const run = promisify(execFile);
@@ -53,6 +54,12 @@ export async function createTokenSigner(dir: string): Promise<TokenSigner> {
 export interface LocalRegistry {
   /** `127.0.0.1:PORT`: the server of a pull Secret, and the host of image references. */
   host: string;
+  /** `https` when started with `tls`, else `http`. */
+  scheme: 'http' | 'https';
+  /** With `tls`: the CA that signed the registry's certificate (containerd's hosts.toml `ca`). */
+  caFile?: string;
+  /** With `tls`: a folder holding that CA as `ca.crt` (skopeo's `--cert-dir`). */
+  certDir?: string;
   dir: string;
   stop(): Promise<void>;
 }
@@ -63,9 +70,24 @@ export async function startRegistry(opts: {
   issuer: string;
   signer: TokenSigner;
   timeoutMs?: number;
+  /** Serve TLS, as TCR does, with a certificate for 127.0.0.1 from this PKI's CA (the run's). */
+  tls?: { pki: CaFiles };
 }): Promise<LocalRegistry> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tcr-registry-'));
   const port = await findFreePort();
+  let tls: { certFile: string; keyFile: string; caFile: string; certDir: string } | undefined;
+  if (opts.tls) {
+    const serving = await issueLoopbackServingCert(opts.tls.pki, dir, 'registry');
+    const certDir = path.join(dir, 'certs');
+    await mkdir(certDir);
+    await copyFile(opts.tls.pki.caCert, path.join(certDir, 'ca.crt'));
+    tls = {
+      certFile: serving.cert,
+      keyFile: serving.key,
+      caFile: path.join(certDir, 'ca.crt'),
+      certDir,
+    };
+  }
   const bundle = path.join(dir, 'token-signer.crt');
   await writeFile(bundle, opts.signer.certPem);
   const config = path.join(dir, 'config.yml');
@@ -75,7 +97,11 @@ export async function startRegistry(opts: {
       'version: 0.1',
       'log: { level: info }',
       `storage: { filesystem: { rootdirectory: ${JSON.stringify(path.join(dir, 'data'))} } }`,
-      `http: { addr: "127.0.0.1:${port}", secret: "local-only" }`,
+      `http: { addr: "127.0.0.1:${port}", secret: "local-only"${
+        tls
+          ? `, tls: { certificate: ${JSON.stringify(tls.certFile)}, key: ${JSON.stringify(tls.keyFile)} }`
+          : ''
+      } }`,
       'auth:',
       '  token:',
       `    realm: ${JSON.stringify(opts.realm)}`,
@@ -98,12 +124,13 @@ export async function startRegistry(opts: {
     throw error;
   }
   // Up when /v2/ answers (401: it wants a token).
+  const scheme = opts.tls ? 'https' : 'http';
   await waitUntilReady(
     proc,
     () =>
       new Promise<boolean>((resolve) => {
-        http
-          .get(`http://127.0.0.1:${port}/v2/`, (res) => {
+        (opts.tls ? https : http)
+          .get(`${scheme}://127.0.0.1:${port}/v2/`, { rejectUnauthorized: false }, (res) => {
             res.resume();
             resolve(res.statusCode === 401);
           })
@@ -114,6 +141,8 @@ export async function startRegistry(opts: {
   );
   return {
     host: `127.0.0.1:${port}`,
+    scheme,
+    ...(tls ? { caFile: tls.caFile, certDir: tls.certDir } : {}),
     dir,
     async stop() {
       await proc.stop();
@@ -122,71 +151,45 @@ export async function startRegistry(opts: {
   };
 }
 
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-
 /**
- * A one-layer OCI image layout (what `skopeo copy oci:DIR:TAG` reads), built by hand: a tar with one file,
- * its config and manifest. Returns the manifest digest.
+ * A one-layer OCI image layout (what `skopeo copy oci:DIR:TAG` reads) with one file, hello.txt. Returns the
+ * manifest digest.
  */
 export async function writeOciImage(dir: string, tag: string, content: string): Promise<string> {
-  const blobs = path.join(dir, 'blobs', 'sha256');
-  await mkdir(blobs, { recursive: true });
-  const staging = path.join(dir, 'staging');
-  await mkdir(staging, { recursive: true });
-  await writeFile(path.join(staging, 'hello.txt'), content);
-  const tarPath = path.join(dir, 'layer.tar');
-  await run('tar', [
-    '--sort=name',
-    '--mtime=@0',
-    '--owner=0',
-    '--group=0',
-    '-cf',
-    tarPath,
-    '-C',
-    staging,
-    'hello.txt',
-  ]);
-  const tar = await readFile(tarPath);
-  await run('gzip', ['-n', '-f', tarPath]);
-  const layer = await readFile(`${tarPath}.gz`);
-  const put = async (data: Buffer) => {
-    const digest = sha256(data);
-    await writeFile(path.join(blobs, digest), data);
-    return { digest: `sha256:${digest}`, size: data.length };
-  };
-  const layerRef = await put(layer);
-  const configRef = await put(
-    Buffer.from(
-      JSON.stringify({
-        architecture: 'amd64',
-        os: 'linux',
-        config: {},
-        rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(tar)}`] },
-      }),
-    ),
-  );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...configRef },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layerRef }],
-    }),
-  );
-  const manifestRef = await put(manifest);
-  await writeFile(
-    path.join(dir, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          ...manifestRef,
-          annotations: { 'org.opencontainers.image.ref.name': tag },
-        },
-      ],
-    }),
-  );
-  await writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  return manifestRef.digest;
+  const image = await writeImageLayout(dir, {
+    ref: `local/hello:${tag}`,
+    files: [{ path: '/hello.txt', content }],
+  });
+  return image.digest;
+}
+
+/**
+ * Pushes an OCI layout (e.g. from `writeHelloImage`) to `registry` as `repository:tag` with skopeo,
+ * authenticating with `creds` (a TCR instance token: username and token) through the token service.
+ */
+export async function pushImage(
+  image: BuiltImage,
+  registry: LocalRegistry,
+  reference: string,
+  creds: { username: string; token: string },
+): Promise<string> {
+  const tlsArgs = registry.certDir ? [`--dest-cert-dir=${registry.certDir}`] : ['--dest-tls-verify=false'];
+  try {
+    await run('skopeo', [
+      'copy',
+      '--quiet',
+      ...tlsArgs,
+      '--dest-creds',
+      `${creds.username}:${creds.token}`,
+      `oci:${image.layoutDir}:${image.tag}`,
+      `docker://${registry.host}/${reference}`,
+    ]);
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? String(error);
+    // skopeo may echo the request; never the credential.
+    throw new Error(
+      `pushing ${reference} to ${registry.host} failed: ${stderr.replaceAll(creds.token, '***').trim()}`,
+    );
+  }
+  return `${registry.host}/${reference}`;
 }

@@ -11,7 +11,8 @@ trap on_term TERM INT
 while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5 & wait $!; done
 if kill -0 "$child" 2>/dev/null; then
   kill -TERM "$child" 2>/dev/null
-  for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$child" 2>/dev/null || break; sleep 0.3; done
+  # Up to 15 s: most programs end at once; the node guard needs a few seconds to remove its cgroups.
+  for _ in $(seq 1 50); do kill -0 "$child" 2>/dev/null || break; sleep 0.3; done
   kill -KILL "$child" 2>/dev/null
   wait "$child" 2>/dev/null
   [ "$cleanup" != "-" ] && rm -rf -- "$cleanup"

@@ -82,8 +82,9 @@ export interface TencentEmulatorOptions {
   longtermTokenExpTime?: number;
   /**
    * A TCR instance's registry token service (Docker bearer-token flow): `GET /service/token` with Basic
-   * username:instance-token answers a JWT that a docker-registry configured with `auth.token` (this issuer,
-   * service and the signer's certificate) accepts. Refuses tokens that are unknown, revoked or expired.
+   * username:instance-token, or `POST /service/token` with the OAuth2 password form (containerd), answers a
+   * JWT that a docker-registry configured with `auth.token` (this issuer, service and the signer's
+   * certificate) accepts. Refuses tokens that are unknown, revoked or expired.
    */
   registryTokenService?: {
     registryId: string;
@@ -170,8 +171,8 @@ export interface TencentEmulator {
   clearFaults(): void;
   /** What a registry token service would accept: false for unknown, deleted, disabled or expired tokens. */
   isTokenValid(username: string, token: string, registryId?: string): boolean;
-  /** Requests to the registry token service (`GET /service/token`). */
-  registryTokenRequests(): number;
+  /** Requests to the registry token service (`/service/token`), all or by method. */
+  registryTokenRequests(method?: 'GET' | 'POST'): number;
   listTokens(registryId?: string): TokenSnapshot[];
   addCredential(credential: EmulatorCredential): void;
   addRegistry(registry: EmulatorRegistry): void;
@@ -661,33 +662,73 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
     return handler(params as Record<string, unknown>, { region, now: now() });
   }
 
-  /** Docker token flow: Basic credential in, signed JWT out (what TCR's registry front does for an instance token). */
-  function serveRegistryToken(request: http.IncomingMessage, response: http.ServerResponse): void {
+  /**
+   * Docker token flow (what TCR's registry front does for an instance token), both ways a client asks:
+   * - `GET /service/token?service&scope` with Basic username:instance-token (skopeo, docker);
+   * - `POST /service/token`, an OAuth2 form (`grant_type=password`, username, password, service, scope), which
+   *   containerd tries first whenever it has credentials. It falls back to GET only on 400/401/404 (405 with a
+   *   username), so the POST must get a real token response or a real OAuth2 error, never a Tencent API body.
+   * Answers `{token, access_token, expires_in, issued_at}`: a JWT the docker-registry verifies.
+   */
+  function serveRegistryToken(
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    form?: URLSearchParams,
+  ): void {
     const config = options.registryTokenService;
-    const deny = (status: number, message: string) => {
+    const deny = (status: number, message: string, oauthError?: string) => {
       response.writeHead(status, {
         'content-type': 'application/json',
-        'www-authenticate': 'Basic realm="tcr"',
+        ...(form ? {} : { 'www-authenticate': 'Basic realm="tcr"' }),
       });
-      response.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message }] }));
-      log(`registry token -> ${status} ${message}`);
+      response.end(
+        JSON.stringify(
+          oauthError
+            ? { error: oauthError, error_description: message }
+            : { errors: [{ code: 'UNAUTHORIZED', message }] },
+        ),
+      );
+      log(`registry token ${request.method} -> ${status} ${message}`);
     };
     if (!config) {
       deny(404, 'no registry token service configured');
       return;
     }
-    registryTokenRequests += 1;
+    registryTokenRequests[form ? 'POST' : 'GET'] += 1;
     const url = new URL(request.url ?? '/', 'http://emulator');
-    const basic = /^Basic\s+(.+)$/i.exec(headerValue(request.headers, 'authorization') ?? '')?.[1];
-    const decoded = basic ? Buffer.from(basic, 'base64').toString('utf8') : '';
-    const colon = decoded.indexOf(':');
-    const username = colon > 0 ? decoded.slice(0, colon) : '';
-    const password = colon > 0 ? decoded.slice(colon + 1) : '';
+    let username = '';
+    let password = '';
+    let scopes: string[];
+    let service: string | null;
+    if (form) {
+      const grant = form.get('grant_type');
+      if (grant !== 'password') {
+        // No refresh tokens are issued: a client holding one falls back to GET on this 400.
+        deny(400, `grant_type ${grant ?? '(none)'} is not supported; use password`, 'unsupported_grant_type');
+        return;
+      }
+      username = form.get('username') ?? '';
+      password = form.get('password') ?? '';
+      scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
+      service = form.get('service');
+    } else {
+      const basic = /^Basic\s+(.+)$/i.exec(headerValue(request.headers, 'authorization') ?? '')?.[1];
+      const decoded = basic ? Buffer.from(basic, 'base64').toString('utf8') : '';
+      const colon = decoded.indexOf(':');
+      username = colon > 0 ? decoded.slice(0, colon) : '';
+      password = colon > 0 ? decoded.slice(colon + 1) : '';
+      scopes = url.searchParams.getAll('scope');
+      service = url.searchParams.get('service');
+    }
     if (!username || !isValid(username, password, config.registryId)) {
-      deny(401, 'authentication required: unknown, revoked or expired instance token');
+      deny(
+        401,
+        'authentication required: unknown, revoked or expired instance token',
+        form ? 'invalid_grant' : undefined,
+      );
       return;
     }
-    const access = url.searchParams.getAll('scope').flatMap((scope) => {
+    const access = scopes.flatMap((scope) => {
       const [type, name, actions] = scope.split(':');
       return type && name && actions ? [{ type, name, actions: actions.split(',') }] : [];
     });
@@ -697,7 +738,7 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
     const signingInput = `${b64({ alg: 'RS256', typ: 'JWT', x5c: [config.certDerBase64] })}.${b64({
       iss: config.issuer,
       sub: username,
-      aud: url.searchParams.get('service') ?? config.service,
+      aud: service ?? config.service,
       exp: issuedAt + ttl,
       nbf: issuedAt - 10,
       iat: issuedAt,
@@ -708,12 +749,20 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
     const jwt = `${signingInput}.${signature}`;
     response.writeHead(200, { 'content-type': 'application/json' });
     response.end(
-      JSON.stringify({ token: jwt, access_token: jwt, expires_in: ttl, issued_at: new Date().toISOString() }),
+      JSON.stringify({
+        token: jwt,
+        access_token: jwt,
+        expires_in: ttl,
+        issued_at: new Date(issuedAt * 1000).toISOString(),
+        ...(form ? { scope: scopes.join(' ') } : {}),
+      }),
     );
-    log(`registry token -> 200 (${access.map((a) => `${a.name}:${a.actions.join(',')}`).join(' ')})`);
+    log(
+      `registry token ${request.method} -> 200 (${access.map((a) => `${a.name}:${a.actions.join(',')}`).join(' ')})`,
+    );
   }
 
-  let registryTokenRequests = 0;
+  const registryTokenRequests = { GET: 0, POST: 0 };
   const isValid = (username: string, token: string, registryId?: string) => {
     const record = tokens.get(token);
     if (!record) return false;
@@ -722,8 +771,16 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
   };
 
   const server = http.createServer((request, response) => {
-    if (request.method === 'GET' && (request.url ?? '').startsWith('/service/token')) {
-      serveRegistryToken(request, response);
+    if ((request.url ?? '').startsWith('/service/token')) {
+      if (request.method === 'GET') serveRegistryToken(request, response);
+      else if (request.method === 'POST') {
+        readBody(request).then(
+          (body) => serveRegistryToken(request, response, new URLSearchParams(body?.toString('utf8') ?? '')),
+          () => response.destroy(),
+        );
+      } else {
+        response.writeHead(405, { allow: 'GET, POST' }).end();
+      }
       return;
     }
     const started = Date.now();
@@ -780,7 +837,8 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
       delays.length = 0;
     },
     isTokenValid: isValid,
-    registryTokenRequests: () => registryTokenRequests,
+    registryTokenRequests: (method) =>
+      method ? registryTokenRequests[method] : registryTokenRequests.GET + registryTokenRequests.POST,
     listTokens: (registryId) =>
       [...tokens.values()]
         .filter((record) => registryId === undefined || record.registryId === registryId)

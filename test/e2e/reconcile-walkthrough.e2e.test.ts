@@ -11,7 +11,7 @@ import {
   statusOf,
   uniqueName,
 } from '../support/kube.js';
-import { apiserverWriteCount } from '../support/metrics.js';
+import { apiserverWriteCount, quietWriteCount } from '../support/metrics.js';
 import { dockerConfigOf, pullSecretsOf, readSecret } from '../support/secrets.js';
 import { waitFor } from '../support/wait.js';
 
@@ -124,7 +124,7 @@ describe('the seed walkthrough', () => {
     const namespaces = await liveNamespaces();
     const sas = (await core.listServiceAccountForAllNamespaces()).items;
     const clientWrites = await fx.writeCount();
-    const serverWrites = await apiserverWriteCount(kc, ['secrets', 'serviceaccounts', 'imagepullsecrets']);
+    const serverWrites = await quietWriteCount(kc, ['secrets', 'serviceaccounts', 'imagepullsecrets']);
 
     await fx.enqueue({ cluster: CLUSTER, kind: 'imagepullsecret', name: cr }, 'resync');
     for (const ns of namespaces)

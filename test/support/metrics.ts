@@ -25,6 +25,30 @@ export async function apiserverWriteCount(kc: KubeConfig, resources: string[]): 
   return sumRequests(await apiserverMetrics(kc), ['POST', 'PUT', 'PATCH', 'DELETE'], resources);
 }
 
+/**
+ * apiserverWriteCount once it has not moved for `quietMs`: other clients of the shared API server (the
+ * namespace controller finishing an earlier file's namespaces, the root CA publisher filling a new one) must
+ * be done before a "zero writes" window opens.
+ */
+export async function quietWriteCount(
+  kc: KubeConfig,
+  resources: string[],
+  { quietMs = 1000, timeoutMs = 20_000 } = {},
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await apiserverWriteCount(kc, resources);
+  let since = Date.now();
+  while (Date.now() - since < quietMs && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = await apiserverWriteCount(kc, resources);
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    }
+  }
+  return last;
+}
+
 export function sumRequests(text: string, verbs: string[], resources: string[]): number {
   let total = 0;
   for (const line of text.split('\n')) {

@@ -1,5 +1,6 @@
 // The emulator is exercised through the real tencentcloud-sdk-nodejs clients, so what passes here is what the SDK
 // really sends (signature, headers, body) and how it really reports errors (TencentCloudSDKHttpException.code).
+import { generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import { tcr } from 'tencentcloud-sdk-nodejs/tencentcloud/services/tcr/index.js';
@@ -552,5 +553,111 @@ describe('TKE kubeconfig', () => {
     ).rejects.toMatchObject({
       code: 'InvalidAction',
     });
+  });
+});
+
+describe('registry token service (Docker token protocol)', () => {
+  let service: TencentEmulator;
+  let username: string;
+  let password: string;
+
+  beforeEach(async () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    service = await startTencentEmulator({
+      credentials: [{ secretId: SECRET_ID, secretKey: SECRET_KEY }],
+      registries: [{ registryId: REGISTRY_ID, region: REGION, username: USERNAME }],
+      registryTokenService: {
+        registryId: REGISTRY_ID,
+        service: 'unit-registry',
+        issuer: 'unit-issuer',
+        keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        certDerBase64: Buffer.from('not verified here').toString('base64'),
+      },
+    });
+    const client = new tcr.v20190924.Client({
+      ...clientConfig(),
+      profile: { httpProfile: { endpoint: service.endpoint, protocol: 'http://', agent: new http.Agent() } },
+    });
+    const token = await client.CreateInstanceToken({ RegistryId: REGISTRY_ID, TokenType: 'longterm' });
+    username = token.Username ?? '';
+    password = token.Token ?? '';
+  });
+
+  afterEach(async () => {
+    await service.stop();
+  });
+
+  async function tokenRequest(
+    method: 'GET' | 'POST',
+    opts: { form?: Record<string, string>; basic?: string; query?: string } = {},
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await fetch(`${service.url}/service/token${opts.query ?? ''}`, {
+      method,
+      headers: {
+        ...(opts.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+        ...(opts.basic ? { authorization: `Basic ${Buffer.from(opts.basic).toString('base64')}` } : {}),
+      },
+      ...(opts.form ? { body: new URLSearchParams(opts.form).toString() } : {}),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
+
+  const claims = (jwt: unknown) =>
+    JSON.parse(Buffer.from(String(jwt).split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      sub: string;
+      aud: string;
+      access: { type: string; name: string; actions: string[] }[];
+    };
+
+  it("answers containerd's OAuth2 password POST with an access_token for the requested scopes", async () => {
+    const res = await tokenRequest('POST', {
+      form: {
+        grant_type: 'password',
+        username,
+        password,
+        service: 'unit-registry',
+        client_id: 'containerd-client',
+        scope: 'repository:demo/app:pull repository:demo/other:pull,push',
+      },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.access_token).toBe(res.body.token);
+    expect(res.body.expires_in).toBe(300);
+    expect(claims(res.body.access_token)).toMatchObject({
+      sub: username,
+      aud: 'unit-registry',
+      access: [
+        { type: 'repository', name: 'demo/app', actions: ['pull'] },
+        { type: 'repository', name: 'demo/other', actions: ['pull', 'push'] },
+      ],
+    });
+    expect(service.registryTokenRequests('POST')).toBe(1);
+  });
+
+  it('refuses a wrong password with an OAuth2 401 (containerd then tries GET, also refused)', async () => {
+    const post = await tokenRequest('POST', {
+      form: { grant_type: 'password', username, password: 'wrong', service: 'unit-registry' },
+    });
+    expect(post).toEqual({ status: 401, body: expect.objectContaining({ error: 'invalid_grant' }) });
+    const get = await tokenRequest('GET', { basic: `${username}:wrong`, query: '?service=unit-registry' });
+    expect(get.status).toBe(401);
+    const anonymous = await tokenRequest('GET', { query: '?service=unit-registry' });
+    expect(anonymous.status).toBe(401);
+  });
+
+  it('answers a refresh_token grant with 400 unsupported_grant_type, so that clients fall back to GET', async () => {
+    const res = await tokenRequest('POST', { form: { grant_type: 'refresh_token', refresh_token: 'x' } });
+    expect(res).toEqual({ status: 400, body: expect.objectContaining({ error: 'unsupported_grant_type' }) });
+  });
+
+  it('still answers the GET flow with Basic credentials (skopeo, docker)', async () => {
+    const res = await tokenRequest('GET', {
+      basic: `${username}:${password}`,
+      query: '?service=unit-registry&scope=repository:demo/app:pull',
+    });
+    expect(res.status).toBe(200);
+    expect(claims(res.body.token).access).toEqual([
+      { type: 'repository', name: 'demo/app', actions: ['pull'] },
+    ]);
   });
 });

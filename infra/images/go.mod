@@ -1,0 +1,3 @@
+module tcr-assistant.local/images
+
+go 1.22
