@@ -3,11 +3,11 @@
 import { Redis } from 'ioredis';
 import { parseEnv } from '../shared/config.js';
 import { describeError } from '../shared/errors.js';
+import { serveRelayHttp } from '../shared/http-server.js';
 import { loadKubeConfig } from '../shared/kube/kubeconfig.js';
 import { createLogger } from '../shared/logging.js';
 import { openQueue } from '../shared/queue.js';
 import { RelayEnv } from './config.js';
-import { serveRelayHttp } from './http-server.js';
 import { LeaderElector } from './leader-election.js';
 import { createRelayMetrics } from './metrics.js';
 import { Relay } from './relay.js';

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ChangeType, WatchedObject } from '../shared/kube/resource-watcher.js';
 import { SECRET_PREFIX } from '../shared/names.js';
 import type { Enqueue } from '../shared/queue.js';
 
@@ -7,23 +8,7 @@ import type { Enqueue } from '../shared/queue.js';
 // that reconcile looks at.
 
 export type WatchedKind = 'namespace' | 'serviceaccount' | 'imagepullsecret';
-export type ChangeType = 'added' | 'modified' | 'deleted';
-
-interface Meta {
-  name?: string;
-  namespace?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  generation?: number;
-  deletionTimestamp?: string;
-  finalizers?: string[];
-  resourceVersion?: string;
-}
-export interface WatchedObject {
-  metadata?: Meta;
-  imagePullSecrets?: { name?: string }[];
-  status?: { phase?: string };
-}
+export type { ChangeType, WatchedObject };
 
 const digest = (value: unknown) =>
   createHash('sha1').update(JSON.stringify(value)).digest('base64url').slice(0, 16);

@@ -1,13 +1,23 @@
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import { z } from 'zod';
-import { GROUP, PLURAL, VERSION } from '../shared/names.js';
+import { type Change, type ResourceSource, ResourceWatcher } from '../shared/kube/resource-watcher.js';
+import {
+  imagePullSecretCollection,
+  namespaceCollection,
+  serviceAccountCollection,
+} from '../shared/kube/sources.js';
 import type { Enqueue } from '../shared/queue.js';
-import { jobsFor, type WatchedObject } from './map-events.js';
+import {
+  fingerprintOf,
+  isEchoOfOwnWrite,
+  jobsFor,
+  keyOf,
+  type WatchedKind,
+  type WatchedObject,
+} from './map-events.js';
 import type { RelayMetrics } from './metrics.js';
 import { Publisher } from './publisher.js';
-import { type Change, type ListPage, type ResourceSource, ResourceWatcher } from './resource-watcher.js';
 
 export interface RelayOptions {
   kc: KubeConfig;
@@ -21,56 +31,18 @@ export interface RelayOptions {
   flushIntervalMs: number;
 }
 
-const PAGE = 500;
-const RawList = z.object({
-  items: z.array(z.unknown()),
-  metadata: z.object({ resourceVersion: z.string(), continue: z.string().optional() }),
-});
-
 /** The three collections the relay watches, read with the relay's own (read-only) identity. */
-export function createSources(kc: KubeConfig): ResourceSource[] {
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const typed = (list: {
-    items: unknown[];
-    metadata?: { resourceVersion?: string; _continue?: string };
-  }): ListPage => ({
-    items: list.items as WatchedObject[],
-    resourceVersion: list.metadata?.resourceVersion ?? '',
-    continueToken: list.metadata?._continue,
+export function createSources(kc: KubeConfig): ResourceSource<WatchedKind>[] {
+  const relayView = (kind: WatchedKind) => ({
+    kind,
+    keyOf: (obj: WatchedObject) => keyOf(kind, obj),
+    fingerprintOf: (obj: WatchedObject) => fingerprintOf(kind, obj),
+    isEcho: (before: string, after: string) => isEchoOfOwnWrite(kind, before, after),
   });
   return [
-    {
-      kind: 'namespace',
-      watchPath: '/api/v1/namespaces',
-      listPage: async (token) => typed(await core.listNamespace({ limit: PAGE, _continue: token })),
-    },
-    {
-      kind: 'serviceaccount',
-      watchPath: '/api/v1/serviceaccounts',
-      listPage: async (token) =>
-        typed(await core.listServiceAccountForAllNamespaces({ limit: PAGE, _continue: token })),
-    },
-    {
-      kind: 'imagepullsecret',
-      watchPath: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-      listPage: async (token) => {
-        const list = RawList.parse(
-          await custom.listClusterCustomObject({
-            group: GROUP,
-            version: VERSION,
-            plural: PLURAL,
-            limit: PAGE,
-            _continue: token,
-          }),
-        );
-        return {
-          items: list.items as WatchedObject[],
-          resourceVersion: list.metadata.resourceVersion,
-          continueToken: list.metadata.continue,
-        };
-      },
-    },
+    { ...relayView('namespace'), ...namespaceCollection(kc) },
+    { ...relayView('serviceaccount'), ...serviceAccountCollection(kc) },
+    { ...relayView('imagepullsecret'), ...imagePullSecretCollection(kc) },
   ];
 }
 
@@ -79,14 +51,14 @@ export function createSources(kc: KubeConfig): ResourceSource[] {
  * jobs (keys only). Runs only while this replica leads.
  */
 export class Relay {
-  readonly watchers: ResourceWatcher[];
+  readonly watchers: ResourceWatcher<WatchedKind>[];
   readonly publisher: Publisher;
   private resyncTimer: NodeJS.Timeout | undefined;
   private initialResyncDone = false;
 
   constructor(
     private readonly opts: RelayOptions,
-    sources: ResourceSource[] = createSources(opts.kc),
+    sources: ResourceSource<WatchedKind>[] = createSources(opts.kc),
   ) {
     this.publisher = new Publisher(opts.queue, opts.metrics, opts.log, {
       maxDirty: opts.maxDirtyKeys,
@@ -152,7 +124,7 @@ export class Relay {
     }
   }
 
-  private onChange(change: Change): void {
+  private onChange(change: Change<WatchedKind>): void {
     const ctx = { cluster: this.opts.clusterId, crNames: () => this.crNames(), at: Date.now() };
     this.publisher.add(
       jobsFor(change.kind, change.type, change.key, ctx, change.viaRelist ? 'relist' : change.type),

@@ -1,7 +1,7 @@
 import { FINALIZER } from '../../shared/labels.js';
+import { wantsNamespace, wantsServiceAccount } from '../../shared/matching.js';
 import { secretNameFor } from '../../shared/names.js';
 import { desiredSecretFor, isSecretConverged } from './desired-secret.js';
-import { wantsNamespace, wantsServiceAccount } from './matching.js';
 import type {
   Condition,
   CrView,

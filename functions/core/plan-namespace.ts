@@ -1,6 +1,6 @@
+import { crsForServiceAccount, wantsNamespace, wantsServiceAccount } from '../../shared/matching.js';
 import { SECRET_PREFIX, secretNameFor } from '../../shared/names.js';
 import { crNameOfSecret, type DesiredSecret, desiredSecretFor, isSecretConverged } from './desired-secret.js';
-import { wantsNamespace, wantsServiceAccount } from './matching.js';
 import type { CrView, NamespaceView, SecretView, ServiceAccountView } from './model.js';
 
 export interface NamespaceState {
@@ -117,8 +117,9 @@ export function planNamespace(name: string, state: NamespaceState): NamespacePla
   const removable = new Set(plan.deletes.map((d) => d.name));
   for (const sa of state.serviceAccounts) {
     const present = new Set(sa.imagePullSecrets);
-    const add = wanting
-      .filter((cr) => wantsServiceAccount(cr, sa) && !present.has(secretNameFor(cr.name)))
+    // The same rule as the admission webhook's: an entry it already gave the ServiceAccount costs no write.
+    const add = crsForServiceAccount(wanting, ns, sa)
+      .filter((cr) => !present.has(secretNameFor(cr.name)))
       .map((cr) => ({ secret: secretNameFor(cr.name), cr: cr.name }));
     // Only entries that name one of our Secrets are ours to remove: either it is being deleted, or it is
     // one we keep but this ServiceAccount no longer matches (narrowed serviceAccounts, skip annotation).

@@ -1,14 +1,36 @@
 import { type KubeConfig, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import {
-  type ChangeType,
-  fingerprintOf,
-  isEchoOfOwnWrite,
-  keyOf,
-  type WatchedKind,
-  type WatchedObject,
-} from './map-events.js';
-import type { RelayMetrics } from './metrics.js';
+
+// One list+watch loop for every part that watches the API (the relay's job keys, the webhook's view).
+
+export type ChangeType = 'added' | 'modified' | 'deleted';
+
+interface Meta {
+  name?: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  generation?: number;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  resourceVersion?: string;
+}
+/** The fields of a watched object that anyone here looks at (the rest is kept as it came). */
+export interface WatchedObject {
+  metadata?: Meta;
+  imagePullSecrets?: { name?: string }[];
+  status?: { phase?: string };
+  spec?: unknown;
+}
+
+/** Counters the loop reports to (the relay and the webhook each register their own names). */
+export interface WatchMetrics {
+  events: { inc(labels: { kind: string; type: string }): void };
+  dropped: { inc(labels: { kind: string }): void };
+  watchRestarts: { inc(labels: { kind: string; reason: string }): void };
+  relists: { inc(labels: { kind: string }): void };
+  sawEvent(kind: string): void;
+}
 
 export interface ListPage {
   items: WatchedObject[];
@@ -16,28 +38,38 @@ export interface ListPage {
   continueToken?: string | undefined;
 }
 
-export interface ResourceSource {
-  kind: WatchedKind;
+export interface ResourceSource<K extends string = string> {
+  kind: K;
   /** Path of the collection to watch, e.g. /api/v1/namespaces. */
   watchPath: string;
   listPage(continueToken?: string): Promise<ListPage>;
+  /** The object's key within its kind (`name` or `namespace/name`). */
+  keyOf(obj: WatchedObject): string;
+  /** Exactly what the consumer looks at: a MODIFIED event that does not change it is dropped. */
+  fingerprintOf(obj: WatchedObject): string;
+  /** A change that is only the echo of our own write (dropped like an unchanged fingerprint). */
+  isEcho?(before: string, after: string): boolean;
 }
 
-export interface Change {
-  kind: WatchedKind;
+export interface Change<K extends string = string> {
+  kind: K;
   type: ChangeType;
   key: string;
-  /** `relist` when found by comparing a fresh list with what the relay knew (after 410 Gone). */
+  /** `relist` when found by comparing a fresh list with what the watcher knew (after 410 Gone). */
   viaRelist: boolean;
+  /** The object as last seen (absent for deletions). */
+  object?: WatchedObject | undefined;
 }
 
-export interface WatcherOptions {
+export interface WatcherOptions<K extends string = string> {
   watchdogSilenceMs: number;
-  onChange: (change: Change) => void;
+  onChange: (change: Change<K>) => void;
   /** After the first complete list: the relay knows every object of this kind. */
   onSynced?: () => void;
+  /** Report the objects of the first list as `added` too (default: only later differences). */
+  reportInitialList?: boolean;
   log: Logger;
-  metrics: RelayMetrics;
+  metrics: WatchMetrics;
 }
 
 class GoneError extends Error {}
@@ -48,7 +80,7 @@ class GoneError extends Error {}
  * relist after 410 Gone find what changed while the watch was down, deletions included. A watchdog
  * restarts a watch that has gone silent: client-node's watches are known to stall without an error.
  */
-export class ResourceWatcher {
+export class ResourceWatcher<K extends string = string> {
   private readonly known = new Map<string, string>();
   private resourceVersion = '';
   private controller: AbortController | undefined;
@@ -60,11 +92,11 @@ export class ResourceWatcher {
 
   constructor(
     private readonly kc: KubeConfig,
-    private readonly source: ResourceSource,
-    private readonly opts: WatcherOptions,
+    private readonly source: ResourceSource<K>,
+    private readonly opts: WatcherOptions<K>,
   ) {}
 
-  get kind(): WatchedKind {
+  get kind(): K {
     return this.source.kind;
   }
 
@@ -163,19 +195,26 @@ export class ResourceWatcher {
   private async relist(): Promise<void> {
     this.opts.metrics.relists.inc({ kind: this.kind });
     const fresh = new Map<string, string>();
+    const objects = new Map<string, WatchedObject>();
     let token: string | undefined;
     let rv = '';
     do {
       const page = await this.source.listPage(token);
-      for (const obj of page.items) fresh.set(keyOf(this.kind, obj), fingerprintOf(this.kind, obj));
+      for (const obj of page.items) {
+        const key = this.source.keyOf(obj);
+        fresh.set(key, this.source.fingerprintOf(obj));
+        objects.set(key, obj);
+      }
       token = page.continueToken || undefined;
       rv = page.resourceVersion;
     } while (token);
-    if (this.synced) {
+    // Later lists report the differences; the first one only if asked (a view wants every object, the
+    // relay resyncs instead of enqueueing a job per object).
+    if (this.synced || this.opts.reportInitialList) {
       for (const [key, fp] of fresh) {
         const before = this.known.get(key);
-        if (before === undefined) this.emit('added', key, true);
-        else if (before !== fp) this.emit('modified', key, true);
+        if (before === undefined) this.emit('added', key, this.synced, objects.get(key));
+        else if (before !== fp) this.emit('modified', key, true, objects.get(key));
       }
       for (const key of this.known.keys()) if (!fresh.has(key)) this.emit('deleted', key, true);
     }
@@ -189,8 +228,8 @@ export class ResourceWatcher {
     }
   }
 
-  private emit(type: ChangeType, key: string, viaRelist: boolean): void {
-    this.opts.onChange({ kind: this.kind, type, key, viaRelist });
+  private emit(type: ChangeType, key: string, viaRelist: boolean, object?: WatchedObject): void {
+    this.opts.onChange({ kind: this.kind, type, key, viaRelist, object });
   }
 
   private async watchOnce(): Promise<void> {
@@ -209,17 +248,17 @@ export class ResourceWatcher {
         const rv = obj.metadata?.resourceVersion;
         if (rv) this.resourceVersion = rv;
         if (type === 'BOOKMARK') return;
-        const key = keyOf(this.kind, obj);
-        const fp = fingerprintOf(this.kind, obj);
+        const key = this.source.keyOf(obj);
+        const fp = this.source.fingerprintOf(obj);
         if (type === 'DELETED') {
           this.known.delete(key);
           this.emit('deleted', key, false);
         } else if (type === 'ADDED' || type === 'MODIFIED') {
           const before = this.known.get(key);
           this.known.set(key, fp);
-          if (before === fp || (before !== undefined && isEchoOfOwnWrite(this.kind, before, fp))) {
+          if (before === fp || (before !== undefined && this.source.isEcho?.(before, fp))) {
             this.opts.metrics.dropped.inc({ kind: this.kind });
-          } else this.emit(before === undefined ? 'added' : 'modified', key, false);
+          } else this.emit(before === undefined ? 'added' : 'modified', key, false, obj);
         }
       };
       watch
