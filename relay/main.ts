@@ -3,7 +3,7 @@
 import { Redis } from 'ioredis';
 import { parseEnv } from '../shared/config.js';
 import { describeError } from '../shared/errors.js';
-import { serveRelayHttp } from '../shared/http-server.js';
+import { serveHealthHttp } from '../shared/http-server.js';
 import { loadKubeConfig } from '../shared/kube/kubeconfig.js';
 import { createLogger } from '../shared/logging.js';
 import { openQueue } from '../shared/queue.js';
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
       relay = undefined;
     },
   });
-  const server = await serveRelayHttp(env.HTTP_PORT, metrics.registry, () => {
+  const server = await serveHealthHttp(env.HTTP_PORT, metrics.registry, () => {
     if (!elector.isLeader) return { ready: true, detail: 'standby' };
     if (!relay?.ready)
       return { ready: false, detail: relay?.publisher.healthy === false ? 'redis unreachable' : 'syncing' };

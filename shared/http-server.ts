@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { Registry } from 'prom-client';
 
 /** /healthz (the process runs), /readyz (per `ready()`), /metrics (Prometheus). */
-export async function serveRelayHttp(
+export async function serveHealthHttp(
   port: number,
   registry: Registry,
   ready: () => { ready: boolean; detail: string },

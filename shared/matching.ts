@@ -68,3 +68,23 @@ export function entriesFor(
 ): string[] {
   return crsForServiceAccount(crs, ns, sa).map((cr) => secretNameFor(cr.name));
 }
+
+/** A namespace as matching sees it, from the API object (typed or raw JSON). */
+export function toMatchableNamespace(ns: {
+  metadata?: {
+    name?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    deletionTimestamp?: unknown;
+  };
+  status?: { phase?: string };
+}): MatchableNamespace {
+  return {
+    name: ns.metadata?.name ?? '',
+    labels: ns.metadata?.labels ?? {},
+    annotations: ns.metadata?.annotations ?? {},
+    terminating:
+      (ns.metadata?.deletionTimestamp !== undefined && ns.metadata?.deletionTimestamp !== null) ||
+      ns.status?.phase === 'Terminating',
+  };
+}

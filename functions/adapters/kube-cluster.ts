@@ -22,6 +22,7 @@ import {
   MANAGED_BY_VALUE,
   OUR_SECRETS_SELECTOR,
 } from '../../shared/labels.js';
+import { toMatchableNamespace } from '../../shared/matching.js';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../../shared/names.js';
 import { ImagePullSecretSpec } from '../../shared/schemas/image-pull-secret.js';
 import type { DesiredSecret } from '../core/desired-secret.js';
@@ -479,14 +480,7 @@ const lastWriteBy = (entries: V1ManagedFieldsEntry[] | undefined): string | unde
     .sort()
     .pop();
 
-function toNamespaceView(ns: V1Namespace): NamespaceView {
-  return {
-    name: ns.metadata?.name ?? '',
-    labels: ns.metadata?.labels ?? {},
-    annotations: ns.metadata?.annotations ?? {},
-    terminating: ns.metadata?.deletionTimestamp !== undefined || ns.status?.phase === 'Terminating',
-  };
-}
+const toNamespaceView = (ns: V1Namespace): NamespaceView => toMatchableNamespace(ns);
 
 function toServiceAccountView(sa: V1ServiceAccount): ServiceAccountView {
   return {

@@ -27,6 +27,7 @@ import {
   SYSTEM_NAMESPACE,
 } from './paths.js';
 import { type LocalRedis, startRedis } from './redis.js';
+import { startLocalWebhook, type WebhookProcess } from './webhook.js';
 
 /** The registry the local emulator serves (the sample spec.tcr CR names it). */
 export const LOCAL_REGISTRY = 'tcr-local1';
@@ -43,6 +44,8 @@ export interface LocalStack {
   relay: ChildProcess;
   relayPort: number;
   relayLog: string;
+  /** The admission webhook (absent with `webhook: false`). */
+  webhook: WebhookProcess | undefined;
   clusterId: string;
   stop(): Promise<void>;
 }
@@ -57,6 +60,9 @@ export interface StackOptions {
   relayEnv?: Record<string, string>;
   /** Run this bundled relay (dist/relay/main.cjs) with plain node instead of the TypeScript sources. */
   relayBundle?: string;
+  /** Start the admission webhook (default true); its environment. */
+  webhook?: boolean;
+  webhookEnv?: Record<string, string>;
 }
 
 /**
@@ -139,6 +145,10 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
   relay.stderr?.pipe(log);
   const killRelay = () => relay.kill('SIGKILL');
   process.once('exit', killRelay);
+  const webhook =
+    opts.webhook === false
+      ? undefined
+      : await startLocalWebhook(cluster, admin, { LOG_LEVEL: 'warn', ...opts.webhookEnv });
 
   return {
     cluster,
@@ -150,6 +160,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     relay,
     relayPort,
     relayLog,
+    webhook,
     clusterId,
     async stop() {
       process.removeListener('exit', killRelay);
@@ -157,6 +168,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
         relay.kill('SIGTERM');
         await new Promise((r) => relay.once('exit', r));
       }
+      await webhook?.stop();
       await worker.close();
       await functions.close();
       await Promise.allSettled([cluster.stop(), redis.stop(), emulator.stop()]);

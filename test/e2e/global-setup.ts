@@ -17,6 +17,7 @@ import {
   SYSTEM_NAMESPACE,
 } from '../../infra/local/paths.js';
 import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
+import { WEBHOOK_SERVICE_ACCOUNT } from '../../infra/local/webhook.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
 
@@ -38,6 +39,8 @@ declare module 'vitest' {
     hostSysctls: Record<string, string>;
     /** The run's CA (certificate and key): TLS registries and other servers the node must trust. */
     caFiles: { caCert: string; caKey: string };
+    /** ...and one that impersonates the admission webhook's. */
+    webhookKubeconfigPath: string;
   }
 }
 
@@ -97,6 +100,10 @@ export default async function setup(project: TestProject) {
   project.provide(
     'relayKubeconfigPath',
     await cluster.kubeconfigAs(`system:serviceaccount:${SYSTEM_NAMESPACE}:${RELAY_SERVICE_ACCOUNT}`),
+  );
+  project.provide(
+    'webhookKubeconfigPath',
+    await cluster.kubeconfigAs(`system:serviceaccount:${SYSTEM_NAMESPACE}:${WEBHOOK_SERVICE_ACCOUNT}`),
   );
   project.provide(
     'functionsKubeconfigPath',

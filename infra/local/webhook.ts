@@ -1,0 +1,185 @@
+import net from 'node:net';
+import path from 'node:path';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  type V1MutatingWebhookConfiguration,
+  type V1Service,
+} from '@kubernetes/client-node';
+import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
+import { findFreePort } from './free-port.js';
+import { REPO_ROOT, SYSTEM_NAMESPACE } from './paths.js';
+import { type ManagedProcess, startProcess, waitUntilReady } from './processes.js';
+
+// The admission webhook on a local control plane, installed from what infra/ ships: its Secret, Service and
+// MutatingWebhookConfiguration are applied as they are, except for the Service port. There is no kube-proxy
+// here, so the webhook process listens on the Service's own (loopback) ClusterIP and port: the API server
+// dials exactly what it would dial in a cluster, and verifies the certificate for the Service's DNS name.
+// (With --enable-aggregator-routing the API server would dial the EndpointSlice address instead, but
+// EndpointSlices refuse loopback addresses, so that route cannot be taken on one machine.)
+
+export const WEBHOOK_RBAC_FILE = path.join(REPO_ROOT, 'infra', 'rbac', 'webhook.yaml');
+export const WEBHOOK_DEPLOY_FILE = path.join(REPO_ROOT, 'infra', 'deploy', 'webhook.yaml');
+export const WEBHOOK_SERVICE_ACCOUNT = 'tcr-assistant-webhook';
+export const WEBHOOK_SERVICE = 'tcr-assistant-webhook';
+export const WEBHOOK_CONFIGURATION = 'tcr-assistant';
+
+export interface WebhookEndpoint {
+  clusterIp: string;
+  port: number;
+}
+
+/** Applies the webhook's RBAC, Secret, Service and configuration; returns where the process must listen. */
+export async function installWebhook(
+  admin: KubeConfig,
+  edit: (config: V1MutatingWebhookConfiguration) => void = () => {},
+): Promise<WebhookEndpoint> {
+  await applyManifests(admin, await readManifests(WEBHOOK_RBAC_FILE));
+  const shipped = await readManifests(WEBHOOK_DEPLOY_FILE);
+  const byKind = (kind: string) => shipped.filter((o) => o.kind === kind);
+  await applyManifests(admin, byKind('Secret'));
+  const [service] = (await applyManifests(admin, byKind('Service'))) as V1Service[];
+  const clusterIp = service?.spec?.clusterIP;
+  if (!clusterIp?.startsWith('127.'))
+    throw new Error(
+      `the webhook Service got ClusterIP ${clusterIp}: the control plane needs a loopback range`,
+    );
+  const port = await findFreePortOn(clusterIp);
+  await admin.makeApiClient(CoreV1Api).patchNamespacedService({
+    namespace: SYSTEM_NAMESPACE,
+    name: WEBHOOK_SERVICE,
+    body: [{ op: 'replace', path: '/spec/ports', value: [{ name: 'https', port, targetPort: port }] }],
+  });
+  const configs = byKind('MutatingWebhookConfiguration') as V1MutatingWebhookConfiguration[];
+  for (const config of configs) {
+    for (const w of config.webhooks ?? []) if (w.clientConfig.service) w.clientConfig.service.port = port;
+    edit(config);
+  }
+  // Replace rather than apply: a test may have changed it, and the caBundle of an earlier run is stale.
+  const api = admin.makeApiClient(AdmissionregistrationV1Api);
+  for (const config of configs) {
+    await api.deleteMutatingWebhookConfiguration({ name: config.metadata?.name ?? '' }).catch(() => {});
+    await api.createMutatingWebhookConfiguration({ body: config });
+  }
+  return { clusterIp, port };
+}
+
+/** Removes the configuration (the API server stops calling us); the rest stays for the next install. */
+export async function uninstallWebhookConfiguration(admin: KubeConfig): Promise<void> {
+  await admin
+    .makeApiClient(AdmissionregistrationV1Api)
+    .deleteMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION })
+    .catch(() => {});
+}
+
+function findFreePortOn(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') reject(new Error(`no port on ${host}`));
+      else server.close(() => resolve(address.port));
+    });
+  });
+}
+
+export interface WebhookProcess {
+  process: ManagedProcess;
+  httpPort: number;
+  metrics(): Promise<string>;
+  /** Sum of a metric's samples whose labels include `labels`. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  waitReady(timeoutMs?: number): Promise<void>;
+  /** kill -9 of the webhook itself (not only its supervisor). */
+  kill9(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `webhook/main.ts` as its own process, as the webhook's ServiceAccount (`kubeconfig` impersonates it),
+ * listening on the Service's ClusterIP.
+ */
+export async function startWebhookProcess(opts: {
+  kubeconfig: string;
+  endpoint: WebhookEndpoint;
+  logFile: string;
+  env?: Record<string, string>;
+}): Promise<WebhookProcess> {
+  const httpPort = await findFreePort();
+  const proc = startProcess({
+    name: 'webhook',
+    command: process.execPath,
+    args: ['--import', 'tsx', path.join(REPO_ROOT, 'webhook', 'main.ts')],
+    logFile: opts.logFile,
+    env: {
+      ...process.env,
+      KUBECONFIG: opts.kubeconfig,
+      WEBHOOK_HOST: opts.endpoint.clusterIp,
+      WEBHOOK_PORT: String(opts.endpoint.port),
+      HTTP_PORT: String(httpPort),
+      LOG_LEVEL: 'info',
+      SHUTDOWN_DELAY_MS: '0',
+      // The relay Deployment's heap settings (see infra/deploy/webhook.yaml).
+      NODE_OPTIONS: '--max-semi-space-size=2 --max-old-space-size=96',
+      ...opts.env,
+    },
+  });
+  const get = (p: string) => fetch(`http://127.0.0.1:${httpPort}${p}`, { signal: AbortSignal.timeout(2000) });
+  const webhook: WebhookProcess = {
+    process: proc,
+    httpPort,
+    metrics: async () => (await get('/metrics')).text(),
+    async metric(name, labels = {}) {
+      let total = 0;
+      for (const line of (await webhook.metrics()).split('\n')) {
+        if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+        if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
+          total += Number(line.split(' ').pop());
+      }
+      return total;
+    },
+    async waitReady(timeoutMs = 30_000) {
+      await waitUntilReady(
+        proc,
+        async () => (await get('/readyz')).status === 200,
+        timeoutMs,
+        'webhook /readyz',
+      );
+    },
+    async kill9() {
+      const pid = proc.child.pid;
+      if (pid !== undefined && proc.child.exitCode === null) {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await proc.exited;
+    },
+    stop: () => proc.stop('SIGTERM', 5000),
+  };
+  return webhook;
+}
+
+/** Installs the webhook on a local control plane and starts it as its ServiceAccount (npm start, bench). */
+export async function startLocalWebhook(
+  cluster: { dir: string; kubeconfigAs(user: string): Promise<string> },
+  admin: KubeConfig,
+  env: Record<string, string> = {},
+): Promise<WebhookProcess> {
+  const endpoint = await installWebhook(admin);
+  const webhook = await startWebhookProcess({
+    kubeconfig: await cluster.kubeconfigAs(
+      `system:serviceaccount:${SYSTEM_NAMESPACE}:${WEBHOOK_SERVICE_ACCOUNT}`,
+    ),
+    endpoint,
+    logFile: path.join(cluster.dir, 'webhook.log'),
+    env,
+  });
+  await webhook.waitReady();
+  return webhook;
+}
