@@ -282,7 +282,8 @@ export class ResourceWatcher<K extends string = string> {
         )
         .then((controller) => {
           this.controller = controller;
-          if (this.stopped) controller.abort();
+          // Stopped or suspended while the watch was being opened: close it now.
+          if (this.stopped || this.suspended) controller.abort();
         }, reject);
     });
   }
