@@ -290,7 +290,12 @@ describe('admission webhook', () => {
                 namespace: ns,
                 body: {
                   metadata: { name: 'app' },
-                  spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
+                  // Held back from scheduling: only admission matters here (the pull race is measured on the
+                  // node in webhook-node.e2e.test.ts).
+                  spec: {
+                    schedulingGates: [{ name: 'tcr.tencentcloudcr.com/admission-only' }],
+                    containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
+                  },
                 },
               });
               podHadEntry.set(
