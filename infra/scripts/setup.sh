@@ -32,4 +32,6 @@ fi
 
 # kube-apiserver, kube-controller-manager and etcd, built once per machine (minutes), then cached.
 bash infra/scripts/build-control-plane.sh >/dev/null
+# buildkitd + buildctl (the image build) and helm (the chart's tests), built once per machine, then cached.
+bash infra/scripts/build-tools.sh >/dev/null
 log "ready"
