@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ChangeType, WatchedObject } from '../shared/kube/resource-watcher.js';
+import { ADOPT_ANNOTATION } from '../shared/labels.js';
 import { SECRET_PREFIX } from '../shared/names.js';
 import type { Enqueue } from '../shared/queue.js';
 
@@ -23,7 +24,8 @@ export function keyOf(kind: WatchedKind, obj: WatchedObject): string {
 
 /**
  * What reconcile depends on: namespaces → labels, annotations, terminating; ServiceAccounts → annotations,
- * labels and imagePullSecrets; CRs → generation (spec), deletion and finalizers, never status (our own
+ * labels and imagePullSecrets; CRs → generation (spec), deletion, finalizers and the adopt-addon-secrets
+ * annotation, never status (our own
  * status writes must not trigger more jobs).
  */
 export function fingerprintOf(kind: WatchedKind, obj: WatchedObject): string {
@@ -44,7 +46,13 @@ export function fingerprintOf(kind: WatchedKind, obj: WatchedObject): string {
       return `${digest([sorted(m.labels), sorted(m.annotations), others])}|${ours.join(',')}`;
     }
     case 'imagepullsecret':
-      return digest([m.generation, m.deletionTimestamp !== undefined, m.finalizers ?? []]);
+      // The adoption annotation is read by reconcile too (metadata: no generation bump).
+      return digest([
+        m.generation,
+        m.deletionTimestamp !== undefined,
+        m.finalizers ?? [],
+        m.annotations?.[ADOPT_ANNOTATION] ?? null,
+      ]);
   }
 }
 

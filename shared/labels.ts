@@ -7,6 +7,11 @@ export const CR_NAME_ANNOTATION = 'tcr.tencentcloudcr.com/imagepullsecret';
 /** `"true"` on a namespace or ServiceAccount: leave it alone (and remove what we had put there). */
 export const SKIP_ANNOTATION = 'tcr.tencentcloudcr.com/skip';
 export const FINALIZER = 'tcr.tencentcloudcr.com/cleanup';
+/**
+ * On a CR: `"true"` lets it take over the Secrets Tencent's TCR add-on made for it (`tcr.ips<name>`,
+ * dockerconfigjson, nothing else's), `"false"` forbids it whatever the install-wide ADOPT_ADDON_SECRETS says.
+ */
+export const ADOPT_ANNOTATION = 'tcr.tencentcloudcr.com/adopt-addon-secrets';
 /** The field manager of every write: the API server records which fields are ours, and when. */
 export const FIELD_MANAGER = 'tcr-assistant';
 /** Our pull Secrets (not our other Secrets, such as the token store in tcr-assistant-system). */

@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
 import { shareConnections } from '../../shared/kube/kubeconfig.js';
 import {
+  ADOPT_ANNOTATION,
   CR_NAME_ANNOTATION,
   FIELD_MANAGER,
   FINALIZER,
@@ -52,6 +53,7 @@ const RawImagePullSecret = z.object({
     resourceVersion: z.string(),
     deletionTimestamp: z.string().optional(),
     finalizers: z.array(z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
   }),
   spec: z.unknown(),
   status: z.record(z.string(), z.unknown()).optional(),
@@ -177,6 +179,14 @@ export class KubeCluster implements ClusterPort {
       },
     );
     return sa && toServiceAccountView(sa);
+  }
+
+  async findSecret(namespace: string, name: string): Promise<SecretView | undefined> {
+    const list = await this.call('list', 'secrets', () =>
+      this.core.listNamespacedSecret({ namespace, fieldSelector: `metadata.name=${name}` }),
+    );
+    const found = list.items[0];
+    return found && toSecretView(found);
   }
 
   async createSecret(secret: DesiredSecret): Promise<CreateResult> {
@@ -509,6 +519,12 @@ function toSecretView(s: V1Secret): SecretView {
     data: labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE ? (s.data ?? {}) : {},
     ownerUid: s.metadata?.ownerReferences?.find((o) => o.kind === KIND)?.uid,
     ourLastWrite: lastWriteBy(s.metadata?.managedFields),
+    dataKeys: Object.keys(s.data ?? {}).sort(),
+    owners: (s.metadata?.ownerReferences ?? []).map((o) => ({
+      apiVersion: o.apiVersion,
+      kind: o.kind,
+      name: o.name,
+    })),
   };
 }
 
@@ -528,6 +544,11 @@ function toSecretBody(secret: DesiredSecret): V1Secret {
   };
 }
 
+/** `"true"` / `"false"`; anything else (or absent): the install-wide setting decides. */
+function parseAdoptAnnotation(value: string | undefined): boolean | undefined {
+  return value === 'true' ? true : value === 'false' ? false : undefined;
+}
+
 /** Parses a CR from the API; a spec that fails validation is kept as `invalid` with the reason. */
 export function toCrView(raw: unknown): CrView {
   const cr = RawImagePullSecret.parse(raw);
@@ -540,6 +561,7 @@ export function toCrView(raw: unknown): CrView {
     resourceVersion: cr.metadata.resourceVersion,
     deleting: cr.metadata.deletionTimestamp !== undefined,
     finalizers: cr.metadata.finalizers ?? [],
+    adoptAddonSecrets: parseAdoptAnnotation(cr.metadata.annotations?.[ADOPT_ANNOTATION]),
     status: (status.success ? status.data : {}) as ImagePullSecretStatus,
   };
   if (spec.success) {

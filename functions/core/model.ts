@@ -42,6 +42,10 @@ export interface SecretView {
   data: Record<string, string>;
   ownerUid?: string | undefined;
   ourLastWrite?: string | undefined;
+  /** The keys of `data` (also for Secrets not ours, whose contents we never keep). */
+  dataKeys?: string[] | undefined;
+  /** Owner references (kind, apiVersion, name): who else claims the Secret. */
+  owners?: { apiVersion: string; kind: string; name: string }[] | undefined;
 }
 
 export interface Condition {
@@ -82,6 +86,8 @@ export interface CrView {
   resourceVersion: string;
   deleting: boolean;
   finalizers: string[];
+  /** Its adopt-addon-secrets annotation, when set: overrides the install-wide adoption setting. */
+  adoptAddonSecrets?: boolean | undefined;
   /** A spec that fails validation (should not pass the API server, but we never trust input). */
   invalid?: string | undefined;
   /**

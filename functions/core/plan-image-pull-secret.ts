@@ -12,6 +12,7 @@ import type {
   SecretView,
   ServiceAccountView,
 } from './model.js';
+import { planAdoption } from './plan-adoption.js';
 
 /** Status lists are capped so the CR stays small at 10,000 namespaces (etcd refuses objects over ~1.5 MB). */
 export const STATUS_LIST_CAP = 50;
@@ -23,6 +24,8 @@ export interface ClusterState {
   serviceAccounts: ServiceAccountView[];
   /** Recent failures that namespace jobs recorded for this CR (reason, message, since). */
   failures: FailedNamespace[];
+  /** Install-wide: take over the TCR add-on's Secrets (plan-adoption.ts); the CR's annotation wins. */
+  adoptAddonSecrets?: boolean;
 }
 
 export interface PlannedEvent {
@@ -78,6 +81,11 @@ export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date):
     }
     desired += 1;
     if (secret && !ours) {
+      // The add-on's Secret, and adoption allowed: the namespace job takes it over.
+      if (cr.credential !== undefined && planAdoption(cr, secret, state.adoptAddonSecrets ?? false).adopt) {
+        toReconcile.push(ns.name);
+        continue;
+      }
       conflicts.push({
         namespace: ns.name,
         reason: 'Conflict',

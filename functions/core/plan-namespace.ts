@@ -2,6 +2,7 @@ import { crsForServiceAccount, wantsNamespace, wantsServiceAccount } from '../..
 import { SECRET_PREFIX, secretNameFor } from '../../shared/names.js';
 import { crNameOfSecret, type DesiredSecret, desiredSecretFor, isSecretConverged } from './desired-secret.js';
 import type { CrView, NamespaceView, SecretView, ServiceAccountView } from './model.js';
+import { mayAdopt } from './plan-adoption.js';
 
 export interface NamespaceState {
   /** Undefined when the namespace does not exist (any more). */
@@ -11,10 +12,13 @@ export interface NamespaceState {
   ourSecrets: SecretView[];
   /** The ServiceAccounts to converge: all of the namespace, or the one a ServiceAccount job is about. */
   serviceAccounts: ServiceAccountView[];
+  /** Install-wide: take over the TCR add-on's Secrets that stand in the way (plan-adoption.ts). */
+  adoptAddonSecrets?: boolean;
 }
 
 export type SecretWrite =
-  | { op: 'create'; cr: string; secret: DesiredSecret }
+  /** `mayAdopt`: if a Secret of that name is in the way, take it over when it has the add-on's shape. */
+  | { op: 'create'; cr: string; secret: DesiredSecret; mayAdopt: boolean }
   | { op: 'update'; cr: string; secret: DesiredSecret; resourceVersion: string };
 
 export interface SecretDelete {
@@ -83,7 +87,13 @@ export function planNamespace(name: string, state: NamespaceState): NamespacePla
   for (const cr of wanting) {
     const desired = desiredSecretFor(cr, ns.name);
     const actual = ourByName.get(desired.name);
-    if (!actual) plan.writes.push({ op: 'create', cr: cr.name, secret: desired });
+    if (!actual)
+      plan.writes.push({
+        op: 'create',
+        cr: cr.name,
+        secret: desired,
+        mayAdopt: mayAdopt(cr, state.adoptAddonSecrets ?? false),
+      });
     else if (!isSecretConverged(actual, desired)) {
       plan.writes.push({
         op: 'update',

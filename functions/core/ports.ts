@@ -29,6 +29,9 @@ export interface ClusterPort {
   listSecretsNamed(name: string): Promise<SecretView[]>;
   listServiceAccounts(namespace?: string): Promise<ServiceAccountView[]>;
   getServiceAccount(namespace: string, name: string): Promise<ServiceAccountView | undefined>;
+  /** One Secret by name (list with a field selector: the functions have no `get` on Secrets); its data is
+   * kept only if it is ours. For adoption: what stands in the way of a create. */
+  findSecret(namespace: string, name: string): Promise<SecretView | undefined>;
   /** 'conflict' when a Secret of that name exists and is not ours. */
   createSecret(secret: DesiredSecret): Promise<CreateResult>;
   /** Guarded by resourceVersion: a concurrent change fails with a retryable 409. */

@@ -87,7 +87,17 @@ export async function reconcileImagePullSecret(
     await early;
     throw error;
   });
-  const plan = planImagePullSecret(cr, { namespaces, secretsNamed, serviceAccounts, failures }, deps.now());
+  const plan = planImagePullSecret(
+    cr,
+    {
+      namespaces,
+      secretsNamed,
+      serviceAccounts,
+      failures,
+      adoptAddonSecrets: deps.adoptAddonSecrets ?? false,
+    },
+    deps.now(),
+  );
   const actions: Action[] = [];
   const object = `ImagePullSecret ${name}`;
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { describeError, TerminalError } from '../../shared/errors.js';
 import type { Enqueue } from '../../shared/queue.js';
 import type { DesiredSecret } from './desired-secret.js';
+import { addonShapeProblem } from './plan-adoption.js';
 import { isNoop, type NamespacePlan, planNamespace } from './plan-namespace.js';
 import type { Action, ClusterPort, FailureStorePort, QueuePort } from './ports.js';
 import { scrubMessage } from './scrub.js';
@@ -18,6 +19,8 @@ export interface ReconcileDeps {
   directUpdateBudget: number;
   /** ...and stops starting rewrites after this long (the rest: a follow-up run of the CR job). */
   directUpdateMs?: number;
+  /** Install-wide: take over the TCR add-on's Secrets (plan-adoption.ts); a CR's annotation wins. */
+  adoptAddonSecrets?: boolean;
   /** The queue will not retry this job again: a failure now is recorded for the CR's status. */
   isFinalAttempt: boolean;
 }
@@ -42,7 +45,13 @@ export async function reconcileNamespace(deps: ReconcileDeps, name: string): Pro
     ? await Promise.all([cluster.listOurSecrets(name), cluster.listServiceAccounts(name)])
     : [[], []];
 
-  const plan = planNamespace(name, { namespace, crs, ourSecrets, serviceAccounts });
+  const plan = planNamespace(name, {
+    namespace,
+    crs,
+    ourSecrets,
+    serviceAccounts,
+    adoptAddonSecrets: deps.adoptAddonSecrets ?? false,
+  });
   if (plan.skipped) return { actions: [], namespace: name, crs: [], skipped: plan.skipped };
 
   let actions: Action[];
@@ -104,8 +113,17 @@ export async function applyNamespacePlan(deps: ReconcileDeps, plan: NamespacePla
       return actions;
     }
     if (result === 'conflict') {
+      const adoption = write.mayAdopt ? await adoptSecret(deps, write) : undefined;
+      if (adoption === 'adopted') {
+        actions.push({ verb: 'updated', object, detail: "adopted: the TCR add-on's Secret, now ours" });
+        continue;
+      }
       conflicted.add(write.cr);
-      actions.push({ verb: 'conflict', object, detail: 'a Secret of this name exists and is not ours' });
+      actions.push({
+        verb: 'conflict',
+        object,
+        detail: `a Secret of this name exists and is not ours${adoption ? ` (${adoption})` : ''}`,
+      });
     } else if (result === 'exists') {
       // Another job of ours made it from the same CR state; a CR change since then fans out again.
       actions.push({ verb: 'noop', object, detail: 'created concurrently by another job' });
@@ -131,6 +149,27 @@ export async function applyNamespacePlan(deps: ReconcileDeps, plan: NamespacePla
     actions.push({ verb: result === 'gone' ? 'noop' : 'deleted', object: `Secret ${ns}/${del.name}` });
   }
   return actions;
+}
+
+/**
+ * Takes over the Secret in the way of a create when it has the TCR add-on's shape: replaced by ours, guarded
+ * by the resourceVersion just read (a concurrent change fails with a retryable 409 and the job re-plans).
+ * Returns 'adopted', or why not.
+ */
+async function adoptSecret(
+  deps: ReconcileDeps,
+  write: Extract<NamespacePlan['writes'][number], { op: 'create' }>,
+): Promise<string> {
+  const existing = await deps.cluster.findSecret(write.secret.namespace, write.secret.name);
+  if (!existing) return 'it disappeared; the next run creates ours';
+  const problem = addonShapeProblem(existing, write.cr);
+  if (problem) return `not the TCR add-on's Secret: ${problem}`;
+  await deps.cluster.replaceSecret(write.secret, existing.resourceVersion);
+  deps.log.info(
+    { namespace: write.secret.namespace, secret: write.secret.name, cr: write.cr },
+    "adopted the TCR add-on's Secret",
+  );
+  return 'adopted';
 }
 
 /** Clears recorded failures of this namespace and schedules one coalesced status refresh per touched CR. */

@@ -163,6 +163,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
         now: () => new Date(),
         statusDelayMs: env.STATUS_DELAY_MS,
         directUpdateBudget: env.DIRECT_UPDATE_BUDGET,
+        adoptAddonSecrets: env.ADOPT_ADDON_SECRETS,
         directUpdateMs: env.DIRECT_UPDATE_MS,
         log,
         isFinalAttempt: job.attempt >= job.maxAttempts,

@@ -59,6 +59,7 @@ interface StoredSecret {
   data: Record<string, string>;
   ownerUid?: string | undefined;
   ourLastWrite?: string | undefined;
+  owners?: { apiVersion: string; kind: string; name: string }[] | undefined;
 }
 
 type Fault = (method: WriteMethod, writeIndex: number) => Error | undefined;
@@ -150,7 +151,7 @@ export class FakeCluster implements ClusterPort {
 
   /** Stores a Secret as given (our own from `ourSecretView`, or someone else's from `foreignSecretView`). */
   addSecret(view: SecretView): this {
-    const { ours: _ours, crName: _crName, ...stored } = clone(view);
+    const { ours: _ours, crName: _crName, dataKeys: _keys, ...stored } = clone(view);
     this.secrets.set(keyOf(view.namespace, view.name), { ...stored, resourceVersion: this.nextRv() });
     return this;
   }
@@ -284,6 +285,12 @@ export class FakeCluster implements ClusterPort {
     this.count('getServiceAccount');
     const sa = this.serviceAccounts.get(keyOf(namespace, name));
     return sa && clone(sa);
+  }
+
+  async findSecret(namespace: string, name: string): Promise<SecretView | undefined> {
+    this.count('findSecret');
+    const s = this.secrets.get(keyOf(namespace, name));
+    return s && toView(s);
   }
 
   // ---- ClusterPort: writes -----------------------------------------------------------------------------
@@ -490,6 +497,8 @@ function toView(s: StoredSecret): SecretView {
     data: ours ? s.data : {},
     ownerUid: s.ownerUid,
     ourLastWrite: s.ourLastWrite,
+    dataKeys: Object.keys(s.data).sort(),
+    owners: s.owners ?? [],
   });
 }
 
@@ -676,6 +685,20 @@ export function ourSecretView(
 }
 
 /** Someone else's Secret (no managed-by label); the adapter never reads its contents. */
+/** A Secret as Tencent's TCR add-on makes it for CR `crName`: `tcr.ips<cr>`, dockerconfigjson, no label of ours. */
+export function addonSecretView(
+  namespace: string,
+  crName: string,
+  extra: Partial<SecretView> = {},
+): SecretView {
+  return {
+    ...foreignSecretView(namespace, `tcr.ips${crName}`),
+    labels: {},
+    data: { '.dockerconfigjson': Buffer.from('{"auths":{"old.example.com":{}}}').toString('base64') },
+    ...extra,
+  };
+}
+
 export function foreignSecretView(namespace: string, name: string): SecretView {
   return {
     namespace,
