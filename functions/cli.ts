@@ -18,6 +18,7 @@ import { runJob } from './core/run-job.js';
 import { buildFunctionsRuntime } from './runtime/build-runtime.js';
 import { describeFleet, formatFleet } from './runtime/fleet-view.js';
 import { serveMetrics } from './runtime/metrics.js';
+import { registerOperationalGauges } from './runtime/operational-metrics.js';
 import { ensureSchedules } from './runtime/schedules.js';
 import { startWorker } from './runtime/worker.js';
 
@@ -64,7 +65,15 @@ async function main(argv: string[]): Promise<number> {
       case 'worker': {
         const worker = startWorker(rt);
         await ensureSchedules(rt);
-        const server = await serveMetrics(rt.metrics.registry, env.METRICS_PORT);
+        registerOperationalGauges(rt.metrics.registry, rt);
+        // Ready once Redis answers and the workers run: a worker that cannot reach Redis takes no jobs.
+        const server = await serveMetrics(rt.metrics.registry, env.METRICS_PORT, () =>
+          rt.redis.status !== 'ready'
+            ? { ready: false, detail: `redis ${rt.redis.status}` }
+            : worker.isRunning()
+              ? { ready: true, detail: 'working' }
+              : { ready: false, detail: 'workers not running' },
+        );
         rt.log.info(
           { concurrency: env.WORKER_CONCURRENCY, metricsPort: env.METRICS_PORT },
           'workers running',

@@ -52,14 +52,25 @@ export function createFunctionsMetrics(registry = new Registry()) {
 }
 export type FunctionsMetrics = ReturnType<typeof createFunctionsMetrics>;
 
-/** Serves /metrics and /healthz on the given port (0 = a free one). */
-export async function serveMetrics(registry: Registry, port: number): Promise<http.Server> {
+/**
+ * Serves /metrics, /healthz (the process answers) and /readyz (`ready()`: 503 with the reason while not
+ * ready) on the given port (0 = a free one).
+ */
+export async function serveMetrics(
+  registry: Registry,
+  port: number,
+  ready: () => { ready: boolean; detail: string } = () => ({ ready: true, detail: 'ok' }),
+): Promise<http.Server> {
   const server = http.createServer(async (req, res) => {
     if (req.url === '/metrics') {
       res.setHeader('Content-Type', registry.contentType);
       res.end(await registry.metrics());
     } else if (req.url === '/healthz') {
       res.end('ok');
+    } else if (req.url === '/readyz') {
+      const state = ready();
+      res.statusCode = state.ready ? 200 : 503;
+      res.end(state.detail);
     } else {
       res.statusCode = 404;
       res.end();
