@@ -134,7 +134,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       CLUSTER_ID: clusterId,
       HTTP_PORT: String(relayPort),
       LOG_LEVEL: 'info',
-      // The relay Deployment's heap settings (see infra/deploy/relay.yaml and bench/relay-footprint.ts).
+      // The relay Deployment's heap settings (see relay.nodeOptions in the Helm chart and bench/relay-footprint.ts).
       NODE_OPTIONS: '--max-semi-space-size=2 --max-old-space-size=96',
       ...opts.relayEnv,
     },

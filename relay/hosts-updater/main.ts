@@ -1,5 +1,5 @@
 // The hosts-updater process, one per node (DaemonSet): `tsx relay/hosts-updater/main.ts` locally, or the
-// bundle `node dist/hosts-updater.js` (infra/hosts-updater/build.mjs) in the image.
+// bundle `node /app/hosts-updater.cjs` (infra/scripts/build-bundles.mjs) in the image.
 // SIGTERM/SIGINT: stop watching, let a write in progress finish, exit 0. Exit 1 on bad configuration or
 // when the hosts file was replaced behind the bind mount (the restart gives a fresh mount).
 import { z } from 'zod';

@@ -13,7 +13,6 @@ import {
   RBAC_DIR,
   RELAY_RBAC_FILE,
   RELAY_SERVICE_ACCOUNT,
-  REPO_ROOT,
   SYSTEM_NAMESPACE,
 } from '../../infra/local/paths.js';
 import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
@@ -71,14 +70,8 @@ export default async function setup(project: TestProject) {
     await applyManifests(kc, await readManifests(NAMESPACE_FILE));
     await applyManifests(kc, await readManifests(FUNCTIONS_RBAC_FILE));
     await applyManifests(kc, await readManifests(path.join(RBAC_DIR, 'functions-system.yaml')));
-    // The hosts-updater's ServiceAccount and Role (not its DaemonSet: there are no nodes to run it on).
-    const hostsUpdater = await readManifests(
-      path.join(REPO_ROOT, 'infra', 'hosts-updater', 'hosts-updater.yaml'),
-    );
-    await applyManifests(
-      kc,
-      hostsUpdater.filter((o) => o.kind !== 'DaemonSet'),
-    );
+    // The hosts-updater's ServiceAccount and Role (its DaemonSet ships in the chart).
+    await applyManifests(kc, await readManifests(path.join(RBAC_DIR, 'hosts-updater.yaml')));
     await applyManifests(kc, await readManifests(RELAY_RBAC_FILE));
     node = await nodeStarting;
   } catch (error) {
