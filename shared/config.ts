@@ -7,6 +7,16 @@ const intFrom = (name: string, min: number) =>
     .int(`${name} must be an integer`)
     .min(min, `${name} must be ≥ ${min}`);
 
+/**
+ * An optional setting where an empty value means "not set": deployment tools (serverless.yml's
+ * `${env:X, ''}`, Helm values) write empty strings for what the user left out.
+ */
+export const emptyAsUnset = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
 /** Settings shared by every component, from the environment. */
 export const CommonEnv = z.object({
   REDIS_URL: z
@@ -16,8 +26,8 @@ export const CommonEnv = z.object({
   QUEUE_PREFIX: z.string().min(1).default('{tcr}'),
   CLUSTER_ID: ClusterId.default('local'),
   /** Kubeconfig file (local runs); absent in a cluster, where the ServiceAccount is used. */
-  KUBECONFIG: z.string().optional(),
-  KUBE_CONTEXT: z.string().optional(),
+  KUBECONFIG: emptyAsUnset,
+  KUBE_CONTEXT: emptyAsUnset,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -34,7 +44,7 @@ export const FunctionsEnv = CommonEnv.extend({
   AUDIT_STREAM_MAXLEN: intFrom('AUDIT_STREAM_MAXLEN', 100).default(100_000),
   METRICS_PORT: intFrom('METRICS_PORT', 0).default(9464),
   /** The fleet file (clusters, registries); absent: a fleet of one, CLUSTER_ID. */
-  FLEET_FILE: z.string().min(1).optional(),
+  FLEET_FILE: emptyAsUnset,
   /** A replaced long-term token stays valid this long after every cluster has the new one. */
   TOKEN_REVOKE_GRACE_SECONDS: intFrom('TOKEN_REVOKE_GRACE_SECONDS', 0).default(600),
   /** The token refresher gives each cluster this long to answer before reporting it unreachable. */

@@ -4,6 +4,7 @@ import https from 'node:https';
 import { tcr } from 'tencentcloud-sdk-nodejs/tencentcloud/services/tcr/index.js';
 import { tke } from 'tencentcloud-sdk-nodejs/tencentcloud/services/tke/index.js';
 import { z } from 'zod';
+import { emptyAsUnset } from '../../shared/config.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
 import type {
   InstanceTokenInfo,
@@ -18,17 +19,11 @@ import type {
 // TCR's API through tencentcloud-sdk-nodejs (there is no per-product package for TCR: deep import). The
 // endpoint is configurable so that the local emulator (infra/tencent-emulator) stands in for the real one.
 
-const emptyAsAbsent = z
-  .string()
-  .trim()
-  .optional()
-  .transform((v) => (v === '' ? undefined : v));
-
 /** The functions' Tencent Cloud settings, from the environment. */
 export const TencentApiEnv = z.object({
   /** The functions' own API key, for CRs without spec.tcr.credentialsSecretRef. */
-  TENCENTCLOUD_SECRET_ID: emptyAsAbsent,
-  TENCENTCLOUD_SECRET_KEY: emptyAsAbsent,
+  TENCENTCLOUD_SECRET_ID: emptyAsUnset,
+  TENCENTCLOUD_SECRET_KEY: emptyAsUnset,
   /** API host (`host[:port]`, no scheme): `tcr.tencentcloudapi.com`, or an emulator's `127.0.0.1:PORT`. */
   TENCENTCLOUD_ENDPOINT: z
     .string()

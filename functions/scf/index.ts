@@ -1,6 +1,7 @@
 // Tencent SCF entry point (bundled to CommonJS for the Nodejs18.15 runtime: `npm run build:scf`).
 // Thin: parse the event and context with zod, build the (warm-cached) runtime, drain the queue within the
 // invocation's time limit, map the outcome.
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
 import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
@@ -63,6 +64,7 @@ export async function main_handler(
     );
   if (!warm) {
     const env = parseEnv(ScfEnv);
+    requirePackagedFiles(env);
     warm = { env, rt: buildFunctionsRuntime(env) };
   }
   const { rt, env } = warm;
@@ -81,6 +83,25 @@ export async function main_handler(
   });
   rt.log.info({ ...result, requestId: ctx.data.request_id, ms: Date.now() - started }, 'scf invocation done');
   return { ...result, requestId: ctx.data.request_id };
+}
+
+/**
+ * serverless.yml points at files SCF serves from the package (/var/user/...): a missing one is a packaging
+ * mistake, named here instead of surfacing later as a kubeconfig parse error in every job.
+ */
+function requirePackagedFiles(env: {
+  KUBECONFIG?: string | undefined;
+  FLEET_FILE?: string | undefined;
+}): void {
+  for (const [variable, file, build] of [
+    ['KUBECONFIG', env.KUBECONFIG, 'SCF_KUBECONFIG'],
+    ['FLEET_FILE', env.FLEET_FILE, 'SCF_FLEET_FILE'],
+  ] as const) {
+    if (file && !existsSync(file))
+      throw new Error(
+        `${variable} is ${file}, which is not in the function's package: build it with ${build}=<file> npm run build:scf`,
+      );
+  }
 }
 
 /** For tests: forget the warm runtime (a cold start). */
