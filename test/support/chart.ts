@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
@@ -38,12 +40,24 @@ export async function helm(args: string[], env: NodeJS.ProcessEnv = process.env)
   }
 }
 
-/** `--set` arguments from a flat record: `{ 'relay.replicas': 2 }` → `--set relay.replicas=2`. */
+/**
+ * `-f <file>` with the values of a flat record (`{ 'relay.replicas': 2 }`), nested. A values file, not `--set`:
+ * helm's --set syntax would read `{tcr}` as a list and split on commas.
+ */
 export function setArgs(values: Record<string, string | number | boolean>): string[] {
-  return Object.entries(values).flatMap(([k, v]) => [
-    typeof v === 'string' ? '--set-string' : '--set',
-    `${k}=${v}`,
-  ]);
+  const nested: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(values)) {
+    const parts = key.split('.');
+    let node = nested;
+    for (const part of parts.slice(0, -1)) {
+      node[part] ??= {};
+      node = node[part] as Record<string, unknown>;
+    }
+    node[parts[parts.length - 1] as string] = value;
+  }
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'tcr-values-')), 'values.json');
+  writeFileSync(file, JSON.stringify(nested));
+  return ['-f', file];
 }
 
 /** The minimum an install needs. */
