@@ -8,7 +8,7 @@
 // cache, installed with `npm ci --offline`. Why the result is the image users build: docs/adr-008-one-image.md.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,6 +116,11 @@ export async function buildImage(
 
   const work = mkdtempSync(path.join(os.tmpdir(), 'tcr-buildkit-'));
   const socket = path.join(work, 'buildkitd.sock');
+  // Build containers' cgroups go under a parent of this run's own, removed afterwards (runc removes each
+  // container's; the parent would stay behind on the machine).
+  const cgroupParent = `tcr-buildkit-${process.pid}`;
+  const config = path.join(work, 'buildkitd.toml');
+  await writeFile(config, `[worker.oci]\n  defaultCgroupParent = "${cgroupParent}"\n`);
   const state = path.join(cache, 'image', 'buildkit');
   await mkdir(state, { recursive: true });
   await mkdir(path.dirname(out), { recursive: true });
@@ -135,6 +140,8 @@ export async function buildImage(
       'sh',
       path.join(cache, 'image', 'buildkit.lock'),
       path.join(tools, 'buildkitd'),
+      '--config',
+      config,
       '--root',
       state,
       '--addr',
@@ -230,9 +237,24 @@ export async function buildImage(
     return built;
   } finally {
     await daemon.stop('SIGTERM', 15_000);
+    await removeCgroups(cgroupParent);
     await rm(work, { recursive: true, force: true });
     await rm(`${out}.tmp`, { force: true });
   }
+}
+
+/** Removes a cgroup folder of ours, depth first, under every controller (v1 and v2 layouts); empty by then. */
+async function removeCgroups(name: string): Promise<void> {
+  const removeTree = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) if (e.isDirectory()) await removeTree(path.join(dir, e.name));
+    await rmdir(dir).catch(() => {});
+  };
+  const root = '/sys/fs/cgroup';
+  const dirs = [path.join(root, name)];
+  for (const controller of await readdir(root).catch(() => [] as string[]))
+    dirs.push(path.join(root, controller, name));
+  await Promise.all(dirs.map(removeTree));
 }
 
 /** Imports the tarball into a containerd (the node's) under its name, in the kubelet's namespace. */
