@@ -1,8 +1,9 @@
-# One image for every entry point of tcr-assistant (relay, functions worker and CLI, hosts-updater).
+# One image for every entry point of tcr-assistant (relay, functions worker and CLI, hosts-updater, webhook).
 #
 #   docker build -t tcr-assistant:0.1.0 .           (BuildKit: Docker 23+, buildx, nerdctl, buildctl)
 #
-# The chart runs `node /app/relay.cjs`, `node /app/functions.cjs worker` and `node /app/hosts-updater.cjs`.
+# The chart runs `node /app/relay.cjs`, `node /app/functions.cjs worker`, `node /app/hosts-updater.cjs` and
+# `node /app/webhook.cjs`.
 # This project's machines cannot pull a base image; infra/scripts/build-image.mjs builds this same file with
 # BuildKit built from source, supplying NODE_IMAGE as a local named context with the same Node release, and
 # the host's npm cache as the `npm-cache` context. Why that keeps the two images the same:
@@ -28,8 +29,9 @@ COPY tsconfig.json ./
 COPY shared ./shared
 COPY relay ./relay
 COPY functions ./functions
+COPY webhook ./webhook
 COPY infra/scripts/build-bundles.mjs ./infra/scripts/
-# Every npm package is inlined into the bundles: the runtime stage gets these three files and nothing else.
+# Every npm package is inlined into the bundles: the runtime stage gets these files and nothing else.
 RUN --network=none ["node", "infra/scripts/build-bundles.mjs", "/out"]
 
 FROM ${NODE_IMAGE} AS runtime

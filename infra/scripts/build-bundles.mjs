@@ -3,6 +3,7 @@
 //   relay.cjs          relay/main.ts                 the relay Deployment
 //   functions.cjs      functions/cli.ts              the functions worker Deployment and the CLI
 //   hosts-updater.cjs  relay/hosts-updater/main.ts   the hosts-updater DaemonSet
+//   webhook.cjs        webhook/main.ts               the admission webhook Deployment
 // The Dockerfile runs this in its build stage; tests run it to boot the same files.
 // Usage: node infra/scripts/build-bundles.mjs [outdir]   (default dist/image)
 import { mkdir, rm } from 'node:fs/promises';
@@ -14,6 +15,7 @@ export const ENTRY_POINTS = {
   relay: 'relay/main.ts',
   functions: 'functions/cli.ts',
   'hosts-updater': 'relay/hosts-updater/main.ts',
+  webhook: 'webhook/main.ts',
 };
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
