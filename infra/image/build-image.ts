@@ -24,7 +24,7 @@ export const IMAGE_REPOSITORY = 'tcr-assistant';
 export interface BuiltImage {
   /** `tcr-assistant:<tag>`: the name recorded in the tarball (containerd's import uses it). */
   name: string;
-  /** OCI image layout tarball (`ctr images import`, `skopeo copy oci-archive:`). */
+  /** OCI image layout tarball: `ctr images import` (the node's importImage), or unpacked for `skopeo copy oci:`. */
   tarball: string;
   manifestDigest: string;
   /** Sum of the compressed layers (what a node pulls). */
@@ -255,33 +255,6 @@ async function removeCgroups(name: string): Promise<void> {
   for (const controller of await readdir(root).catch(() => [] as string[]))
     dirs.push(path.join(root, controller, name));
   await Promise.all(dirs.map(removeTree));
-}
-
-/** Imports the tarball into a containerd (the node's) under its name, in the kubelet's namespace. */
-export async function importIntoContainerd(image: BuiltImage, containerdSocket: string): Promise<void> {
-  await run('ctr', ['--address', containerdSocket, '-n', 'k8s.io', 'images', 'import', image.tarball], {
-    maxBuffer: 16 << 20,
-  });
-}
-
-/** Pushes the tarball to a registry (`host:port/repo:tag`); `certDir` holds that registry's CA (ca.crt). */
-export async function pushImage(
-  image: BuiltImage,
-  reference: string,
-  opts: { certDir?: string; creds?: string } = {},
-): Promise<void> {
-  await run(
-    'skopeo',
-    [
-      'copy',
-      '--quiet',
-      ...(opts.certDir ? ['--dest-cert-dir', opts.certDir] : []),
-      ...(opts.creds ? ['--dest-creds', opts.creds] : []),
-      `oci-archive:${image.tarball}`,
-      `docker://${reference}`,
-    ],
-    { maxBuffer: 16 << 20 },
-  );
 }
 
 async function main(): Promise<void> {

@@ -130,6 +130,8 @@ describe('helm lint and template', () => {
     });
     const ports = containersOf(objects).map(({ workload, pod, container }) => {
       expect(pod.hostNetwork).toBe(true);
+      // A surge pod could never schedule: it needs the port the old pod holds.
+      expect(workload.spec.strategy.rollingUpdate).toEqual({ maxSurge: 0, maxUnavailable: 1 });
       const env = Object.fromEntries(
         container.env.filter((e: Manifest) => 'value' in e).map((e: Manifest) => [e.name, e.value]),
       );
