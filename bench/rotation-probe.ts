@@ -101,7 +101,7 @@ try {
     console.log(`  bare loop, ${fresh.length} replaces of ${label}: ${Date.now() - started} ms`);
   };
   // Stop the workers first: they would put our content back.
-  await stack.worker.close();
+  await stack.worker?.close();
   await timeReplaces('our Secret shape (labels, annotations, owner reference, field manager)', false);
   await timeReplaces('a bare shape (first write strips labels and owner reference)', true);
   await timeReplaces('a bare shape again (type and data only, as the floor)', true);

@@ -11,6 +11,7 @@ import { RelayEnv } from './config.js';
 import { LeaderElector } from './leader-election.js';
 import { createRelayMetrics } from './metrics.js';
 import { Relay } from './relay.js';
+import { startScfWaker } from './scf-wake.js';
 
 async function main(): Promise<void> {
   const env = parseEnv(RelayEnv);
@@ -26,6 +27,8 @@ async function main(): Promise<void> {
   redis.on('error', () => {});
   const queue = openQueue(redis, { prefix: env.QUEUE_PREFIX, attempts: 8, backoffMs: 500 });
   queue.on('error', () => {});
+  // Off unless SCF_WAKE_FUNCTION is set (the functions then run on Tencent SCF).
+  const waker = startScfWaker(redis, env.QUEUE_PREFIX, metrics.registry, log);
   let relay: Relay | undefined;
   const elector = new LeaderElector(kc, {
     namespace: env.LEASE_NAMESPACE,
@@ -47,6 +50,7 @@ async function main(): Promise<void> {
         watchdogSilenceMs: env.WATCHDOG_SILENCE_MS,
         maxDirtyKeys: env.DIRTY_MAX_KEYS,
         flushIntervalMs: env.FLUSH_INTERVAL_MS,
+        onEnqueued: waker ? () => waker.poke() : undefined,
       });
       relay.start();
     },
@@ -69,6 +73,7 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'shutting down');
     await elector.stop();
+    waker?.stop();
     server.close();
     await queue.close().catch(() => {});
     redis.disconnect();

@@ -16,6 +16,8 @@ export interface PublisherOptions {
    * restarted without persistence has lost the jobs it held, and an overflow lost dirty keys.
    */
   onRecovered: () => void;
+  /** Called after jobs were written (the SCF waker pokes the function then). Must not throw or block. */
+  onEnqueued?: () => void;
 }
 
 /**
@@ -113,6 +115,7 @@ export class Publisher {
         this.metrics.enqueued.inc({ kind: item.key.kind });
       }
       this.metrics.dirtyKeys.set(this.dirty.size);
+      this.opts.onEnqueued?.();
     }
     const recovered = this.failingSince !== undefined || this.overflowed;
     if (this.failingSince !== undefined) {

@@ -29,6 +29,8 @@ export interface RelayOptions {
   watchdogSilenceMs: number;
   maxDirtyKeys: number;
   flushIntervalMs: number;
+  /** Called after jobs were handed to Redis (the SCF waker). */
+  onEnqueued?: () => void;
 }
 
 /** The three collections the relay watches, read with the relay's own (read-only) identity. */
@@ -64,6 +66,7 @@ export class Relay {
       maxDirty: opts.maxDirtyKeys,
       flushIntervalMs: opts.flushIntervalMs,
       onRecovered: () => this.resync('resync'),
+      onEnqueued: opts.onEnqueued,
     });
     this.watchers = sources.map(
       (source) =>

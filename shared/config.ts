@@ -35,6 +35,8 @@ export const FunctionsEnv = CommonEnv.extend({
   WORKER_CONCURRENCY: intFrom('WORKER_CONCURRENCY', 1).default(16),
   JOB_ATTEMPTS: intFrom('JOB_ATTEMPTS', 1).default(8),
   JOB_BACKOFF_MS: intFrom('JOB_BACKOFF_MS', 10).default(500),
+  /** Every job's deadline in the worker runtime (SCF: below the invocation's remaining time instead). */
+  JOB_TIMEOUT_MS: intFrom('JOB_TIMEOUT_MS', 1000).default(60_000),
   /** Status writes are coalesced into one per CR per window. */
   STATUS_DELAY_MS: intFrom('STATUS_DELAY_MS', 0).default(5000),
   /** Stale Secrets (a rotation) a CR job rewrites in place per run; 0 = always fan out namespace jobs. */

@@ -12,7 +12,9 @@ import {
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { abortable, abortReason, bindSignal, type SignalBound } from '../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
+import { signalOptions } from '../../shared/kube/abort.js';
 import { shareConnections } from '../../shared/kube/kubeconfig.js';
 import {
   ADOPT_ANNOTATION,
@@ -71,9 +73,11 @@ const StatusShape = z
   })
   .passthrough();
 
-export class KubeCluster implements ClusterPort {
+export class KubeCluster implements ClusterPort, SignalBound {
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
+  /** The job's deadline (set on a per-job view by withSignal): every request carries it. */
+  signal: AbortSignal | undefined;
 
   constructor(
     readonly clusterId: string,
@@ -87,8 +91,22 @@ export class KubeCluster implements ClusterPort {
     this.custom = kc.makeApiClient(CustomObjectsApi);
   }
 
+  withSignal(signal: AbortSignal | undefined): this {
+    const view = bindSignal(this, signal);
+    // The issued-token reads of spec.tcr CRs happen inside this port's calls: they get the deadline too.
+    const tokens = this.tokens as (TokenStorePort & Partial<SignalBound>) | undefined;
+    if (tokens?.withSignal) (view as unknown as { tokens: unknown }).tokens = tokens.withSignal(signal);
+    return view;
+  }
+
+  /** client-node options of this view's requests (its signal), optionally with a Content-Type. */
+  private opts(contentType?: PatchStrategy) {
+    const withSignal = signalOptions(this.signal);
+    return contentType ? setHeaderOptions('Content-Type', contentType, withSignal) : withSignal;
+  }
+
   async getNamespace(name: string): Promise<NamespaceView | undefined> {
-    const ns = await this.call('get', 'namespaces', () => this.core.readNamespace({ name }), {
+    const ns = await this.call('get', 'namespaces', () => this.core.readNamespace({ name }, this.opts()), {
       notFound: undefined,
     });
     return ns && toNamespaceView(ns);
@@ -103,7 +121,11 @@ export class KubeCluster implements ClusterPort {
     const raw = await this.call(
       'get',
       PLURAL,
-      () => this.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name }),
+      () =>
+        this.custom.getClusterCustomObject(
+          { group: GROUP, version: VERSION, plural: PLURAL, name },
+          this.opts(),
+        ),
       { notFound: undefined },
     );
     if (raw === undefined) return undefined;
@@ -113,7 +135,7 @@ export class KubeCluster implements ClusterPort {
 
   async listImagePullSecrets(): Promise<CrView[]> {
     const list = await this.call('list', PLURAL, () =>
-      this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
+      this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }, this.opts()),
     );
     const items = z.object({ items: z.array(z.unknown()) }).parse(list).items;
     return this.withIssuedCredentials(items.map(toCrView));
@@ -146,7 +168,7 @@ export class KubeCluster implements ClusterPort {
 
   async listOurSecrets(namespace: string): Promise<SecretView[]> {
     const list = await this.call('list', 'secrets', () =>
-      this.core.listNamespacedSecret({ namespace, labelSelector: OUR_SECRETS_SELECTOR }),
+      this.core.listNamespacedSecret({ namespace, labelSelector: OUR_SECRETS_SELECTOR }, this.opts()),
     );
     return list.items.map(toSecretView);
   }
@@ -162,7 +184,7 @@ export class KubeCluster implements ClusterPort {
     const items = namespace
       ? (
           await this.call('list', 'serviceaccounts', () =>
-            this.core.listNamespacedServiceAccount({ namespace }),
+            this.core.listNamespacedServiceAccount({ namespace }, this.opts()),
           )
         ).items
       : await this.rawList<V1ServiceAccount>('serviceaccounts', '/api/v1/serviceaccounts', {});
@@ -173,7 +195,7 @@ export class KubeCluster implements ClusterPort {
     const sa = await this.call(
       'get',
       'serviceaccounts',
-      () => this.core.readNamespacedServiceAccount({ namespace, name }),
+      () => this.core.readNamespacedServiceAccount({ namespace, name }, this.opts()),
       {
         notFound: undefined,
       },
@@ -192,11 +214,10 @@ export class KubeCluster implements ClusterPort {
   async createSecret(secret: DesiredSecret): Promise<CreateResult> {
     try {
       await this.call('create', 'secrets', () =>
-        this.core.createNamespacedSecret({
-          namespace: secret.namespace,
-          body: toSecretBody(secret),
-          fieldManager: FIELD_MANAGER,
-        }),
+        this.core.createNamespacedSecret(
+          { namespace: secret.namespace, body: toSecretBody(secret), fieldManager: FIELD_MANAGER },
+          this.opts(),
+        ),
       );
       return 'created';
     } catch (error) {
@@ -208,10 +229,10 @@ export class KubeCluster implements ClusterPort {
     // 409 AlreadyExists: ours (a concurrent job of ours made it) or someone else's (a conflict).
     const existing = (
       await this.call('list', 'secrets', () =>
-        this.core.listNamespacedSecret({
-          namespace: secret.namespace,
-          fieldSelector: `metadata.name=${secret.name}`,
-        }),
+        this.core.listNamespacedSecret(
+          { namespace: secret.namespace, fieldSelector: `metadata.name=${secret.name}` },
+          this.opts(),
+        ),
       )
     ).items[0];
     if (existing?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) return 'exists';
@@ -222,12 +243,10 @@ export class KubeCluster implements ClusterPort {
     const body = toSecretBody(secret);
     body.metadata = { ...body.metadata, resourceVersion };
     await this.call('update', 'secrets', () =>
-      this.core.replaceNamespacedSecret({
-        namespace: secret.namespace,
-        name: secret.name,
-        body,
-        fieldManager: FIELD_MANAGER,
-      }),
+      this.core.replaceNamespacedSecret(
+        { namespace: secret.namespace, name: secret.name, body, fieldManager: FIELD_MANAGER },
+        this.opts(),
+      ),
     );
   }
 
@@ -241,11 +260,10 @@ export class KubeCluster implements ClusterPort {
       'delete',
       'secrets',
       async () => {
-        await this.core.deleteNamespacedSecret({
-          namespace,
-          name,
-          body: { preconditions: { uid, resourceVersion } },
-        });
+        await this.core.deleteNamespacedSecret(
+          { namespace, name, body: { preconditions: { uid, resourceVersion } } },
+          this.opts(),
+        );
         return 'deleted' as const;
       },
       { notFound: 'gone' as const },
@@ -274,7 +292,7 @@ export class KubeCluster implements ClusterPort {
         await this.call('patch', 'serviceaccounts', () =>
           this.core.patchNamespacedServiceAccount(
             { namespace: sa.namespace, name: sa.name, body, fieldManager: FIELD_MANAGER },
-            setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+            this.opts(PatchStrategy.MergePatch),
           ),
         );
         return 'patched';
@@ -282,7 +300,7 @@ export class KubeCluster implements ClusterPort {
         if (codeOf(error) === 404) return 'gone';
         if (codeOf(error) !== 409 || attempt >= 5) throw error;
       }
-      await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+      await abortable(new Promise((r) => setTimeout(r, Math.random() * 20 * attempt)), this.signal);
       current = await this.getServiceAccount(sa.namespace, sa.name);
     }
   }
@@ -314,7 +332,7 @@ export class KubeCluster implements ClusterPort {
             body,
             fieldManager: FIELD_MANAGER,
           },
-          setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+          this.opts(PatchStrategy.JsonPatch),
         ),
       );
     } catch (error) {
@@ -337,7 +355,7 @@ export class KubeCluster implements ClusterPort {
           body: { status },
           fieldManager: FIELD_MANAGER,
         },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        this.opts(PatchStrategy.MergePatch),
       ),
     );
   }
@@ -345,41 +363,52 @@ export class KubeCluster implements ClusterPort {
   async emitEvent(cr: CrView, event: PlannedEvent): Promise<void> {
     const now = new Date();
     await this.call('create', 'events', () =>
-      this.core.createNamespacedEvent({
-        namespace: EVENTS_NAMESPACE,
-        body: {
-          metadata: { generateName: `${cr.name.slice(0, 200)}.` },
-          involvedObject: { apiVersion: API_VERSION, kind: KIND, name: cr.name, uid: cr.uid },
-          type: event.type,
-          reason: event.reason,
-          message: event.message,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-          source: { component: 'tcr-assistant' },
-          reportingComponent: 'tcr-assistant',
-          reportingInstance: 'tcr-assistant-functions',
+      this.core.createNamespacedEvent(
+        {
+          namespace: EVENTS_NAMESPACE,
+          body: {
+            metadata: { generateName: `${cr.name.slice(0, 200)}.` },
+            involvedObject: { apiVersion: API_VERSION, kind: KIND, name: cr.name, uid: cr.uid },
+            type: event.type,
+            reason: event.reason,
+            message: event.message,
+            firstTimestamp: now,
+            lastTimestamp: now,
+            count: 1,
+            source: { component: 'tcr-assistant' },
+            reportingComponent: 'tcr-assistant',
+            reportingInstance: 'tcr-assistant-functions',
+          },
         },
-      }),
+        this.opts(),
+      ),
     );
   }
 
-  /** Runs one API call, records it, and maps failures: 404 → `notFound` if given, else typed errors. */
+  /**
+   * Runs one API call, records it, and maps failures: 404 → `notFound` if given, else typed errors. A call
+   * past the view's deadline fails with the deadline's error (the request itself is cancelled too).
+   */
   private async call<T, N = never>(
     verb: string,
     resource: string,
     fn: () => Promise<T>,
     opts?: { notFound: N },
   ): Promise<T | N> {
+    const what = `${verb} ${resource}`;
     try {
-      const result = await fn();
+      const result = await abortable(fn(), this.signal, what);
       this.observe(verb, resource, 200);
       return result;
     } catch (error) {
+      if (this.signal?.aborted) {
+        this.observe(verb, resource, 0);
+        throw abortReason(this.signal, what);
+      }
       const code = codeOf(error) ?? 0;
       this.observe(verb, resource, code);
       if (code === 404 && opts && 'notFound' in opts) return opts.notFound;
-      throw classify(error, `${verb} ${resource}`);
+      throw classify(error, what);
     }
   }
 
@@ -413,6 +442,7 @@ export class KubeCluster implements ClusterPort {
       method: 'GET',
       headers: { Accept: 'application/json' },
       timeout: 60_000,
+      ...(this.signal ? { signal: this.signal } : {}),
     };
     await this.kc.applyToHTTPSOptions(opts);
     return new Promise<T>((resolve, reject) => {

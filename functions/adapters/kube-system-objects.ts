@@ -6,7 +6,9 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { abortable, abortReason, bindSignal, type SignalBound } from '../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
+import { signalOptions } from '../../shared/kube/abort.js';
 import { shareConnections } from '../../shared/kube/kubeconfig.js';
 import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/labels.js';
 import type { ConfigMapView, SystemConfigMaps } from '../core/refresh-private-endpoints.js';
@@ -27,8 +29,10 @@ import { classify, type RequestObserver } from './kube-cluster.js';
 
 const SecretData = z.record(z.string(), z.string());
 
-export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenStorePort {
+export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenStorePort, SignalBound {
   private readonly core: CoreV1Api;
+  /** The job's deadline (set on a per-job view by withSignal): every request carries it. */
+  signal: AbortSignal | undefined;
 
   constructor(
     kc: KubeConfig,
@@ -38,9 +42,17 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenS
     this.core = shareConnections(kc).makeApiClient(CoreV1Api);
   }
 
+  withSignal(signal: AbortSignal | undefined): this {
+    return bindSignal(this, signal);
+  }
+
+  private opts() {
+    return signalOptions(this.signal);
+  }
+
   async readSecretData(namespace: string, name: string): Promise<Record<string, string> | undefined> {
     const secret = await this.call('get', 'secrets', () =>
-      this.core.readNamespacedSecret({ namespace, name }),
+      this.core.readNamespacedSecret({ namespace, name }, this.opts()),
     );
     if (secret === undefined) return undefined;
     return decodeData(SecretData.parse(secret.data ?? {}));
@@ -48,17 +60,20 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenS
 
   async readToken(key: string): Promise<StoredToken | undefined> {
     const secret = await this.call('get', 'secrets', () =>
-      this.core.readNamespacedSecret({ namespace: this.namespace, name: tokenSecretName(key) }),
+      this.core.readNamespacedSecret({ namespace: this.namespace, name: tokenSecretName(key) }, this.opts()),
     );
     return secret && toStoredToken(secret);
   }
 
   async listTokens(): Promise<StoredToken[]> {
     const list = await this.call('list', 'secrets', () =>
-      this.core.listNamespacedSecret({
-        namespace: this.namespace,
-        labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${TOKEN_KEY_LABEL}`,
-      }),
+      this.core.listNamespacedSecret(
+        {
+          namespace: this.namespace,
+          labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${TOKEN_KEY_LABEL}`,
+        },
+        this.opts(),
+      ),
     );
     return (list?.items ?? []).flatMap((s) => toStoredToken(s) ?? []);
   }
@@ -77,14 +92,17 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenS
     if (token.resourceVersion === undefined) {
       try {
         await this.call('create', 'secrets', () =>
-          this.core.createNamespacedSecret({ namespace: this.namespace, body, fieldManager: FIELD_MANAGER }),
+          this.core.createNamespacedSecret(
+            { namespace: this.namespace, body, fieldManager: FIELD_MANAGER },
+            this.opts(),
+          ),
         );
         return;
       } catch (error) {
         if (!(error instanceof RetryableError && error.status === 409)) throw error;
         // A Secret of that name exists: replace it only if it is ours, guarded by what we read now.
         const existing = await this.call('get', 'secrets', () =>
-          this.core.readNamespacedSecret({ namespace: this.namespace, name: shape.name }),
+          this.core.readNamespacedSecret({ namespace: this.namespace, name: shape.name }, this.opts()),
         );
         if (existing?.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) {
           throw new TerminalError(
@@ -97,23 +115,29 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenS
       body.metadata = { ...body.metadata, resourceVersion: token.resourceVersion };
     }
     await this.call('update', 'secrets', () =>
-      this.core.replaceNamespacedSecret({
-        namespace: this.namespace,
-        name: shape.name,
-        body,
-        fieldManager: FIELD_MANAGER,
-      }),
+      this.core.replaceNamespacedSecret(
+        {
+          namespace: this.namespace,
+          name: shape.name,
+          body,
+          fieldManager: FIELD_MANAGER,
+        },
+        this.opts(),
+      ),
     );
   }
 
   async deleteToken(key: string, resourceVersion: string): Promise<'deleted' | 'gone'> {
     try {
       await this.call('delete', 'secrets', () =>
-        this.core.deleteNamespacedSecret({
-          namespace: this.namespace,
-          name: tokenSecretName(key),
-          body: { preconditions: { resourceVersion } },
-        }),
+        this.core.deleteNamespacedSecret(
+          {
+            namespace: this.namespace,
+            name: tokenSecretName(key),
+            body: { preconditions: { resourceVersion } },
+          },
+          this.opts(),
+        ),
       );
       return 'deleted';
     } catch (error) {
@@ -124,7 +148,7 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenS
 
   async getConfigMap(name: string): Promise<ConfigMapView | undefined> {
     const cm = await this.call('get', 'configmaps', () =>
-      this.core.readNamespacedConfigMap({ namespace: this.namespace, name }),
+      this.core.readNamespacedConfigMap({ namespace: this.namespace, name }, this.opts()),
     );
     return cm && toConfigMapView(cm);
   }
@@ -132,11 +156,14 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenS
   async createConfigMap(configMap: Omit<ConfigMapView, 'resourceVersion'>): Promise<'created' | 'exists'> {
     try {
       await this.call('create', 'configmaps', () =>
-        this.core.createNamespacedConfigMap({
-          namespace: this.namespace,
-          body: toBody(configMap),
-          fieldManager: FIELD_MANAGER,
-        }),
+        this.core.createNamespacedConfigMap(
+          {
+            namespace: this.namespace,
+            body: toBody(configMap),
+            fieldManager: FIELD_MANAGER,
+          },
+          this.opts(),
+        ),
       );
       return 'created';
     } catch (error) {
@@ -149,22 +176,29 @@ export class KubeSystemObjects implements SecretReader, SystemConfigMaps, TokenS
     const body = toBody(configMap);
     body.metadata = { ...body.metadata, resourceVersion: configMap.resourceVersion };
     await this.call('update', 'configmaps', () =>
-      this.core.replaceNamespacedConfigMap({
-        namespace: this.namespace,
-        name: configMap.name,
-        body,
-        fieldManager: FIELD_MANAGER,
-      }),
+      this.core.replaceNamespacedConfigMap(
+        {
+          namespace: this.namespace,
+          name: configMap.name,
+          body,
+          fieldManager: FIELD_MANAGER,
+        },
+        this.opts(),
+      ),
     );
   }
 
   /** One API call, recorded for metrics; 404 → undefined, other failures typed as KubeCluster does. */
   private async call<T>(verb: string, resource: string, fn: () => Promise<T>): Promise<T | undefined> {
     try {
-      const result = await fn();
+      const result = await abortable(fn(), this.signal, `${verb} ${resource}`);
       this.observe(verb, resource, 200);
       return result;
     } catch (error) {
+      if (this.signal?.aborted) {
+        this.observe(verb, resource, 0);
+        throw abortReason(this.signal, `${verb} ${resource}`);
+      }
       const code = error instanceof ApiException ? error.code : 0;
       this.observe(verb, resource, code);
       if (code === 404 && verb === 'get') return undefined;

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
 import { tcr } from 'tencentcloud-sdk-nodejs/tencentcloud/services/tcr/index.js';
 import { tke } from 'tencentcloud-sdk-nodejs/tencentcloud/services/tke/index.js';
 import { z } from 'zod';
 import { emptyAsUnset } from '../../shared/config.js';
+import { abortable, abortReason, bindSignal, type SignalBound } from '../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
+import { tencentHttpProfile } from '../../shared/tencent-http.js';
 import type {
   InstanceTokenInfo,
   InternalEndpoint,
@@ -127,19 +127,29 @@ export interface TencentTcrApiOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-const isLoopback = (endpoint: string) => /^(127\.|localhost(:|$)|\[::1\])/.test(endpoint);
-
-export class TencentTcrApi implements TcrApi, TkeApi {
+export class TencentTcrApi implements TcrApi, TkeApi, SignalBound {
+  /** The job's deadline (set on a per-job view by withSignal): every request carries it. */
+  signal: AbortSignal | undefined;
   /** One client per (region, secretId) for the warm instance's life; a rotated SecretKey replaces it. */
   private readonly clients = new Map<string, { keyHash: string; client: Client }>();
   private readonly tkeClients = new Map<string, { keyHash: string; client: TkeClient }>();
-  private readonly agent: http.Agent | undefined;
+  private readonly profile: ReturnType<typeof tencentHttpProfile>;
 
   constructor(private readonly options: TencentTcrApiOptions) {
-    // The SDK routes through $http_proxy unless given an agent: a loopback emulator must be reached directly.
-    this.agent = isLoopback(options.endpoint)
-      ? new (options.protocol === 'http://' ? http.Agent : https.Agent)({ keepAlive: true })
-      : undefined;
+    this.profile = tencentHttpProfile(options);
+  }
+
+  withSignal(signal: AbortSignal | undefined): this {
+    return bindSignal(this, signal);
+  }
+
+  /** One SDK request carrying this view's signal (the SDK's typed methods take no options). */
+  private send(
+    client: { request(action: string, req: unknown, options?: { signal?: AbortSignal }): Promise<unknown> },
+    action: string,
+    params: Record<string, unknown>,
+  ): Promise<unknown> {
+    return abortable(client.request(action, params, this.signal ? { signal: this.signal } : {}), this.signal);
   }
 
   static fromEnv(env: TencentApiEnv): TencentTcrApi {
@@ -160,7 +170,7 @@ export class TencentTcrApi implements TcrApi, TkeApi {
   ): Promise<IssuedToken> {
     const what = `CreateInstanceToken (${input.tokenType}) of registry ${input.registryId} in ${input.region}`;
     const raw = await this.withRetry(what, input.credential, () =>
-      this.clientFor(input.region, input.credential).CreateInstanceToken({
+      this.send(this.clientFor(input.region, input.credential), 'CreateInstanceToken', {
         RegistryId: input.registryId,
         TokenType: input.tokenType,
         Desc: input.desc,
@@ -184,7 +194,7 @@ export class TencentTcrApi implements TcrApi, TkeApi {
     const what = `DeleteInstanceToken ${input.tokenId} of registry ${input.registryId} in ${input.region}`;
     try {
       await this.withRetry(what, input.credential, () =>
-        this.clientFor(input.region, input.credential).DeleteInstanceToken({
+        this.send(this.clientFor(input.region, input.credential), 'DeleteInstanceToken', {
           RegistryId: input.registryId,
           TokenId: input.tokenId,
         }),
@@ -208,7 +218,7 @@ export class TencentTcrApi implements TcrApi, TkeApi {
     const out: InstanceTokenInfo[] = [];
     for (let offset = 0; ; ) {
       const raw = await this.withRetry(what, input.credential, () =>
-        this.clientFor(input.region, input.credential).DescribeInstanceToken({
+        this.send(this.clientFor(input.region, input.credential), 'DescribeInstanceToken', {
           RegistryId: input.registryId,
           Limit: 100,
           Offset: offset,
@@ -238,7 +248,7 @@ export class TencentTcrApi implements TcrApi, TkeApi {
   }): Promise<string> {
     const what = `DescribeClusterKubeconfig of TKE cluster ${input.clusterId} in ${input.region}`;
     const raw = await this.withRetry(what, input.credential, () =>
-      this.tkeClientFor(input.region, input.credential).DescribeClusterKubeconfig({
+      this.send(this.tkeClientFor(input.region, input.credential), 'DescribeClusterKubeconfig', {
         ClusterId: input.clusterId,
         IsExtranet: input.extranet,
       }),
@@ -261,16 +271,17 @@ export class TencentTcrApi implements TcrApi, TkeApi {
     const attempts = this.options.attempts ?? 3;
     const base = this.options.backoffBaseMs ?? 200;
     const cap = this.options.backoffCapMs ?? 3000;
-    const sleep = this.options.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
+    const sleep = this.options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     for (let attempt = 1; ; attempt++) {
       try {
         return await call();
       } catch (error) {
+        if (this.signal?.aborted) throw abortReason(this.signal, what);
         const code = SdkError.safeParse(error).data?.code ?? '';
         if (attempt >= attempts || !QUICK_RETRY_CODES.some((p) => p.test(code))) {
           throw mapSdkError(error, what, credential.secretKey);
         }
-        await sleep(Math.random() * Math.min(cap, base * 2 ** (attempt - 1)));
+        await abortable(sleep(Math.random() * Math.min(cap, base * 2 ** (attempt - 1))), this.signal, what);
       }
     }
   }
@@ -283,10 +294,11 @@ export class TencentTcrApi implements TcrApi, TkeApi {
     const what = `DescribeInternalEndpoints of registry ${input.registryId} in ${input.region}`;
     let raw: unknown;
     try {
-      raw = await this.clientFor(input.region, input.credential).DescribeInternalEndpoints({
+      raw = await this.send(this.clientFor(input.region, input.credential), 'DescribeInternalEndpoints', {
         RegistryId: input.registryId,
       });
     } catch (error) {
+      if (this.signal?.aborted) throw abortReason(this.signal, what);
       throw mapSdkError(error, what, input.credential.secretKey);
     }
     const parsed = DescribeInternalEndpointsResponse.safeParse(raw);
@@ -338,12 +350,7 @@ export class TencentTcrApi implements TcrApi, TkeApi {
   }
 
   private httpProfile() {
-    return {
-      endpoint: this.options.endpoint,
-      protocol: this.options.protocol,
-      reqTimeout: this.options.timeoutSeconds,
-      ...(this.agent ? { agent: this.agent } : {}),
-    };
+    return this.profile;
   }
 
   private clientFor(region: string, credential: TencentCredential): Client {

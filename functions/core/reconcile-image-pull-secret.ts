@@ -1,3 +1,4 @@
+import { throwIfAborted } from '../../shared/deadline.js';
 import { describeError, TerminalError } from '../../shared/errors.js';
 import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
 import { FINALIZER } from '../../shared/labels.js';
@@ -29,11 +30,13 @@ async function rewriteSecrets(
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(REWRITE_CONCURRENCY, updates.length) }, async () => {
-      while (next < updates.length && deps.now().getTime() < deadline) {
+      while (next < updates.length && deps.now().getTime() < deadline && !deps.signal?.aborted) {
         const u = updates[next++]!;
         try {
           await deps.cluster.replaceSecret(desiredSecretFor(cr, u.namespace), u.resourceVersion);
         } catch (error) {
+          // Out of time is not this Secret's failure: the job stops (and runs again from a fresh read).
+          if (deps.signal?.aborted) return;
           // Not lost: the namespace job re-plans it from a fresh read (and records a failure if it persists).
           deps.log.debug(
             { namespace: u.namespace, err: scrubMessage(describeError(error)) },
@@ -87,6 +90,7 @@ export async function reconcileImagePullSecret(
     await early;
     throw error;
   });
+  throwIfAborted(deps.signal, `ImagePullSecret ${name}`);
   const plan = planImagePullSecret(
     cr,
     {
@@ -112,6 +116,7 @@ export async function reconcileImagePullSecret(
     const remaining = plan.secretUpdates.filter((u) => !rewritten.has(u.namespace));
     const second = remaining.slice(0, Math.max(0, deps.directUpdateBudget - rewritten.size));
     const then = await rewriteSecrets(deps, cr, second, deadline);
+    throwIfAborted(deps.signal, `ImagePullSecret ${name}`);
     const directCount = rewritten.size + then.done;
     const fallback = [...new Set([...first.failed, ...then.failed])].sort();
     const more = remaining.length > then.done;
@@ -152,6 +157,7 @@ export async function reconcileImagePullSecret(
       });
   }
   if (plan.status) {
+    throwIfAborted(deps.signal, `ImagePullSecret ${name}`);
     await cluster.writeStatus(cr, plan.status);
     actions.push({
       verb: 'updated',

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { throwIfAborted } from '../../shared/deadline.js';
 import { describeError, TerminalError } from '../../shared/errors.js';
 import type { Enqueue } from '../../shared/queue.js';
 import type { DesiredSecret } from './desired-secret.js';
@@ -23,6 +24,11 @@ export interface ReconcileDeps {
   adoptAddonSecrets?: boolean;
   /** The queue will not retry this job again: a failure now is recorded for the CR's status. */
   isFinalAttempt: boolean;
+  /**
+   * The job's deadline. The ports given here are already bound to it (their requests carry it); the core
+   * also checks it between steps, so that a job out of time starts no further write.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 export interface ReconcileResult {
@@ -53,6 +59,7 @@ export async function reconcileNamespace(deps: ReconcileDeps, name: string): Pro
     adoptAddonSecrets: deps.adoptAddonSecrets ?? false,
   });
   if (plan.skipped) return { actions: [], namespace: name, crs: [], skipped: plan.skipped };
+  throwIfAborted(deps.signal, `namespace ${name}`);
 
   let actions: Action[];
   try {
@@ -102,6 +109,7 @@ export async function applyNamespacePlan(deps: ReconcileDeps, plan: NamespacePla
 
   for (const write of plan.writes) {
     const object = `Secret ${ns}/${write.secret.name}`;
+    throwIfAborted(deps.signal, object);
     if (write.op === 'update') {
       await cluster.replaceSecret(write.secret, write.resourceVersion);
       actions.push({ verb: 'updated', object });
@@ -130,6 +138,7 @@ export async function applyNamespacePlan(deps: ReconcileDeps, plan: NamespacePla
     } else actions.push({ verb: 'created', object });
   }
 
+  throwIfAborted(deps.signal, `namespace ${ns}`);
   await Promise.all(
     plan.serviceAccountPatches.map(async (patch) => {
       const add = patch.add.filter((a) => !conflicted.has(a.cr)).map((a) => a.secret);
@@ -145,6 +154,7 @@ export async function applyNamespacePlan(deps: ReconcileDeps, plan: NamespacePla
   );
 
   for (const del of plan.deletes) {
+    throwIfAborted(deps.signal, `Secret ${ns}/${del.name}`);
     const result = await cluster.deleteSecret(ns, del.name, del.uid, del.resourceVersion);
     actions.push({ verb: result === 'gone' ? 'noop' : 'deleted', object: `Secret ${ns}/${del.name}` });
   }

@@ -6,6 +6,7 @@ import {
   UpdaterConfigDataSchema,
 } from '../../relay/hosts-updater/config-map.js';
 import type { HostEntry } from '../../relay/hosts-updater/hosts-file.js';
+import { throwIfAborted } from '../../shared/deadline.js';
 import { describeError, RetryableError, TerminalError } from '../../shared/errors.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/labels.js';
 import type { CrView } from './model.js';
@@ -51,6 +52,8 @@ export interface PrivateEndpointsDeps {
   /** The functions' own key (environment), for CRs without credentialsSecretRef. */
   defaultCredential: TencentCredential | undefined;
   log: Logger;
+  /** The job's deadline (the ports are bound to it; a lookup cut short must not be published). */
+  signal?: AbortSignal | undefined;
 }
 
 const OBJECT = `ConfigMap ${UPDATER_NAMESPACE}/${UPDATER_CONFIG_MAP_NAME}`;
@@ -136,6 +139,7 @@ export async function refreshPrivateEndpoints(deps: PrivateEndpointsDeps): Promi
   }
 
   const { lookups, failures } = await lookUpRegistries(deps, crs.filter(wantsPrivateNetwork));
+  throwIfAborted(deps.signal, OBJECT);
   const plan = planPrivateEndpoints({ crs, lookups, previous: publishedHosts(current) });
   // The contract's strict schema: a planner bug must fail here, not on every node.
   UpdaterConfigDataSchema.parse(plan.data);

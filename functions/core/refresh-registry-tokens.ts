@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { throwIfAborted } from '../../shared/deadline.js';
 import { describeError, RetryableError, TerminalError } from '../../shared/errors.js';
 import { secretNameFor } from '../../shared/names.js';
 import { withTimeout } from '../../shared/timeout.js';
@@ -68,6 +69,8 @@ export interface RegistryTokensDeps {
   /** Token keys (`<registryId>.<tokenType>`) or registry ids to rotate now (the CLI's `rotate`). */
   force?: ReadonlySet<string>;
   log: Logger;
+  /** The job's deadline (the ports are bound to it; checked between registries too). */
+  signal?: AbortSignal | undefined;
 }
 
 export interface RegistryTokensResult extends ReconcileResult {
@@ -194,10 +197,13 @@ export async function refreshRegistryTokens(deps: RegistryTokensDeps): Promise<R
   for (const p of demandProblems) problems[p.key] = p.message;
 
   for (const demand of demands) {
+    throwIfAborted(deps.signal, 'registry tokens');
     try {
       await refreshOne(deps, demand, snapshots, now, actions);
       await deps.reports?.report(demand.key, undefined);
     } catch (error) {
+      // Out of time is the job's failure, not this registry's: the whole refresh runs again.
+      throwIfAborted(deps.signal, 'registry tokens');
       const message = scrubMessage(describeError(error));
       problems[demand.key] = message;
       if (!(error instanceof TerminalError)) retryable.push(demand.key);
@@ -213,6 +219,7 @@ export async function refreshRegistryTokens(deps: RegistryTokensDeps): Promise<R
     try {
       await retireUnwanted(deps, wanted, snapshots, actions);
     } catch (error) {
+      throwIfAborted(deps.signal, 'registry tokens');
       problems['(unused tokens)'] = scrubMessage(describeError(error));
       retryable.push('(unused tokens)');
     }

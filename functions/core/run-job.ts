@@ -13,6 +13,11 @@ export interface JobContext {
   attempt: number;
   maxAttempts: number;
   jobId?: string | undefined;
+  /**
+   * The job's deadline. Every runtime gives one (the worker: JOB_TIMEOUT_MS; SCF: below the invocation's
+   * remaining time); the dependencies built for the job are bound to it.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 export interface JobObserver {
@@ -28,9 +33,12 @@ export interface RunJobDeps {
   /** The reconcile dependencies of the job's cluster; throws a TerminalError for an unknown cluster. */
   depsFor(cluster: string, job: JobContext): ReconcileDeps | Promise<ReconcileDeps>;
   /** Dependencies of the private-endpoint refresh (TCR API, API keys, our ConfigMap); absent: unsupported. */
-  privateEndpointsFor?(cluster: string): PrivateEndpointsDeps | Promise<PrivateEndpointsDeps>;
+  privateEndpointsFor?(
+    cluster: string,
+    job: JobContext,
+  ): PrivateEndpointsDeps | Promise<PrivateEndpointsDeps>;
   /** Dependencies of the fleet's token refresher; absent: unsupported. */
-  registryTokens?(): RegistryTokensDeps | Promise<RegistryTokensDeps>;
+  registryTokens?(job: JobContext): RegistryTokensDeps | Promise<RegistryTokensDeps>;
   audit: AuditPort;
   observer?: JobObserver;
   now: () => Date;
@@ -90,11 +98,11 @@ export async function runJob(deps: RunJobDeps, payload: unknown, job: JobContext
       case 'private-endpoints':
         if (!deps.privateEndpointsFor)
           throw new TerminalError('this runtime is not configured to refresh private endpoints');
-        result = await refreshPrivateEndpoints(await deps.privateEndpointsFor(key.cluster));
+        result = await refreshPrivateEndpoints(await deps.privateEndpointsFor(key.cluster, job));
         break;
       case 'registry-tokens':
         if (!deps.registryTokens) throw new TerminalError('this runtime is not configured to refresh tokens');
-        result = await refreshRegistryTokens(await deps.registryTokens());
+        result = await refreshRegistryTokens(await deps.registryTokens(job));
         break;
     }
   } catch (error) {

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { UPDATER_NAMESPACE } from '../../relay/hosts-updater/config-map.js';
 import { type FunctionsEnv, parseEnv } from '../../shared/config.js';
+import type { SignalBound } from '../../shared/deadline.js';
 import { describeError, TerminalError } from '../../shared/errors.js';
 import { clustersOfRegistry, type Fleet, loadFleetFile } from '../../shared/fleet.js';
 import { loadKubeConfig } from '../../shared/kube/kubeconfig.js';
@@ -50,6 +51,12 @@ export interface RuntimeOverrides {
   tkeApi?: TkeApi;
   /** The fleet. Default: FLEET_FILE, else one cluster (CLUSTER_ID). */
   fleet?: Fleet;
+}
+
+/** A port bound to a job's signal when it supports that (the SDK adapter does; a test's fake may not). */
+function withSignal<T extends object>(port: T, signal: AbortSignal | undefined): T {
+  const bindable = port as T & Partial<SignalBound>;
+  return signal && typeof bindable.withSignal === 'function' ? (bindable.withSignal(signal) as T) : port;
 }
 
 /**
@@ -157,7 +164,8 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
     observer: metrics.observer,
     async depsFor(cluster, job): Promise<ReconcileDeps> {
       return {
-        cluster: (await connect(cluster)).cluster,
+        cluster: (await connect(cluster)).cluster.withSignal(job.signal),
+        signal: job.signal,
         queue: queuePort,
         failures,
         now: () => new Date(),
@@ -169,29 +177,32 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
         isFinalAttempt: job.attempt >= job.maxAttempts,
       };
     },
-    async privateEndpointsFor(cluster) {
+    async privateEndpointsFor(cluster, job) {
       const { cluster: port, system } = await connect(cluster);
+      const bound = system.withSignal(job.signal);
       return {
-        cluster: port,
-        configMaps: system,
-        secrets: system,
-        tcr: tcrApi,
+        cluster: port.withSignal(job.signal),
+        configMaps: bound,
+        secrets: bound,
+        tcr: withSignal(tcrApi, job.signal),
         defaultCredential,
         log,
+        signal: job.signal,
       };
     },
-    registryTokens: () => registryTokensDeps(),
+    registryTokens: (job) => registryTokensDeps(undefined, job.signal),
   };
-  function registryTokensDeps(force?: ReadonlySet<string>): RegistryTokensDeps {
+  function registryTokensDeps(force?: ReadonlySet<string>, signal?: AbortSignal): RegistryTokensDeps {
     return {
       fleetName: fleet.name,
       clusters: fleet.clusters.map((c) => c.id),
       registries: fleet.registries.map((r) => ({ ...r, clusters: clustersOfRegistry(fleet, r) })),
       connect: async (id) => {
         const { cluster, system } = await connect(id);
-        return { cluster, tokens: system, secrets: system };
+        const bound = system.withSignal(signal);
+        return { cluster: cluster.withSignal(signal), tokens: bound, secrets: bound };
       },
-      tcr: tcrApi,
+      tcr: withSignal(tcrApi, signal),
       defaultCredential,
       queue: queuePort,
       reports: tokenReports,
@@ -200,6 +211,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
       clusterTimeoutMs: env.TOKEN_CLUSTER_TIMEOUT_MS,
       force,
       log,
+      signal,
     };
   }
   return {

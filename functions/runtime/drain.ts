@@ -1,16 +1,29 @@
-import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { QUEUE_NAME } from '../../shared/jobs.js';
 import { redisOptionsFromUrl } from '../../shared/queue.js';
+import type { ReleaseOutcome } from '../../shared/wake-slots.js';
 import type { FunctionsRuntime } from './build-runtime.js';
 import { processJob } from './worker.js';
+
+/** The wake slot an invocation holds (when the relay woke it): given back when there is nothing left. */
+export interface HeldSlot {
+  release(force: boolean): Promise<ReleaseOutcome>;
+}
 
 export interface DrainOptions {
   /** Epoch ms by which every claimed job must be finished. */
   deadline: number;
-  /** A job is only claimed if at least this much time is left: none is ever left half-claimed. */
+  /** A job is only claimed if at least this much time is left; it is also the job's own deadline. */
   jobBudgetMs: number;
   concurrency: number;
+  /** With nothing to do for this long (and no delayed job due soon), the invocation returns. */
+  idleMs: number;
+  /** A delayed job (a status refresh, a retry) due within this long keeps the invocation, if it fits. */
+  delayedWaitMs: number;
+  /** BullMQ job lock (renewed while a job runs) and stalled-job check interval. */
+  lockMs: number;
+  stalledIntervalMs: number;
+  slot?: HeldSlot | undefined;
   now?: () => number;
 }
 
@@ -19,52 +32,118 @@ export interface DrainResult {
   failed: number;
   stoppedBecause: 'empty' | 'time';
   remaining: number;
+  /** Jobs this invocation's stalled check gave back to the queue (left active by a killed invocation). */
+  stalledRecovered: number;
 }
 
 /**
- * Processes queued jobs until the queue is empty or the time budget is nearly spent (SCF runtime).
- * Jobs are claimed one at a time per slot with BullMQ's manual API and always completed or failed before
- * returning, so an invocation that ends never strands a job in `active` until the stall checker frees it.
+ * Processes queued jobs until the queue stays empty for `idleMs` or the time budget is nearly spent (the SCF
+ * runtime). It is BullMQ's own Worker loop (`run()`), so each invocation also does what manual fetching
+ * would skip: the stalled-job check at its start and every `stalledIntervalMs` (a job left active by an
+ * invocation killed at its time limit goes back to the queue once its lock expires), and lock renewal while
+ * a job runs. Every job gets a deadline below the invocation's end, so it is completed, or failed back to the
+ * queue for a retry, before the invocation returns: none is left active without an owner.
  */
 export async function drainQueue(rt: FunctionsRuntime, opts: DrainOptions): Promise<DrainResult> {
   const now = opts.now ?? Date.now;
-  const worker = new Worker(QUEUE_NAME, null, {
-    connection: redisOptionsFromUrl(rt.env.REDIS_URL),
-    prefix: rt.env.QUEUE_PREFIX,
-    autorun: false,
-  });
   let processed = 0;
   let failed = 0;
-  let outOfTime = false;
-  const slot = async () => {
-    const token = randomUUID();
-    for (;;) {
-      if (now() + opts.jobBudgetMs > opts.deadline) {
-        outOfTime = true;
-        return;
-      }
-      const job = await worker.getNextJob(token, { block: false });
-      if (!job) return;
+  let active = 0;
+  let stalledRecovered = 0;
+  let lastBusy = now();
+  const worker = new Worker(
+    QUEUE_NAME,
+    async (job, _token, signal) => {
+      active += 1;
+      lastBusy = now();
       try {
-        const result = await processJob(rt, job);
-        await job.moveToCompleted(result, token, false);
+        const result = await processJob(rt, job, {
+          deadlineAt: Math.min(now() + opts.jobBudgetMs, opts.deadline),
+          signal,
+        });
+        processed += 1;
+        return result;
       } catch (error) {
         failed += 1;
-        await job.moveToFailed(error instanceof Error ? error : new Error(String(error)), token, false);
+        processed += 1;
+        throw error;
+      } finally {
+        active -= 1;
+        lastBusy = now();
       }
-      processed += 1;
-    }
-  };
+    },
+    {
+      connection: redisOptionsFromUrl(rt.env.REDIS_URL),
+      prefix: rt.env.QUEUE_PREFIX,
+      concurrency: opts.concurrency,
+      autorun: false,
+      lockDuration: opts.lockMs,
+      stalledInterval: opts.stalledIntervalMs,
+      // Seconds a fetch blocks on an empty queue before looking again (close() interrupts it).
+      drainDelay: 1,
+    },
+  );
+  worker.on('error', (error) => rt.log.warn({ err: error.message }, 'drain: worker error'));
+  worker.on('stalled', (jobId) => {
+    stalledRecovered += 1;
+    rt.log.warn({ job: jobId }, 'stalled job (its invocation ended without it) back in the queue');
+  });
+  worker.on('failed', () => {});
+  const running = worker.run().catch((error: unknown) => {
+    rt.log.error({ err: error instanceof Error ? error.message : String(error) }, 'drain: worker stopped');
+  });
+
+  let stoppedBecause: DrainResult['stoppedBecause'] = 'empty';
+  let released = opts.slot === undefined;
   try {
-    await Promise.all(Array.from({ length: opts.concurrency }, slot));
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 50));
+      const t = now();
+      if (t + opts.jobBudgetMs > opts.deadline) {
+        stoppedBecause = 'time';
+        break;
+      }
+      if (active > 0 || t - lastBusy < opts.idleMs) continue;
+      const due = await nextDelayedDue(rt);
+      if (due !== undefined && due - t <= opts.delayedWaitMs && due + opts.jobBudgetMs <= opts.deadline)
+        continue;
+      if (opts.slot) {
+        // Atomic: a job that arrived meanwhile keeps this invocation (and its slot) busy.
+        const outcome = await opts.slot.release(false);
+        if (outcome === 'busy') {
+          lastBusy = t;
+          continue;
+        }
+        released = true;
+      }
+      break;
+    }
   } finally {
+    // Out of time: give the slot back first, so that the relay can wake a successor while the last jobs end.
+    if (!released && opts.slot) await opts.slot.release(true).catch(() => undefined);
     await worker.close();
+    await running;
   }
   const counts = await rt.queue.getJobCounts('waiting', 'prioritized', 'delayed');
   return {
     processed,
     failed,
-    stoppedBecause: outOfTime ? 'time' : 'empty',
+    stoppedBecause,
     remaining: Object.values(counts).reduce((a, b) => a + b, 0),
+    stalledRecovered,
   };
+}
+
+/**
+ * When the earliest delayed job is due (epoch ms), if any. BullMQ 6 scores its delayed set as
+ * `dueMs * 0x1000 + sequence` (commands/includes/getDelayedScore.lua).
+ */
+async function nextDelayedDue(rt: FunctionsRuntime): Promise<number | undefined> {
+  const [, score] = await rt.redis.zrange(
+    `${rt.env.QUEUE_PREFIX}:${QUEUE_NAME}:delayed`,
+    '0',
+    '0',
+    'WITHSCORES',
+  );
+  return score === undefined ? undefined : Math.floor(Number(score) / 0x1000);
 }

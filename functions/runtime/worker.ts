@@ -1,4 +1,5 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { startDeadline } from '../../shared/deadline.js';
 import { TerminalError } from '../../shared/errors.js';
 import { describeKey, JobData, QUEUE_NAME } from '../../shared/jobs.js';
 import { enqueueJobs, redisOptionsFromUrl } from '../../shared/queue.js';
@@ -14,10 +15,25 @@ export function summarize(result: ReconcileResult): Record<string, number | stri
   return counts;
 }
 
-/** Runs one BullMQ job through the shared core; a TerminalError becomes BullMQ's "never retry". */
-export async function processJob(rt: FunctionsRuntime, job: Job): Promise<Record<string, number | string>> {
+export interface JobRun {
+  /** Epoch ms by which the job must be done: its signal aborts then (the worker: JOB_TIMEOUT_MS from now). */
+  deadlineAt: number;
+  /** Aborts it earlier (BullMQ's cancellation signal). */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Runs one BullMQ job through the shared core, with a deadline that reaches every API call it makes; a
+ * TerminalError becomes BullMQ's "never retry", anything else (a deadline included) a retry with backoff.
+ */
+export async function processJob(
+  rt: FunctionsRuntime,
+  job: Job,
+  run: JobRun,
+): Promise<Record<string, number | string>> {
   const data = job.data as Partial<JobData>;
-  const log = rt.log.child({ job: job.id, key: data.key ? describeKey(data.key as JobData['key']) : '?' });
+  const key = data.key ? describeKey(data.key as JobData['key']) : '?';
+  const log = rt.log.child({ job: job.id, key });
   // A scheduler's tick cannot be deduplicated (BullMQ refuses dedup options on scheduler templates), so a
   // tick only enqueues its key the deduplicated way: a periodic job never runs beside itself (for the token
   // refresher, two runs at once could issue two tokens). A payload that does not parse runs below and fails.
@@ -26,11 +42,13 @@ export async function processJob(rt: FunctionsRuntime, job: Job): Promise<Record
     await enqueueJobs(rt.queue, [{ key: tick.data.key, trigger: tick.data.trigger }]);
     return { enqueued: 1 };
   }
+  const deadline = startDeadline(run.deadlineAt - Date.now(), `job ${key}`, run.signal);
   try {
     const result = await runJob(rt.runDeps, job.data, {
       attempt: job.attemptsMade + 1,
       maxAttempts: job.opts.attempts ?? 1,
       jobId: job.id,
+      signal: deadline.signal,
     });
     log.debug({ actions: result.actions.length }, 'job done');
     return summarize(result);
@@ -42,16 +60,22 @@ export async function processJob(rt: FunctionsRuntime, job: Job): Promise<Record
     }
     log.warn({ err: message, attempt: job.attemptsMade + 1 }, 'job failed; will retry with backoff');
     throw error;
+  } finally {
+    deadline.dispose();
   }
 }
 
 /** The local, embedded default runtime: a BullMQ Worker with the configured concurrency. */
 export function startWorker(rt: FunctionsRuntime): Worker {
-  const worker = new Worker(QUEUE_NAME, (job) => processJob(rt, job), {
-    connection: redisOptionsFromUrl(rt.env.REDIS_URL),
-    prefix: rt.env.QUEUE_PREFIX,
-    concurrency: rt.env.WORKER_CONCURRENCY,
-  });
+  const worker = new Worker(
+    QUEUE_NAME,
+    (job, _token, signal) => processJob(rt, job, { deadlineAt: Date.now() + rt.env.JOB_TIMEOUT_MS, signal }),
+    {
+      connection: redisOptionsFromUrl(rt.env.REDIS_URL),
+      prefix: rt.env.QUEUE_PREFIX,
+      concurrency: rt.env.WORKER_CONCURRENCY,
+    },
+  );
   worker.on('error', (error) => rt.log.error({ err: error.message }, 'worker error'));
   return worker;
 }

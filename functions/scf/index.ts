@@ -1,13 +1,15 @@
 // Tencent SCF entry point (bundled to CommonJS for the Nodejs18.15 runtime: `npm run build:scf`).
 // Thin: parse the event and context with zod, build the (warm-cached) runtime, drain the queue within the
-// invocation's time limit, map the outcome.
+// invocation's time limit, map the outcome. Invoked by the relay (an asynchronous Invoke naming a wake slot,
+// as soon as it enqueues) and by the timers of serverless.yml (the safety net).
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
 import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
 import { enqueueJobs } from '../../shared/queue.js';
+import { WakeSlots } from '../../shared/wake-slots.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../runtime/build-runtime.js';
-import { type DrainResult, drainQueue } from '../runtime/drain.js';
+import { type DrainResult, drainQueue, type HeldSlot } from '../runtime/drain.js';
 import { privateEndpointsKey } from '../runtime/schedules.js';
 
 /** The timer `argument` (serverless.yml) that enqueues the private-endpoint refresh before draining. */
@@ -24,8 +26,20 @@ export const ScfTimerEvent = z.object({
   Message: z.string().optional(),
 });
 
-/** A direct invocation (`Invoke` API / console test): optional overrides. */
-export const ScfInvokeEvent = z.object({ action: z.enum(['drain']).default('drain') }).strict();
+/**
+ * A direct invocation (`Invoke` API, console test). The relay's carries the wake slot it took and the
+ * invocation's id in that slot (keys only: never a credential).
+ */
+export const ScfInvokeEvent = z
+  .object({
+    action: z.enum(['drain']).default('drain'),
+    slot: z.number().int().min(0).max(63).optional(),
+    wake: z
+      .string()
+      .regex(/^[a-z0-9]{8,40}$/)
+      .optional(),
+  })
+  .strict();
 
 export const ScfEvent = z.union([ScfTimerEvent, ScfInvokeEvent]);
 
@@ -38,14 +52,30 @@ export const ScfContext = z
   })
   .passthrough();
 
+const ms = (name: string, min: number) =>
+  z.coerce
+    .number({ error: `${name} must be a number of milliseconds` })
+    .int()
+    .min(min, `${name} must be ≥ ${min}`);
+
 const ScfEnv = FunctionsEnv.extend({
   /** Time kept in reserve at the end of an invocation (closing connections, returning). */
-  SCF_MARGIN_MS: z.coerce.number().int().min(0).default(2000),
-  /** Only claim a job if this much time is left: the longest a job may take. */
-  SCF_JOB_BUDGET_MS: z.coerce.number().int().min(100).default(10_000),
+  SCF_MARGIN_MS: ms('SCF_MARGIN_MS', 0).default(2000),
+  /** Only claim a job if this much time is left: the longest a job may take (its deadline). */
+  SCF_JOB_BUDGET_MS: ms('SCF_JOB_BUDGET_MS', 100).default(10_000),
+  /** An invocation with nothing to do for this long returns (events meanwhile are taken at once). */
+  SCF_IDLE_MS: ms('SCF_IDLE_MS', 0).default(2000),
+  /** A delayed job due within this long (a coalesced status refresh) keeps the invocation, if it fits. */
+  SCF_DELAYED_WAIT_MS: ms('SCF_DELAYED_WAIT_MS', 0).default(6000),
+  /** BullMQ's job lock and stalled-check interval: a killed invocation's job is back within two intervals. */
+  SCF_LOCK_MS: ms('SCF_LOCK_MS', 1000).default(30_000),
+  SCF_STALLED_INTERVAL_MS: ms('SCF_STALLED_INTERVAL_MS', 1000).default(30_000),
 });
 
-let warm: { rt: FunctionsRuntime; env: z.infer<typeof ScfEnv> } | undefined;
+let warm: { rt: FunctionsRuntime; env: z.infer<typeof ScfEnv>; slots: WakeSlots } | undefined;
+
+const describeIssues = (issues: readonly z.core.$ZodIssue[]) =>
+  issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
 
 export async function main_handler(
   event: unknown,
@@ -53,21 +83,17 @@ export async function main_handler(
 ): Promise<DrainResult & { requestId?: string }> {
   const started = Date.now();
   const ev = ScfEvent.safeParse(event);
-  if (!ev.success)
-    throw new Error(
-      `unsupported SCF event: ${ev.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
+  if (!ev.success) throw new Error(`unsupported SCF event: ${describeIssues(ev.error.issues)}`);
   const ctx = ScfContext.safeParse(context);
-  if (!ctx.success)
-    throw new Error(
-      `unsupported SCF context: ${ctx.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
+  if (!ctx.success) throw new Error(`unsupported SCF context: ${describeIssues(ctx.error.issues)}`);
   if (!warm) {
     const env = parseEnv(ScfEnv);
     requirePackagedFiles(env);
-    warm = { env, rt: buildFunctionsRuntime(env) };
+    const rt = buildFunctionsRuntime(env);
+    warm = { env, rt, slots: new WakeSlots(rt.redis, env.QUEUE_PREFIX) };
   }
-  const { rt, env } = warm;
+  const { rt, env, slots } = warm;
+  const limit = ctx.data.time_limit_in_ms;
   if ('Type' in ev.data && ev.data.Message?.trim() === PRIVATE_ENDPOINTS_MESSAGE) {
     // Deduplicated per key like every job: a refresh still waiting absorbs this one.
     await enqueueJobs(rt.queue, [{ key: privateEndpointsKey(env.CLUSTER_ID), trigger: 'resync' }]);
@@ -75,13 +101,32 @@ export async function main_handler(
   if ('Type' in ev.data && ev.data.Message?.trim() === REGISTRY_TOKENS_MESSAGE) {
     await enqueueJobs(rt.queue, [{ key: { ...REGISTRY_TOKENS_KEY }, trigger: 'resync' }]);
   }
-  const deadline = started + ctx.data.time_limit_in_ms - env.SCF_MARGIN_MS;
+  // The relay's wake slot: held while this invocation can still run (a killed one frees it at its limit).
+  let slot: HeldSlot | undefined;
+  if ('action' in ev.data && ev.data.slot !== undefined && ev.data.wake !== undefined) {
+    const { slot: n, wake } = ev.data;
+    if (await slots.claim(n, wake, Date.now(), limit))
+      slot = { release: (force) => slots.release(n, wake, force) };
+  }
   const result = await drainQueue(rt, {
-    deadline,
-    jobBudgetMs: Math.min(env.SCF_JOB_BUDGET_MS, Math.max(100, ctx.data.time_limit_in_ms / 4)),
+    deadline: started + limit - env.SCF_MARGIN_MS,
+    jobBudgetMs: Math.min(env.SCF_JOB_BUDGET_MS, Math.max(100, limit / 4)),
     concurrency: env.WORKER_CONCURRENCY,
+    idleMs: env.SCF_IDLE_MS,
+    delayedWaitMs: env.SCF_DELAYED_WAIT_MS,
+    lockMs: env.SCF_LOCK_MS,
+    stalledIntervalMs: env.SCF_STALLED_INTERVAL_MS,
+    slot,
   });
-  rt.log.info({ ...result, requestId: ctx.data.request_id, ms: Date.now() - started }, 'scf invocation done');
+  rt.log.info(
+    {
+      ...result,
+      requestId: ctx.data.request_id,
+      trigger: 'Type' in ev.data ? `timer ${ev.data.TriggerName}` : `invoke slot ${ev.data.slot ?? '-'}`,
+      ms: Date.now() - started,
+    },
+    'scf invocation done',
+  );
   return { ...result, requestId: ctx.data.request_id };
 }
 

@@ -28,6 +28,7 @@ import {
 } from './paths.js';
 import { type LocalRedis, startRedis } from './redis.js';
 import { startLocalWebhook, type WebhookProcess } from './webhook.js';
+import { type DeployedScf, deployScfFunction } from './scf-runtime.js';
 
 /** The registry the local emulator serves (the sample spec.tcr CR names it). */
 export const LOCAL_REGISTRY = 'tcr-local1';
@@ -40,7 +41,10 @@ export interface LocalStack {
   redis: LocalRedis;
   admin: KubeConfig;
   functions: FunctionsRuntime;
-  worker: Worker;
+  /** The BullMQ workers (runtime `worker`); absent on SCF. */
+  worker: Worker | undefined;
+  /** The function deployed to the emulator's SCF (runtime `scf`). */
+  scf: DeployedScf | undefined;
   relay: ChildProcess;
   relayPort: number;
   relayLog: string;
@@ -63,6 +67,15 @@ export interface StackOptions {
   /** Start the admission webhook (default true); its environment. */
   webhook?: boolean;
   webhookEnv?: Record<string, string>;
+  /**
+   * Where the functions run: `worker` (BullMQ workers in this process, the default) or `scf` (the bundle on
+   * the emulator's SCF, woken by the relay, with serverless.yml's timers; infra/local/scf-runtime.ts).
+   */
+  runtime?: 'worker' | 'scf';
+  /** SCF: the function's concurrency limit (default: the relay's slots + its three timers). */
+  scfConcurrency?: number;
+  /** SCF: extra environment of the function and of the relay's waker. */
+  scfEnv?: Record<string, string>;
 }
 
 /**
@@ -103,6 +116,8 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
   const emulator = await startTencentEmulator({
     credentials: [apiKey],
     registries: [{ registryId: LOCAL_REGISTRY, region: LOCAL_REGION }],
+    // SCF instances' output goes next to the other logs of the run.
+    scf: { logDir: cluster.dir },
   });
   const functions = buildFunctionsRuntime(env, {
     kubeConfigs: { [clusterId]: functionsKc },
@@ -115,8 +130,32 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     },
     ...(opts.log ? { log: opts.log } : {}),
   });
-  const worker = startWorker(functions);
-  await ensureSchedules(functions);
+  const runtime = opts.runtime ?? 'worker';
+  const worker = runtime === 'worker' ? startWorker(functions) : undefined;
+  if (worker) await ensureSchedules(functions);
+  const scf =
+    runtime === 'scf'
+      ? deployScfFunction({
+          emulator,
+          region: LOCAL_REGION,
+          concurrency: opts.scfConcurrency ?? 7,
+          environment: {
+            REDIS_URL: redis.url,
+            CLUSTER_ID: clusterId,
+            KUBECONFIG: await cluster.kubeconfigAs(
+              `system:serviceaccount:${SYSTEM_NAMESPACE}:${FUNCTIONS_SERVICE_ACCOUNT}`,
+            ),
+            WORKER_CONCURRENCY: String(opts.workerConcurrency ?? 16),
+            STATUS_DELAY_MS: String(opts.statusDelayMs ?? 1000),
+            LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+            TENCENTCLOUD_SECRET_ID: apiKey.secretId,
+            TENCENTCLOUD_SECRET_KEY: apiKey.secretKey,
+            TENCENTCLOUD_ENDPOINT: emulator.endpoint,
+            TENCENTCLOUD_PROTOCOL: 'http://',
+            ...opts.scfEnv,
+          },
+        })
+      : undefined;
 
   const relayPort = await findFreePort();
   const relayLog = path.join(cluster.dir, 'relay.log');
@@ -136,6 +175,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       LOG_LEVEL: 'info',
       // The relay Deployment's heap settings (see relay.nodeOptions in the Helm chart and bench/relay-footprint.ts).
       NODE_OPTIONS: '--max-semi-space-size=2 --max-old-space-size=96',
+      ...scf?.relayEnv,
       ...opts.relayEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -157,6 +197,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     admin,
     functions,
     worker,
+    scf,
     relay,
     relayPort,
     relayLog,
@@ -169,7 +210,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
         await new Promise((r) => relay.once('exit', r));
       }
       await webhook?.stop();
-      await worker.close();
+      await worker?.close();
       await functions.close();
       await Promise.allSettled([cluster.stop(), redis.stop(), emulator.stop()]);
     },

@@ -3,6 +3,9 @@
 // then a few namespaces and a ServiceAccount `kung` created, with convergence shown as it happens (the audit
 // stream, `kubectl get ipss`). Runs until Ctrl-C, which stops everything and removes the temp folders.
 // TCR_LOCAL_EXIT_AFTER_READY=1 exits (0) once the demo has converged: the quick-start test uses it.
+// `--runtime scf` runs the functions as Tencent SCF runs them instead (the bundle on the emulator's SCF, woken
+// by the relay's asynchronous Invoke, with serverless.yml's timers as the safety net).
+import { parseArgs } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { followAudit } from '../../functions/adapters/audit-reader.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
@@ -13,8 +16,14 @@ import { LOCAL_REGION, LOCAL_REGISTRY, startLocalStack, waitForRelay } from './s
 
 const say = (msg: string) => console.log(`[tcr-assistant] ${msg}`);
 const exitWhenDone = process.env.TCR_LOCAL_EXIT_AFTER_READY === '1';
+const { values: args } = parseArgs({ options: { runtime: { type: 'string', default: 'worker' } } });
+if (args.runtime !== 'worker' && args.runtime !== 'scf') {
+  console.error(`--runtime must be worker or scf, not "${args.runtime}"`);
+  process.exit(2);
+}
+const runtime = args.runtime;
 const started = Date.now();
-const stack = await startLocalStack({ clusterId: 'local' });
+const stack = await startLocalStack({ clusterId: 'local', runtime });
 const abort = new AbortController();
 let stopping = false;
 const shutdown = async (reason: string, code = 0) => {
@@ -35,7 +44,11 @@ try {
   );
   say(`kubeconfig: ${cluster.kubeconfigPath}   relay log: ${stack.relayLog}`);
   await waitForRelay(stack);
-  say(`relay ready (http://127.0.0.1:${stack.relayPort}/metrics); workers running`);
+  say(
+    runtime === 'scf'
+      ? `relay ready (http://127.0.0.1:${stack.relayPort}/metrics); functions on the emulator's SCF as ${stack.scf?.functionName}, woken by the relay (logs: ${stack.cluster.dir}/scf-default.${stack.scf?.functionName}.log)`
+      : `relay ready (http://127.0.0.1:${stack.relayPort}/metrics); workers running`,
+  );
 
   // Show every processed job as it happens.
   void (async () => {
@@ -105,7 +118,7 @@ try {
     ) {
       convergedAt = Date.now();
       say(
-        `converged: ${namespaces} namespaces carry ${secret}; newns/kung lists it; demo-1 and demo-2 carry ${secretNameFor(issuedCr)} (CreateInstanceToken calls: ${stack.emulator.calls('CreateInstanceToken')}) (${convergedAt - started} ms after start)`,
+        `converged: ${namespaces} namespaces carry ${secret}; newns/kung lists it; demo-1 and demo-2 carry ${secretNameFor(issuedCr)} (CreateInstanceToken calls: ${stack.emulator.calls('CreateInstanceToken')})${runtime === 'scf' ? ` (SCF invocations: ${describeInvocations(stack)})` : ''} (${convergedAt - started} ms after start)`,
       );
       if (exitWhenDone) break;
       say('Ctrl-C to stop. Try: KUBECONFIG=... kubectl create ns another  (the relay picks it up)');
@@ -116,4 +129,11 @@ try {
 } catch (error) {
   console.error(`[tcr-assistant] failed: ${error instanceof Error ? error.stack : String(error)}`);
   await shutdown('error', 1);
+}
+
+/** `N (M by the relay, T by timers, C cold starts)` from the emulator's SCF records. */
+function describeInvocations(s: typeof stack): string {
+  const records = s.emulator.scf.invocations();
+  const by = (type: string) => records.filter((r) => r.type === type).length;
+  return `${records.length} (${by('Event')} woken by the relay, ${by('Timer')} by timers, ${records.filter((r) => r.cold).length} cold starts)`;
 }

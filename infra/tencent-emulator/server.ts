@@ -5,6 +5,8 @@ import { randomBytes, randomUUID, sign } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { type CamPolicy, camAllows } from './cam.js';
+import { createScfService, ScfApiError, type ScfEmulator, type ScfEmulatorOptions } from './scf.js';
 import { MAX_CLOCK_SKEW_SECONDS, parseAuthorization, TC3_ALGORITHM, verifySignature } from './tc3.js';
 
 /** Regions the emulator accepts by default: real Tencent Cloud region names. Others get InvalidParameterValue. */
@@ -41,6 +43,8 @@ export interface EmulatorCredential {
   secretKey: string;
   /** Session token of temporary credentials; when set, requests must carry it as X-TC-Token. */
   token?: string;
+  /** A CAM policy: when set, the key may only do what it allows (e.g. scf:Invoke on one function). */
+  policy?: CamPolicy;
 }
 
 export interface EmulatorRegistry {
@@ -95,6 +99,10 @@ export interface TencentEmulatorOptions {
     certDerBase64: string;
     ttlSeconds?: number;
   };
+  /** SCF: functions to run (their code from a local folder), instances, timers (infra/tencent-emulator/scf.ts). */
+  scf?: ScfEmulatorOptions;
+  /** The account (CAM resources, SCF context). */
+  uin?: string;
   port?: number;
   host?: string;
   /** One line per request (action, region, outcome); never credentials, signatures or tokens. */
@@ -178,6 +186,8 @@ export interface TencentEmulator {
   addRegistry(registry: EmulatorRegistry): void;
   addCluster(cluster: EmulatorCluster): void;
   setInternalEndpoints(registryId: string, endpoints: EmulatorInternalEndpoint[]): void;
+  /** The SCF service: functions, instances, invocation records, the functions' logs. */
+  scf: ScfEmulator;
   stop(): Promise<void>;
 }
 
@@ -200,11 +210,16 @@ interface ActionContext {
   now: number;
 }
 
-type ActionHandler = (params: Record<string, unknown>, context: ActionContext) => Record<string, unknown>;
+type ActionHandler = (
+  params: Record<string, unknown>,
+  context: ActionContext,
+) => Record<string, unknown> | Promise<Record<string, unknown>>;
 
 interface ServiceDefinition {
   version: string;
   actions: Record<string, ActionHandler>;
+  /** The CAM resource an action acts on (default `*`). */
+  resourceOf?(action: string, params: Record<string, unknown>, region: string): string;
 }
 
 /** Zod issues → the API's parameter error codes, naming the parameter as the real messages do. */
@@ -461,7 +476,9 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
     },
   };
 
-  const services: Record<string, ServiceDefinition> = { tcr, tke };
+  const uin = options.uin ?? DEFAULT_USERNAME;
+  const scf = createScfService(options.scf ?? {}, { uin, appId: '1250000000', log });
+  const services: Record<string, ServiceDefinition> = { tcr, tke, scf: scf.definition };
 
   function sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -642,7 +659,7 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
     if (body === undefined) {
       throw new ApiError('RequestSizeLimitExceeded', `The request body exceeds ${MAX_BODY_BYTES} bytes.`);
     }
-    const { service: scopeService } = authenticate(request, body);
+    const { service: scopeService, credential } = authenticate(request, body);
     const { service, handler, region } = routeAction(request, scopeService, record.action);
     record.service = service;
     record.region = region;
@@ -659,7 +676,16 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
     if (params === null || typeof params !== 'object' || Array.isArray(params)) {
       throw new ApiError('InvalidParameter', 'The request body must be a JSON object.');
     }
-    return handler(params as Record<string, unknown>, { region, now: now() });
+    const input = params as Record<string, unknown>;
+    if (credential.policy) {
+      const resource = services[service]?.resourceOf?.(record.action, input, region) ?? '*';
+      if (!camAllows(credential.policy, `${service}:${record.action}`, resource))
+        throw new ApiError(
+          'AuthFailure.UnauthorizedOperation',
+          `The request is not authorized: ${service}:${record.action} on ${resource} is not allowed by the key's CAM policy.`,
+        );
+    }
+    return handler(input, { region, now: now() });
   }
 
   /**
@@ -801,7 +827,9 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
       const apiError =
         error instanceof ApiError
           ? error
-          : new ApiError('InternalError', 'The emulator failed to handle the request.');
+          : error instanceof ScfApiError
+            ? new ApiError(error.code, error.message)
+            : new ApiError('InternalError', 'The emulator failed to handle the request.');
       record.code = apiError.code;
       send({ Error: { Code: apiError.code, Message: apiError.message } });
     });
@@ -855,8 +883,10 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
     setInternalEndpoints: (registryId, endpoints) => {
       internalEndpoints.set(registryId, endpoints);
     },
-    stop: () =>
-      new Promise<void>((resolve, reject) => {
+    scf: scf.handle,
+    stop: async () => {
+      await scf.handle.stop();
+      await new Promise<void>((resolve, reject) => {
         // Release slowed requests so their sockets can be torn down instead of keeping the process alive.
         for (const sleeper of sleepers) {
           clearTimeout(sleeper.timer);
@@ -865,6 +895,7 @@ export async function startTencentEmulator(options: TencentEmulatorOptions = {})
         sleepers.clear();
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }
