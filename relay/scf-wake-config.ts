@@ -42,14 +42,13 @@ export const ScfWakeEnv = z
     SCF_WAKE_BACKOFF_CAP_MS: int('SCF_WAKE_BACKOFF_CAP_MS', 100).default(30_000),
   })
   .superRefine((env, ctx) => {
-    if (!env.SCF_WAKE_FUNCTION) return;
-    for (const name of ['SCF_WAKE_SECRET_ID', 'SCF_WAKE_SECRET_KEY'] as const) {
-      if (!env[name])
-        ctx.addIssue({
-          code: 'custom',
-          path: [name],
-          message: `${name} is required with SCF_WAKE_FUNCTION (the relay's own key, allowed only scf:Invoke)`,
-        });
-    }
+    // Both halves of the key or neither (no key: wake-ups off, said once at start).
+    if (Boolean(env.SCF_WAKE_SECRET_ID) === Boolean(env.SCF_WAKE_SECRET_KEY)) return;
+    const missing = env.SCF_WAKE_SECRET_ID ? 'SCF_WAKE_SECRET_KEY' : 'SCF_WAKE_SECRET_ID';
+    ctx.addIssue({
+      code: 'custom',
+      path: [missing],
+      message: `${missing} is missing: the relay's key needs both SCF_WAKE_SECRET_ID and SCF_WAKE_SECRET_KEY`,
+    });
   });
 export type ScfWakeEnv = z.infer<typeof ScfWakeEnv>;

@@ -20,7 +20,14 @@ export function startScfWaker(
   source: NodeJS.ProcessEnv = process.env,
 ): ScfWaker | undefined {
   const env = parseEnv(ScfWakeEnv, source);
-  if (!env.SCF_WAKE_FUNCTION || !env.SCF_WAKE_SECRET_ID || !env.SCF_WAKE_SECRET_KEY) return undefined;
+  if (!env.SCF_WAKE_FUNCTION) return undefined;
+  if (!env.SCF_WAKE_SECRET_ID || !env.SCF_WAKE_SECRET_KEY) {
+    log.warn(
+      { function: `${env.SCF_WAKE_NAMESPACE}/${env.SCF_WAKE_FUNCTION}` },
+      'SCF wake-ups off: the relay has no key of its own (SCF_WAKE_SECRET_ID/KEY); only the timers drain the queue',
+    );
+    return undefined;
+  }
   const invoker = new ScfInvoker({
     functionName: env.SCF_WAKE_FUNCTION,
     namespace: env.SCF_WAKE_NAMESPACE,

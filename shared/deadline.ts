@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { RetryableError } from './errors.js';
 
 // Deadlines as AbortSignals, in one place for every runtime and adapter: a job gets a signal that aborts at
@@ -28,6 +29,8 @@ export function linkSignals(signals: readonly (AbortSignal | undefined)[]): {
   unlink: () => void;
 } {
   const controller = new AbortController();
+  // One job's calls may all listen at once (a CR job's parallel rewrites): not a leak.
+  setMaxListeners(0, controller.signal);
   const listeners: [AbortSignal, () => void][] = [];
   const unlink = () => {
     for (const [s, l] of listeners) s.removeEventListener('abort', l);
@@ -64,6 +67,7 @@ export interface Deadline {
  */
 export function startDeadline(ms: number, what: string, parent?: AbortSignal): Deadline {
   const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
   const at = Date.now() + Math.max(0, ms);
   const timer = setTimeout(
     () => controller.abort(new DeadlineExceededError(`${what}: deadline of ${Math.round(ms)} ms exceeded`)),

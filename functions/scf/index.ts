@@ -67,9 +67,14 @@ const ScfEnv = FunctionsEnv.extend({
   SCF_IDLE_MS: ms('SCF_IDLE_MS', 0).default(2000),
   /** A delayed job due within this long (a coalesced status refresh) keeps the invocation, if it fits. */
   SCF_DELAYED_WAIT_MS: ms('SCF_DELAYED_WAIT_MS', 0).default(6000),
-  /** BullMQ's job lock and stalled-check interval: a killed invocation's job is back within two intervals. */
-  SCF_LOCK_MS: ms('SCF_LOCK_MS', 1000).default(30_000),
-  SCF_STALLED_INTERVAL_MS: ms('SCF_STALLED_INTERVAL_MS', 1000).default(30_000),
+  /**
+   * BullMQ's job lock outlives the invocation's time limit by this much: a job's lock cannot expire while the
+   * invocation that holds it may still run (even frozen), so no job ever runs twice at once; once SCF has
+   * killed the invocation, the stalled check of a later one gives the job back within two intervals.
+   */
+  SCF_LOCK_MARGIN_MS: ms('SCF_LOCK_MARGIN_MS', 0).default(5000),
+  /** The stalled-job check interval; default: the lock duration (time limit + margin). */
+  SCF_STALLED_INTERVAL_MS: ms('SCF_STALLED_INTERVAL_MS', 1000).optional(),
 });
 
 let warm: { rt: FunctionsRuntime; env: z.infer<typeof ScfEnv>; slots: WakeSlots } | undefined;
@@ -114,8 +119,8 @@ export async function main_handler(
     concurrency: env.WORKER_CONCURRENCY,
     idleMs: env.SCF_IDLE_MS,
     delayedWaitMs: env.SCF_DELAYED_WAIT_MS,
-    lockMs: env.SCF_LOCK_MS,
-    stalledIntervalMs: env.SCF_STALLED_INTERVAL_MS,
+    lockMs: limit + env.SCF_LOCK_MARGIN_MS,
+    stalledIntervalMs: env.SCF_STALLED_INTERVAL_MS ?? limit + env.SCF_LOCK_MARGIN_MS,
     slot,
   });
   rt.log.info(

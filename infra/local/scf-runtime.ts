@@ -107,7 +107,7 @@ export interface DeployScfOptions {
   /** Instances at most (the function's reserved concurrency). */
   concurrency: number;
   /** Overrides of what serverless.yml says (tests shorten timers and timeouts). */
-  overrides?: Partial<Pick<ScfFunctionConfig, 'timeoutSeconds' | 'memoryMb' | 'timers' | 'asyncRetries'>>;
+  overrides?: Partial<Pick<ScfFunctionConfig, 'name' | 'timeoutSeconds' | 'memoryMb' | 'timers' | 'asyncRetries'>>;
   build?: boolean;
 }
 
@@ -122,7 +122,8 @@ export interface DeployedScf {
 /** Deploys the bundle to the emulator as serverless.yml declares it; returns what the relay needs. */
 export function deployScfFunction(opts: DeployScfOptions): DeployedScf {
   if (opts.build !== false) buildScfBundle();
-  const declared = readServerlessFunction();
+  const serverless = readServerlessFunction();
+  const declared = { ...serverless, name: opts.overrides?.name ?? serverless.name };
   const uin = opts.uin ?? '100000000001';
   opts.emulator.scf.addFunction({
     name: declared.name,

@@ -5,7 +5,8 @@
 // - a cold start when no warm instance is free, up to the function's concurrency limit; beyond it a
 //   synchronous Invoke is refused (status 432) and an asynchronous one waits for a free instance;
 // - the event and context SCF passes (context: time_limit_in_ms, memory_limit_in_mb, request_id, ...);
-// - the time limit enforced by killing the instance (status 433), the memory limit as the V8 heap limit;
+// - the time limit enforced by killing the instance (status 433), the memory limit too: an instance whose
+//   resident memory exceeds the function's memory size is killed (434), as the container's limit would;
 // - asynchronous invocations (InvocationType Event, and timer triggers) retried after an execution error
 //   (twice by default, as SCF does), timer triggers from a seven-field cron.
 // Execution outcomes use SCF's status codes (0 success, 430 user code error, 432 concurrency limit reached,
@@ -13,7 +14,7 @@
 // errors (unknown function, bad parameters) are API errors, as the real Invoke answers them.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -69,7 +70,14 @@ export interface ScfEmulatorOptions {
   logDir?: string;
 }
 
-export type InvocationOutcome = 'success' | 'error' | 'timeout' | 'crash' | 'throttled' | 'init-error';
+export type InvocationOutcome =
+  | 'success'
+  | 'error'
+  | 'timeout'
+  | 'memory'
+  | 'crash'
+  | 'throttled'
+  | 'init-error';
 
 export interface InvocationRecord {
   requestId: string;
@@ -164,6 +172,16 @@ const InvokeParams = z.strictObject({
 });
 
 const key = (namespace: string, name: string) => `${namespace}/${name}`;
+
+/** An instance's resident memory (MB), from /proc; 0 when it is gone. */
+function residentMb(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
 const isoSeconds = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export function createScfService(
@@ -177,6 +195,23 @@ export function createScfService(
   const initTimeoutMs = options.initTimeoutMs ?? 30_000;
   const pendingRetries = new Set<NodeJS.Timeout>();
   let stopped = false;
+  // The memory limit, as a container's: resident memory over the function's memory size kills the instance.
+  const memoryWatch = setInterval(() => {
+    for (const state of functions.values()) {
+      for (const instance of state.instances) {
+        const rssMb = residentMb(instance.info.pid);
+        if (rssMb <= state.config.memoryMb) continue;
+        retire(state, instance);
+        instance.child.kill('SIGKILL');
+        instance.current?.settle({
+          outcome: 'memory',
+          statusCode: 434,
+          error: `Memory limit reached: ${Math.round(rssMb)} MB used of ${state.config.memoryMb} MB`,
+        });
+      }
+    }
+  }, 500);
+  memoryWatch.unref();
 
   function addFunction(config: ScfFunctionConfig): void {
     if (config.timeoutSeconds < 1 || config.timeoutSeconds > 900)
@@ -246,11 +281,11 @@ export function createScfService(
       TENCENTCLOUD_APPID: platform.appId,
       TENCENTCLOUD_UIN: platform.uin,
     };
-    const child = spawn(
-      process.execPath,
-      [`--max-old-space-size=${c.memoryMb}`, RUNTIME_FILE, c.codeDir, c.handler],
-      { cwd: c.codeDir, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
-    );
+    const child = spawn(process.execPath, [RUNTIME_FILE, c.codeDir, c.handler], {
+      cwd: c.codeDir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
     const info: InstanceInfo = {
       id: randomUUID().slice(0, 8),
       functionName: c.name,
@@ -585,6 +620,7 @@ export function createScfService(
     logs: (name, namespace = 'default') => functions.get(key(namespace, name))?.log ?? '',
     async stop() {
       stopped = true;
+      clearInterval(memoryWatch);
       for (const t of pendingRetries) clearTimeout(t);
       const exits: Promise<unknown>[] = [];
       for (const f of functions.values()) {

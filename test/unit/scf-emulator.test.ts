@@ -24,6 +24,7 @@ exports.main_handler = async (event, context) => {
   if (event.throw) throw new Error('boom: ' + event.throw);
   if (event.sleepMs) await new Promise((r) => setTimeout(r, event.sleepMs));
   if (event.hang) await new Promise(() => {});
+  if (event.allocMb) { globalThis.kept = Buffer.alloc(event.allocMb * 1024 * 1024, 1); await new Promise((r) => setTimeout(r, 3000)); }
   console.log('handled ' + context.request_id);
   return { event, context, count, pid: process.pid, env: process.env.GREETING, proxy: process.env.http_proxy ?? null,
     remaining: context.getRemainingTimeInMillis() };
@@ -157,6 +158,16 @@ describe('SCF Invoke (RequestResponse)', () => {
     const next = JSON.parse((await invokeSync({})).RetMsg!);
     expect(next.pid).not.toBe(warm);
     expect(next.count).toBe(1);
+  });
+
+  it('kills an instance whose resident memory exceeds the memory size (434)', async () => {
+    await start([fn({ memoryMb: 100, timeoutSeconds: 10 })]);
+    const pid = JSON.parse((await invokeSync({})).RetMsg!).pid as number;
+    const result = await invokeSync({ allocMb: 150 });
+    expect(result.InvokeResult).toBe(434);
+    expect(result.ErrMsg).toMatch(/Memory limit reached: \d+ MB used of 100 MB/);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(alive(pid)).toBe(false);
   });
 
   it('reports a handler error (430) and supports callback-style handlers', async () => {

@@ -1,0 +1,388 @@
+import { randomBytes } from 'node:crypto';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { listAudit } from '../../functions/adapters/audit-reader.js';
+import { auditStreamKey } from '../../functions/adapters/redis-audit.js';
+import { privateEndpointsKey } from '../../functions/runtime/schedules.js';
+import { SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
+import { buildScfBundle, type DeployedScf, deployScfFunction } from '../../infra/local/scf-runtime.js';
+import type { CapturedRequest, TencentEmulator } from '../../infra/tencent-emulator/server.js';
+import { startTencentEmulator } from '../../infra/tencent-emulator/server.js';
+import { UPDATER_CONFIG_MAP_NAME } from '../../relay/hosts-updater/config-map.js';
+import { secretNameFor } from '../../shared/names.js';
+import { connectRedis, enqueueJobs, openQueue } from '../../shared/queue.js';
+import { createCr, deleteCr, docker } from '../support/crs.js';
+import { adminKubeConfig, createNamespace, statusOf, uniqueName } from '../support/kube.js';
+import { type RelayProcess, startRelayProcess } from '../support/relay.js';
+import { pullSecretsOf } from '../support/secrets.js';
+import { waitFor } from '../support/wait.js';
+
+// The serverless path for real: relay → Redis → asynchronous Invoke (the relay's own key, CAM-limited to
+// scf:Invoke on the function) → the emulator's SCF starts the bundled dist/scf/index.js as SCF does → the
+// handler drains the queue → the cluster. Timers (serverless.yml's safety net) are what keeps it going when
+// Invoke fails; BullMQ's stalled check in every invocation is what recovers a job from a killed invocation.
+
+const kc = adminKubeConfig();
+const core = kc.makeApiClient(CoreV1Api);
+const REGION = 'ap-guangzhou';
+const REGISTRY = `tcr-w${randomBytes(3).toString('hex')}`;
+/** The functions' own Tencent Cloud key (spec.tcr CRs without credentialsSecretRef). */
+const FUNCTIONS_KEY = {
+  secretId: `AKIDFN${randomBytes(10).toString('hex').toUpperCase()}`,
+  secretKey: `fnKey${randomBytes(16).toString('hex')}`,
+};
+const PASSWORD = `pw-${randomBytes(12).toString('hex')}`;
+
+let emulator: TencentEmulator;
+const invokeBodies: string[] = [];
+const redis = connectRedis(inject('redisUrl'));
+const relays: RelayProcess[] = [];
+const crs: string[] = [];
+
+interface Scenario {
+  prefix: string;
+  deployed: DeployedScf;
+  relay?: RelayProcess;
+}
+
+function deploy(
+  name: string,
+  prefix: string,
+  overrides: Parameters<typeof deployScfFunction>[0]['overrides'],
+  { env = {}, concurrency = 3 }: { env?: Record<string, string>; concurrency?: number } = {},
+): DeployedScf {
+  return deployScfFunction({
+    emulator,
+    region: REGION,
+    concurrency,
+    build: false,
+    overrides: { name, ...overrides },
+    environment: {
+      REDIS_URL: inject('redisUrl'),
+      QUEUE_PREFIX: prefix,
+      CLUSTER_ID: 'e2e',
+      KUBECONFIG: inject('functionsKubeconfigPath'),
+      STATUS_DELAY_MS: '300',
+      LOG_LEVEL: 'info',
+      WORKER_CONCURRENCY: '4',
+      TENCENTCLOUD_SECRET_ID: FUNCTIONS_KEY.secretId,
+      TENCENTCLOUD_SECRET_KEY: FUNCTIONS_KEY.secretKey,
+      TENCENTCLOUD_ENDPOINT: emulator.endpoint,
+      TENCENTCLOUD_PROTOCOL: 'http://',
+      SCF_IDLE_MS: '500',
+      SCF_MARGIN_MS: '500',
+      SCF_DELAYED_WAIT_MS: '1000',
+      ...env,
+    },
+  });
+}
+
+async function startRelay(s: Scenario, extra: Record<string, string> = {}): Promise<RelayProcess> {
+  const relay = await startRelayProcess({
+    KUBECONFIG: inject('relayKubeconfigPath'),
+    REDIS_URL: inject('redisUrl'),
+    QUEUE_PREFIX: s.prefix,
+    CLUSTER_ID: 'e2e',
+    LEASE_DURATION_MS: '5000',
+    SCF_WAKE_TICK_MS: '200',
+    ...s.deployed.relayEnv,
+    ...extra,
+  });
+  relays.push(relay);
+  await relay.waitReady(60_000);
+  s.relay = relay;
+  return relay;
+}
+
+async function converged(namespaces: string[], cr: string): Promise<boolean> {
+  for (const ns of namespaces) {
+    const entries = await pullSecretsOf(kc, ns, 'default').catch((): string[] => []);
+    if (!entries.includes(secretNameFor(cr))) return false;
+  }
+  return true;
+}
+
+async function namespacesFor(cr: string, count: number): Promise<string[]> {
+  const names = Array.from({ length: count }, () => uniqueName('scfw'));
+  for (const ns of names) await createNamespace(kc, ns, { 'scf-e2e': cr });
+  return names;
+}
+
+beforeAll(async () => {
+  buildScfBundle();
+  emulator = await startTencentEmulator({
+    credentials: [FUNCTIONS_KEY],
+    registries: [{ registryId: REGISTRY, region: REGION }],
+    internalEndpoints: { [REGISTRY]: [{ vpcId: 'vpc-w1', subnetId: 'subnet-w1', accessIp: '10.30.0.7' }] },
+    scf: { asyncRetryDelayMs: 500, logDir: process.env.SCF_E2E_LOG_DIR },
+    onRequest: (r: CapturedRequest) => {
+      if (r.headers['x-tc-action'] === 'Invoke') invokeBodies.push(r.body.toString('utf8'));
+    },
+  });
+});
+
+afterAll(async () => {
+  for (const relay of relays) await relay.kill();
+  if (process.env.SCF_E2E_LOG_DIR) {
+    const { writeFileSync } = await import('node:fs');
+    relays.forEach((r, i) => writeFileSync(`${process.env.SCF_E2E_LOG_DIR}/relay-${i}.log`, r.output()));
+    writeFileSync(
+      `${process.env.SCF_E2E_LOG_DIR}/invocations.json`,
+      JSON.stringify(emulator.scf.invocations(), null, 1),
+    );
+  }
+  for (const cr of crs) await deleteCr(kc, cr).catch(() => {});
+  await emulator?.stop();
+  redis.disconnect();
+});
+
+describe('the relay wakes SCF', () => {
+  const s: Scenario = { prefix: `{scfw${randomBytes(3).toString('hex')}}`, deployed: undefined as never };
+  const cr = uniqueName('scf-wake');
+  let namespaces: string[] = [];
+
+  beforeAll(async () => {
+    // No timers at all: whatever converges here was woken by the relay.
+    s.deployed = deploy('tcr-wake-e2e', s.prefix, { timers: [] });
+    await startRelay(s);
+  });
+  afterAll(() => s.relay?.kill());
+
+  it('a new namespace is served within seconds, by an invocation the relay started', async () => {
+    crs.push(cr);
+    await createCr(kc, cr, {
+      namespaces: '*',
+      namespaceSelector: { matchLabels: { 'scf-e2e': cr } },
+      docker: docker(PASSWORD),
+    });
+    const started = Date.now();
+    namespaces = await namespacesFor(cr, 3);
+    await waitFor('namespaces to carry the pull secret', () => converged(namespaces, cr), {
+      timeoutMs: 30_000,
+    });
+    expect(Date.now() - started).toBeLessThan(15_000);
+    const records = emulator.scf.invocations('tcr-wake-e2e');
+    expect(records.length).toBeGreaterThan(0);
+    expect(records.every((r) => r.type === 'Event')).toBe(true);
+    expect(await s.relay!.metric('tcr_relay_scf_invocations_total')).toBeGreaterThan(0);
+  });
+
+  it('a burst costs a bounded number of invocations (coalesced per slot)', async () => {
+    const before = emulator.scf.invocations('tcr-wake-e2e').length;
+    const burst = await namespacesFor(cr, 40);
+    await waitFor('the burst to converge', () => converged(burst, cr), { timeoutMs: 60_000 });
+    const used = emulator.scf.invocations('tcr-wake-e2e').length - before;
+    // 40 namespaces, 80+ jobs: a handful of invocations at most (one per slot at a time), not one per job;
+    // none at all when the invocation woken before is still draining.
+    expect(used).toBeLessThanOrEqual(10);
+    expect(emulator.scf.invocations('tcr-wake-e2e').length).toBeGreaterThan(0);
+    expect(await s.relay!.metric('tcr_relay_scf_wakes_coalesced_total')).toBeGreaterThan(0);
+    // Never more instances than the function's concurrency.
+    expect(emulator.scf.instances('tcr-wake-e2e').length).toBeLessThanOrEqual(3);
+    namespaces.push(...burst);
+  });
+
+  it('no credential in the Invoke payload, logs, audit or metrics', async () => {
+    const secrets = [
+      s.deployed.relaySecretKey,
+      s.deployed.relayEnv.SCF_WAKE_SECRET_ID!,
+      FUNCTIONS_KEY.secretKey,
+      PASSWORD,
+      Buffer.from(`100012345678:${PASSWORD}`).toString('base64'),
+    ];
+    const payloads = invokeBodies.map((b) => JSON.parse(b) as { ClientContext: string });
+    expect(payloads.length).toBeGreaterThan(0);
+    for (const p of payloads) {
+      expect(Object.keys(JSON.parse(p.ClientContext)).sort()).toEqual(['action', 'slot', 'wake']);
+    }
+    // Every invocation has returned (and logged its summary).
+    await waitFor('the invocations to end', () =>
+      emulator.scf.invocations('tcr-wake-e2e').every((r) => r.outcome !== undefined),
+    );
+    const audit = JSON.stringify(await listAudit(redis, auditStreamKey(s.prefix), {}));
+    expect(audit.length).toBeGreaterThan(100);
+    const haystacks = {
+      invokePayloads: invokeBodies.join('\n'),
+      relayLog: s.relay!.output(),
+      relayMetrics: await s.relay!.metrics(),
+      functionLog: emulator.scf.logs('tcr-wake-e2e'),
+      audit,
+    };
+    expect(haystacks.functionLog).toContain('scf invocation done');
+    for (const [where, text] of Object.entries(haystacks)) {
+      for (const secret of secrets)
+        expect(text.includes(secret), `${where} contains a credential`).toBe(false);
+    }
+  });
+});
+
+describe('Invoke failing', () => {
+  const s: Scenario = { prefix: `{scff${randomBytes(3).toString('hex')}}`, deployed: undefined as never };
+  const cr = uniqueName('scf-fail');
+
+  beforeAll(async () => {
+    // The safety net at test speed: a drain timer every two seconds.
+    s.deployed = deploy('tcr-fail-e2e', s.prefix, {
+      timers: [{ name: 'drain-queue', cronExpression: '*/2 * * * * * *', argument: 'drain' }],
+    });
+  });
+  afterAll(() => s.relay?.kill());
+
+  it('throttling, then InternalError: the timers still converge everything; the relay counts the failures', async () => {
+    emulator.injectFault({ action: 'Invoke', code: 'RequestLimitExceeded', times: 3 });
+    emulator.injectFault({ action: 'Invoke', code: 'InternalError', times: Number.POSITIVE_INFINITY });
+    const relay = await startRelay(s, { SCF_WAKE_BACKOFF_MS: '50', SCF_WAKE_BACKOFF_CAP_MS: '400' });
+    crs.push(cr);
+    await createCr(kc, cr, {
+      namespaces: '*',
+      namespaceSelector: { matchLabels: { 'scf-e2e': cr } },
+      docker: docker(PASSWORD),
+    });
+    const namespaces = await namespacesFor(cr, 5);
+    await waitFor('the timers to converge the namespaces', () => converged(namespaces, cr), {
+      timeoutMs: 60_000,
+    });
+    await waitFor(
+      'both failure kinds counted',
+      async () =>
+        (await relay.metric('tcr_relay_scf_invoke_errors_total', { code: 'RequestLimitExceeded' })) >= 3 &&
+        (await relay.metric('tcr_relay_scf_invoke_errors_total', { code: 'InternalError' })) >= 1,
+    );
+    expect(await relay.metric('tcr_relay_scf_invocations_total')).toBe(0);
+    // Every execution was a timer's; the relay kept enqueueing (it is ready, and its jobs were run).
+    const records = emulator.scf.invocations('tcr-fail-e2e');
+    expect(records.length).toBeGreaterThan(0);
+    expect(records.every((r) => r.type === 'Timer')).toBe(true);
+    expect(await relay.ready()).toBe(true);
+    expect(await relay.metric('tcr_relay_jobs_enqueued_total')).toBeGreaterThan(0);
+    // One line per condition, not one per failed attempt.
+    const warnings = relay
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('SCF Invoke failed'));
+    expect(warnings.length).toBeGreaterThanOrEqual(1);
+    expect(warnings.length).toBeLessThanOrEqual(3);
+    emulator.clearFaults();
+  });
+});
+
+describe('an invocation killed by its time limit in the middle of a job', () => {
+  const s: Scenario = { prefix: `{scfk${randomBytes(3).toString('hex')}}`, deployed: undefined as never };
+  const cr = uniqueName('scf-kill');
+  const LIMIT_S = 4;
+  const LOCK_MARGIN_MS = 1000;
+  /** Lock = time limit + margin; the stalled check runs that often. */
+  const INTERVAL_MS = LIMIT_S * 1000 + LOCK_MARGIN_MS;
+
+  const readConfigMap = () =>
+    core
+      .readNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: UPDATER_CONFIG_MAP_NAME })
+      .catch((error: unknown) => {
+        if (statusOf(error) === 404) return undefined;
+        throw error;
+      });
+
+  beforeAll(async () => {
+    await core
+      .deleteNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: UPDATER_CONFIG_MAP_NAME })
+      .catch(() => {});
+    // One instance at a time, a timer every second: invocations keep coming, each runs the stalled check.
+    s.deployed = deploy(
+      'tcr-kill-e2e',
+      s.prefix,
+      {
+        timeoutSeconds: LIMIT_S,
+        timers: [{ name: 'drain-queue', cronExpression: '* * * * * * *', argument: 'drain' }],
+      },
+      { env: { SCF_LOCK_MARGIN_MS: String(LOCK_MARGIN_MS) }, concurrency: 1 },
+    );
+  });
+
+  afterAll(async () => {
+    await core
+      .deleteNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: UPDATER_CONFIG_MAP_NAME })
+      .catch(() => {});
+  });
+
+  it('is finished by a later invocation within two stalled-check intervals; nothing lost, nothing run twice at once', async () => {
+    crs.push(cr);
+    // A CR that wants private-network resolving: the refresh job asks TCR for the instance's endpoints.
+    await createCr(kc, cr, {
+      namespaces: 'nothing-matches-this',
+      docker: { server: `${REGISTRY}.tencentcloudcr.com` },
+      tcr: { registryId: REGISTRY, region: REGION },
+      privateNetwork: { enabled: true },
+    });
+    // TCR answers the first DescribeInternalEndpoints only after 30 s: the job is mid-flight, waiting.
+    emulator.injectDelay({ action: 'DescribeInternalEndpoints', ms: 30_000, times: 1 });
+    const calls = () => emulator.callLog().filter((c) => c.action === 'DescribeInternalEndpoints');
+    await enqueueJobs(openQueue(redis, { prefix: s.prefix, attempts: 8, backoffMs: 500 }), [
+      { key: privateEndpointsKey('e2e'), trigger: 'resync' },
+    ]);
+    await waitFor('the job to call TCR', () => calls().length >= 1, { timeoutMs: 30_000, intervalMs: 10 });
+    // Freeze the instance in the middle of the job (a stall no deadline can interrupt): only SCF's time
+    // limit ends it.
+    const running = emulator.scf.invocations('tcr-kill-e2e').filter((r) => r.startedAt && !r.endedAt);
+    expect(running).toHaveLength(1);
+    const victim = running[0]!;
+    process.kill(victim.pid!, 'SIGSTOP');
+    await waitFor('the time limit to kill it', () => victim.outcome === 'timeout', { timeoutMs: 10_000 });
+    const killedAt = victim.endedAt!;
+    await waitFor('the killed instance to be gone', () => {
+      try {
+        process.kill(victim.pid!, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+
+    const cm = await waitFor('the ConfigMap from the recovered job', readConfigMap, {
+      timeoutMs: 4 * INTERVAL_MS,
+      intervalMs: 50,
+    });
+    const doneAt = Date.now();
+    expect(JSON.parse(cm.data?.hosts ?? '[]')).toEqual(
+      expect.arrayContaining([expect.objectContaining({ ip: '10.30.0.7' })]),
+    );
+    expect(doneAt - killedAt).toBeLessThanOrEqual(2 * INTERVAL_MS + 1500);
+    // Nothing ran twice at once: the only run that finished started after the killed one was gone.
+    const entries = (await listAudit(redis, auditStreamKey(s.prefix), {})).filter((e) =>
+      e.key.startsWith('private-endpoints'),
+    );
+    expect(entries.map((e) => e.outcome)).toEqual(['success']);
+    expect(Date.parse(entries[0]!.time)).toBeGreaterThanOrEqual(killedAt);
+    expect(calls().length).toBe(2);
+    expect(calls()[1]!.at).toBeGreaterThanOrEqual(killedAt);
+    // A later invocation's stalled check gave it back; it is not failed, and nothing is left active.
+    expect(emulator.scf.logs('tcr-kill-e2e')).toContain('stalled job');
+    const queue = openQueue(redis, { prefix: s.prefix, attempts: 8, backoffMs: 500 });
+    await waitFor('no job left active', async () => (await queue.getActiveCount()) === 0);
+    expect(await queue.getFailedCount()).toBe(0);
+  });
+
+  it('a job past its deadline is cut short (its TCR request cancelled) and retried, never left active', async () => {
+    const before = (await listAudit(redis, auditStreamKey(s.prefix), {})).length;
+    const calls = () => emulator.callLog().filter((c) => c.action === 'DescribeInternalEndpoints');
+    const callsBefore = calls().length;
+    // Slower than the job's deadline (a quarter of the 4 s limit), faster than the time limit.
+    emulator.injectDelay({ action: 'DescribeInternalEndpoints', ms: 2500, times: 1 });
+    const queue = openQueue(redis, { prefix: s.prefix, attempts: 8, backoffMs: 500 });
+    await enqueueJobs(queue, [{ key: privateEndpointsKey('e2e'), trigger: 'resync' }]);
+    const entries = await waitFor(
+      'a retry, then a success',
+      async () => {
+        const all = (await listAudit(redis, auditStreamKey(s.prefix), {})).slice(before);
+        return all.some((e) => e.outcome === 'success') ? all : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(entries.map((e) => e.outcome)).toEqual(['retry', 'success']);
+    expect(entries[0]?.error).toMatch(/deadline/);
+    expect(entries[0]?.durationMs).toBeLessThan(1500);
+    expect(calls().length - callsBefore).toBe(2);
+    // The invocation that cut the job short ended normally: nothing was killed this time.
+    expect(emulator.scf.invocations('tcr-kill-e2e').filter((r) => r.outcome === 'timeout')).toHaveLength(1);
+    expect(await queue.getActiveCount()).toBe(0);
+  });
+});
