@@ -107,7 +107,9 @@ export interface DeployScfOptions {
   /** Instances at most (the function's reserved concurrency). */
   concurrency: number;
   /** Overrides of what serverless.yml says (tests shorten timers and timeouts). */
-  overrides?: Partial<Pick<ScfFunctionConfig, 'name' | 'timeoutSeconds' | 'memoryMb' | 'timers' | 'asyncRetries'>>;
+  overrides?: Partial<
+    Pick<ScfFunctionConfig, 'name' | 'timeoutSeconds' | 'memoryMb' | 'timers' | 'asyncRetries'>
+  >;
   build?: boolean;
 }
 

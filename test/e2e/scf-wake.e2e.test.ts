@@ -125,7 +125,8 @@ afterAll(async () => {
   for (const relay of relays) await relay.kill();
   if (process.env.SCF_E2E_LOG_DIR) {
     const { writeFileSync } = await import('node:fs');
-    relays.forEach((r, i) => writeFileSync(`${process.env.SCF_E2E_LOG_DIR}/relay-${i}.log`, r.output()));
+    for (const [i, r] of relays.entries())
+      writeFileSync(`${process.env.SCF_E2E_LOG_DIR}/relay-${i}.log`, r.output());
     writeFileSync(
       `${process.env.SCF_E2E_LOG_DIR}/invocations.json`,
       JSON.stringify(emulator.scf.invocations(), null, 1),
