@@ -13,7 +13,7 @@ const int = (name: string, min: number) =>
 
 /**
  * The relay's SCF wake-ups (off unless SCF_WAKE_FUNCTION is set). The key is the relay's own, allowed only
- * `scf:Invoke` on this function (docs/adr-008-scf-wake.md has the CAM policy); it is never logged.
+ * `scf:Invoke` on this function (docs/adr-010-scf-wake.md has the CAM policy); it is never logged.
  */
 export const ScfWakeEnv = z
   .object({

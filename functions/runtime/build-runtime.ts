@@ -86,6 +86,9 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
     attempts: env.JOB_ATTEMPTS,
     backoffMs: env.JOB_BACKOFF_MS,
   });
+  // Without a listener BullMQ prints every reconnect failure of a Redis outage (QueueBase.emit falls back to
+  // console.error); the commands that fail report the outage where it matters.
+  queue.on('error', () => {});
   const auditKey = auditStreamKey(env.QUEUE_PREFIX);
   const audit = new RedisAudit(redis, auditKey, env.AUDIT_STREAM_MAXLEN);
   const failures = new RedisFailureStore(redis, env.QUEUE_PREFIX);

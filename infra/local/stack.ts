@@ -27,8 +27,8 @@ import {
   SYSTEM_NAMESPACE,
 } from './paths.js';
 import { type LocalRedis, startRedis } from './redis.js';
-import { startLocalWebhook, type WebhookProcess } from './webhook.js';
 import { type DeployedScf, deployScfFunction } from './scf-runtime.js';
+import { startLocalWebhook, type WebhookProcess } from './webhook.js';
 
 /** The registry the local emulator serves (the sample spec.tcr CR names it). */
 export const LOCAL_REGISTRY = 'tcr-local1';
