@@ -7,7 +7,7 @@
 # This project's machines cannot pull a base image; infra/scripts/build-image.mjs builds this same file with
 # BuildKit built from source, supplying NODE_IMAGE as a local named context with the same Node release, and
 # the host's npm cache as the `npm-cache` context. Why that keeps the two images the same:
-# docs/adr-008-one-image.md.
+# docs/adr-011-one-image.md.
 
 # The base of both stages. Keep NODE_VERSION and this tag on the same release (build-image.mjs checks both).
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim

@@ -5,7 +5,7 @@
 // network namespace with only loopback: nothing in the build can reach any other address, which also proves
 // that no base image is pulled. The Dockerfile's NODE_IMAGE is supplied as an `oci-layout://` named context
 // (node-base.ts: this machine's Node of the same release) and its `npm-cache` context is this machine's npm
-// cache, installed with `npm ci --offline`. Why the result is the image users build: docs/adr-008-one-image.md.
+// cache, installed with `npm ci --offline`. Why the result is the image users build: docs/adr-011-one-image.md.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
