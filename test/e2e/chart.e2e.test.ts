@@ -11,22 +11,16 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { TencentTcrApi } from '../../functions/adapters/tencent-tcr.js';
 import { writeHelloImage } from '../../infra/local/images.js';
 import { SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
-import {
-  createTokenSigner,
-  type LocalRegistry,
-  pushImage,
-  startRegistry,
-} from '../../infra/local/registry.js';
-import { startTencentEmulator, type TencentEmulator } from '../../infra/tencent-emulator/server.js';
+import { type LocalRegistry, pushImage } from '../../infra/local/registry.js';
 import { secretNameFor } from '../../shared/names.js';
 import { CHART_DIR, helm, setArgs } from '../support/chart.js';
 import { createCr, deleteCr, patchCrSpec, readCr } from '../support/crs.js';
 import { projectImage, unpackImage } from '../support/image.js';
 import { adminKubeConfig, createNamespace, uniqueName } from '../support/kube.js';
 import { podLog, requireNode, runNode, waitForPodState } from '../support/node.js';
+import { startTcrInstance, type TcrInstance } from '../support/registry.js';
 import { dockerConfigOf, pullSecretsOf, readSecret } from '../support/secrets.js';
 import { waitFor } from '../support/wait.js';
 
@@ -60,22 +54,17 @@ const PULL_SECRET = 'tcr-e2e-image-pull';
 const api = new URL(inject('apiServer'));
 
 let dir: string;
-let emulator: TencentEmulator | undefined;
+let tcr: TcrInstance | undefined;
 let registry: LocalRegistry | undefined;
-let tcrApi: TencentTcrApi;
 let helloRef: string;
 let values: Record<string, string | number | boolean>;
 let installed = false;
 const timings: Record<string, number> = {};
 
-const issueToken = () =>
-  tcrApi.createInstanceToken({
-    registryId: REGISTRY,
-    region: REGION,
-    credential: { secretId: SECRET_ID, secretKey: SECRET_KEY },
-    tokenType: 'temp',
-    desc: 'chart e2e',
-  });
+const issueToken = () => {
+  if (!tcr) throw new Error('no TCR instance');
+  return tcr.issueToken();
+};
 
 /** A base port whose next one is free too (hostNetwork: replica i listens on base + i). */
 async function freePortPair(): Promise<number> {
@@ -157,27 +146,15 @@ async function converged(cr: string, minDesired = 1) {
 beforeAll(async () => {
   if (!node) return;
   dir = await mkdtemp(path.join(os.tmpdir(), 'tcr-chart-e2e-'));
-  const signer = await createTokenSigner(dir);
-  emulator = await startTencentEmulator({
-    credentials: [{ secretId: SECRET_ID, secretKey: SECRET_KEY }],
-    registries: [{ registryId: REGISTRY, region: REGION }],
-    registryTokenService: {
-      registryId: REGISTRY,
-      service: 'tcr-chart-registry',
-      issuer: 'tcr-emulator',
-      keyPem: signer.keyPem,
-      certDerBase64: signer.certDerBase64,
-    },
-  });
-  registry = await startRegistry({
-    realm: `${emulator.url}/service/token`,
+  tcr = await startTcrInstance(dir, {
+    registryId: REGISTRY,
+    region: REGION,
+    secretId: SECRET_ID,
+    secretKey: SECRET_KEY,
     service: 'tcr-chart-registry',
-    issuer: 'tcr-emulator',
-    signer,
-    tls: { pki: inject('caFiles') },
   });
+  registry = tcr.registry;
   await node.trustRegistry(registry.host, registry.caFile ?? '');
-  tcrApi = new TencentTcrApi({ endpoint: emulator.endpoint, protocol: 'http://', timeoutSeconds: 5 });
 
   // Our image, built by the project's script, pushed to the registry; the workload image a user deploys.
   const started = Date.now();
@@ -237,8 +214,7 @@ afterAll(async () => {
   for (const ns of [NS_BEFORE, NS_ADOPT, NS_NEW, NS_AFTER_KILL])
     await core.deleteNamespace({ name: ns }).catch(() => {});
   await core.deleteNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: PULL_SECRET }).catch(() => {});
-  await registry?.stop();
-  await emulator?.stop();
+  await tcr?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
   if (Object.keys(timings).length > 0) console.log(`[chart e2e] timings ${JSON.stringify(timings)}`);
 });

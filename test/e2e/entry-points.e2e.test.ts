@@ -65,17 +65,15 @@ beforeAll(async () => {
     enabled: 'true',
     hosts: JSON.stringify([{ domain: `boot-${suffix}.example.com`, ip: '127.0.0.9' }]),
   };
-  if (savedConfigMap)
-    await core.replaceNamespacedConfigMap({
-      namespace: SYSTEM_NAMESPACE,
-      name: UPDATER_CONFIG_MAP_NAME,
-      body: { ...savedConfigMap, data },
-    });
-  else
-    await core.createNamespacedConfigMap({
-      namespace: SYSTEM_NAMESPACE,
-      body: { metadata: { name: UPDATER_CONFIG_MAP_NAME }, data },
-    });
+  // Without our managed-by label: the functions (the worker booted here schedules a private-endpoints
+  // refresh) never rewrite a ConfigMap they did not make.
+  await core
+    .deleteNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: UPDATER_CONFIG_MAP_NAME })
+    .catch(() => {});
+  await core.createNamespacedConfigMap({
+    namespace: SYSTEM_NAMESPACE,
+    body: { metadata: { name: UPDATER_CONFIG_MAP_NAME }, data },
+  });
 }, 300_000);
 
 afterAll(async () => {
