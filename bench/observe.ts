@@ -7,13 +7,17 @@ interface SaEvent {
 }
 
 /**
- * An observer watch on ServiceAccounts (admin, not part of the system under test): records, per namespace,
- * when its `default` ServiceAccount appeared and when it first listed `secretName`.
+ * An observer watch on ServiceAccounts and on the Secrets they should name (admin, not part of the system
+ * under test): records, per namespace, when its `default` ServiceAccount appeared, when it first listed one
+ * of `secretNames`, when that Secret existed, and when both held (`converged`). With the admission webhook a
+ * ServiceAccount carries the entry from birth: only the Secret's arrival then says the namespace can pull.
  */
 export class ServiceAccountObserver {
   readonly appeared = new Map<string, number>();
   readonly carrying = new Map<string, number>();
-  private controller: AbortController | undefined;
+  readonly secretSeen = new Map<string, number>();
+  readonly converged = new Map<string, number>();
+  private readonly controllers: AbortController[] = [];
 
   constructor(
     private readonly kc: KubeConfig,
@@ -22,28 +26,43 @@ export class ServiceAccountObserver {
   ) {}
 
   async start(resourceVersion?: string): Promise<void> {
+    const mark = (ns: string) => {
+      const a = this.carrying.get(ns);
+      const b = this.secretSeen.get(ns);
+      if (a !== undefined && b !== undefined && !this.converged.has(ns))
+        this.converged.set(ns, Math.max(a, b));
+    };
     const handle = (type: string, sa: SaEvent) => {
       const ns = sa.metadata?.namespace ?? '';
       if (sa.metadata?.name !== 'default' || !this.interesting(ns) || type === 'DELETED') return;
       const now = performance.now();
       if (!this.appeared.has(ns)) this.appeared.set(ns, now);
       const names = (sa.imagePullSecrets ?? []).map((r) => r.name);
-      if (!this.carrying.has(ns) && this.secretNames().some((s) => names.includes(s)))
+      if (!this.carrying.has(ns) && this.secretNames().some((s) => names.includes(s))) {
         this.carrying.set(ns, now);
+        mark(ns);
+      }
     };
-    const loop = async () => {
+    const handleSecret = (type: string, secret: SaEvent) => {
+      const ns = secret.metadata?.namespace ?? '';
+      if (type !== 'ADDED' || !this.interesting(ns) || this.secretSeen.has(ns)) return;
+      const now = performance.now();
+      this.secretSeen.set(ns, now);
+      mark(ns);
+    };
+    const loop = async (path: string, query: Record<string, unknown>, onEvent: typeof handle) => {
       for (;;) {
         await new Promise<void>((resolve) => {
           new Watch(this.kc)
             .watch(
-              '/api/v1/serviceaccounts',
-              { allowWatchBookmarks: true, ...(resourceVersion ? { resourceVersion } : {}) },
-              handle,
+              path,
+              { allowWatchBookmarks: true, ...(resourceVersion ? { resourceVersion } : {}), ...query },
+              onEvent,
               () => resolve(),
             )
             .then(
               (c) => {
-                this.controller = c;
+                this.controllers.push(c);
               },
               () => resolve(),
             );
@@ -51,14 +70,16 @@ export class ServiceAccountObserver {
         if (this.stopped) return;
       }
     };
-    void loop();
+    void loop('/api/v1/serviceaccounts', {}, handle);
+    for (const name of this.secretNames())
+      void loop('/api/v1/secrets', { fieldSelector: `metadata.name=${name}` }, handleSecret);
     await new Promise((r) => setTimeout(r, 300));
   }
 
   private stopped = false;
   stop(): void {
     this.stopped = true;
-    this.controller?.abort();
+    for (const c of this.controllers) c.abort();
   }
 }
 

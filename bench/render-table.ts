@@ -52,7 +52,7 @@ function renderRun(r: Record<string, any>): string[] {
   if (l)
     lines.push(
       '',
-      `Latency (${l.rate}/s for ${l.durationSeconds} s, default ServiceAccount seen → carrying the entry): p50 ${l.p50Ms} ms (≤ 300), p99 ${l.p99Ms} ms (≤ 1500), max ${l.maxMs} ms`,
+      `Latency (${l.rate}/s for ${l.durationSeconds} s, default ServiceAccount seen → carrying the entry, its Secret present): p50 ${l.p50Ms} ms (≤ 300), p99 ${l.p99Ms} ms (≤ 1500), max ${l.maxMs} ms`,
     );
   const scfLines = [
     ...(r.bursts as { n: number; scf?: ScfPhase }[])
@@ -77,6 +77,32 @@ function renderRun(r: Record<string, any>): string[] {
     lines.push(
       '',
       `API requests per namespace converged (burst N=${last.n}, all clients): ${perNs.join(', ')}`,
+    );
+  }
+  const a = r.admission as
+    | {
+        n: number;
+        calls: number;
+        apiserver: { p50Ms: number; p99Ms: number; meanMs: number; shareAtMost5ms: number };
+        webhookServer: { p99Ms: number };
+        failOpen: number;
+        bornWithEntry: number;
+        withWebhook: Record<string, number>;
+        withoutWebhook?: Record<string, number>;
+      }
+    | undefined;
+  if (a) {
+    const patches = (x: Record<string, number> | undefined) => x?.['PATCH serviceaccounts'] ?? 0;
+    const all = (x: Record<string, number> | undefined) =>
+      x
+        ? Object.values(x)
+            .reduce((p, q) => p + q, 0)
+            .toFixed(2)
+        : '-';
+    lines.push(
+      '',
+      `Admission webhook (burst N=${a.n}, ${a.calls} calls; API server's apiserver_admission_webhook_admission_duration_seconds): p99 ${a.apiserver.p99Ms} ms (≤ 10; ${(a.apiserver.shareAtMost5ms * 100).toFixed(1)} % of calls ≤ 5 ms), p50 ${a.apiserver.p50Ms} ms, mean ${a.apiserver.meanMs} ms; inside the webhook p99 ${a.webhookServer.p99Ms} ms; failed open ${a.failOpen}; ServiceAccounts born with the entry ${a.bornWithEntry}/${a.n}`,
+      `ServiceAccount patches per namespace: ${patches(a.withWebhook)} with the webhook, ${a.withoutWebhook ? patches(a.withoutWebhook) : '-'} without (all API requests per namespace, queue drained: ${all(a.withWebhook)} with, ${all(a.withoutWebhook)} without)`,
     );
   }
   return lines;

@@ -6,12 +6,26 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1MutatingWebhookConfiguration,
+} from '@kubernetes/client-node';
 import { REPO_ROOT } from '../infra/local/paths.js';
 import { type LocalStack, startLocalStack, waitForRelay } from '../infra/local/stack.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
 import { enqueueJobs } from '../shared/queue.js';
+import {
+  apiserverWebhookHistogram,
+  diffHistogram,
+  failOpenCount,
+  parseHistogram,
+  quantile,
+  shareAtMost,
+} from './admission.js';
 import { renderChart } from './chart.js';
 import {
   diffTotals,
@@ -112,6 +126,10 @@ function readProcRssMiB(pid: number): number {
     return 0;
   }
 }
+const ms = (seconds: number) => +(seconds * 1000).toFixed(2);
+const perNamespace = (requests: Record<string, number>, n: number) =>
+  Object.fromEntries(Object.entries(requests).map(([k, v]) => [k, +(v / n).toFixed(2)]));
+
 /** One runtime's scenarios on a fresh stack: bursts (with floors), steady state, rotation, latency. */
 async function benchRuntime(runtime: Runtime) {
   const stack: LocalStack = await startLocalStack({
@@ -154,6 +172,30 @@ async function benchRuntime(runtime: Runtime) {
     const ticks = Number(stat[11]) + Number(stat[12]);
     return { rssMiB: +(rssKb / 1024).toFixed(1), cpuSeconds: ticks / 100 };
   }
+
+  /** The admission webhook as the API server sees it (our webhook's CREATE calls) and as it sees itself. */
+  async function admissionSnapshot() {
+    const metrics = (await stack.cluster.get('/metrics')).body;
+    return {
+      api: apiserverWebhookHistogram(metrics),
+      failOpen: failOpenCount(metrics),
+      server: stack.webhook
+        ? parseHistogram(await stack.webhook.metrics(), 'tcr_webhook_admission_duration_seconds', {
+            operation: 'CREATE',
+          })
+        : { buckets: [], count: 0, sum: 0 },
+    };
+  }
+  /** The webhook's node process (the managed process is its supervisor). */
+  const webhookPid = () => {
+    const supervisor = stack.webhook?.process.child.pid;
+    if (supervisor === undefined) return undefined;
+    const children = readFileSync(`/proc/${supervisor}/task/${supervisor}/children`, 'utf8')
+      .trim()
+      .split(' ');
+    return children[0] ? Number(children[0]) : undefined;
+  };
+  let admission: Record<string, unknown> | undefined;
 
   async function createNamespaces(names: string[], labels: Record<string, string>) {
     await runPool(names, concurrency, async (name) => {
@@ -213,22 +255,50 @@ async function benchRuntime(runtime: Runtime) {
     );
     await observer.start();
     const scf0 = runtime === 'scf' ? Date.now() : undefined;
+    const admissionBefore = await admissionSnapshot();
     const before = await apiMetrics();
     const relayBefore = await procStats(stack.relay.pid!);
     const t0 = performance.now();
     await createNamespaces(ours, { 'bench-owner': 'tcr-assistant' });
-    await waitAll(observer.carrying, ours, `ours N=${n}`);
-    const oursMs = Math.max(...ours.map((ns) => observer.carrying.get(ns)!)) - t0;
+    // Converged: the ServiceAccount carries the entry (from birth, with the webhook) and the Secret exists.
+    await waitAll(observer.converged, ours, `ours N=${n}`);
+    const oursMs = Math.max(...ours.map((ns) => observer.converged.get(ns)!)) - t0;
     const burstRequests = diffTotals(await apiMetrics(), before);
     const scfBurst = scf0 ? scfPhase(stack, scf0, n) : undefined;
     const scfRss = runtime === 'scf' ? scfSummary(stack).instancesRssMiB : undefined;
     if (scfBurst) log(`scf N=${n}: ${JSON.stringify(scfBurst)}`);
     observer.stop();
     log(`ours N=${n}: ${oursMs.toFixed(0)} ms`);
+    if (n === sizes[0]) {
+      // Admission during a burst of N new namespaces (each `default` ServiceAccount is one call), and what
+      // the whole burst cost once the queue is idle (compared below with the same burst without the webhook).
+      const after = await admissionSnapshot();
+      await waitQueueIdle(stack.functions.queue);
+      const settled = diffTotals(await apiMetrics(), before);
+      const api = diffHistogram(after.api, admissionBefore.api);
+      const server = diffHistogram(after.server, admissionBefore.server);
+      admission = {
+        n,
+        calls: api.count,
+        apiserver: {
+          p50Ms: ms(quantile(api, 0.5)),
+          p99Ms: ms(quantile(api, 0.99)),
+          meanMs: ms(api.sum / Math.max(1, api.count)),
+          shareAtMost5ms: +shareAtMost(api, 0.005).toFixed(4),
+          shareAtMost25ms: +shareAtMost(api, 0.025).toFixed(4),
+        },
+        webhookServer: { p50Ms: ms(quantile(server, 0.5)), p99Ms: ms(quantile(server, 0.99)) },
+        failOpen: after.failOpen - admissionBefore.failOpen,
+        bornWithEntry: ours.filter((ns) => observer.carrying.get(ns) === observer.appeared.get(ns)).length,
+        withWebhook: perNamespace(settled, n),
+        loadDuringBurst: os.loadavg()[0],
+      };
+      log(`admission N=${n}: ${JSON.stringify(admission)}`);
+    }
     series.push({
       label: label(`ours N=${n}`),
       points: ours
-        .map((ns) => observer.carrying.get(ns)! - t0)
+        .map((ns) => observer.converged.get(ns)! - t0)
         .sort((a, b) => a - b)
         .map((t, i) => [t / 1000, i + 1]),
     });
@@ -378,16 +448,49 @@ async function benchRuntime(runtime: Runtime) {
       footprint: {
         relayRssMiB: relayAfter.rssMiB,
         relayCpuSeconds: +(relayAfter.cpuSeconds - relayBefore.cpuSeconds).toFixed(2),
+        ...(webhookPid() ? { webhookRssMiB: (await procStats(webhookPid() as number)).rssMiB } : {}),
         workerProcessRssMiB: +(process.memoryUsage().rss / 2 ** 20).toFixed(1),
         ...(scfRss === undefined ? {} : { scfInstancesRssMiB: scfRss }),
         redisUsedMemoryMiB: +(Number(redisInfo ?? 0) / 2 ** 20).toFixed(1),
         crStatusBytes: JSON.stringify(cr.status ?? {}).length,
       },
       ...(scfBurst ? { scf: scfBurst } : {}),
-      apiRequestsPerNamespace: Object.fromEntries(
-        Object.entries(burstRequests).map(([k, v]) => [k, +(v / n).toFixed(2)]),
-      ),
+      apiRequestsPerNamespace: perNamespace(burstRequests, n),
     });
+  }
+
+  // --- the first burst again, without the webhook: what the job path spends when ServiceAccounts are not
+  // born with the entry ---
+  if (stack.webhook && admission) {
+    const n = sizes[0] as number;
+    const api = stack.admin.makeApiClient(AdmissionregistrationV1Api);
+    const saved = await api.readMutatingWebhookConfiguration({ name: 'tcr-assistant' });
+    await api.deleteMutatingWebhookConfiguration({ name: 'tcr-assistant' });
+    await new Promise((r) => setTimeout(r, 2000));
+    const names = Array.from({ length: n }, (_, i) => `nowh-${n}-${i}`);
+    const set = new Set(names);
+    const obs = new ServiceAccountObserver(
+      stack.admin,
+      () => [secret],
+      (ns) => set.has(ns),
+    );
+    await obs.start();
+    const b0 = await apiMetrics();
+    const t0 = performance.now();
+    await createNamespaces(names, { 'bench-owner': 'tcr-assistant' });
+    await waitAll(obs.converged, names, `without webhook N=${n}`);
+    const withoutMs = Math.max(...names.map((ns) => obs.converged.get(ns)!)) - t0;
+    await waitQueueIdle(stack.functions.queue);
+    const requests = diffTotals(await apiMetrics(), b0);
+    obs.stop();
+    const body: V1MutatingWebhookConfiguration = {
+      ...saved,
+      metadata: { name: saved.metadata?.name, labels: saved.metadata?.labels },
+    };
+    await api.createMutatingWebhookConfiguration({ body });
+    admission.withoutWebhook = perNamespace(requests, n);
+    admission.withoutWebhookBurstMs = Math.round(withoutMs);
+    log(`without webhook N=${n}: ${withoutMs.toFixed(0)} ms, ${JSON.stringify(admission.withoutWebhook)}`);
   }
 
   // --- latency: a steady stream of new namespaces ---
@@ -412,9 +515,9 @@ async function benchRuntime(runtime: Runtime) {
       });
     }),
   );
-  await waitAll(lobs.carrying, lat, 'latency');
+  await waitAll(lobs.converged, lat, 'latency');
   lobs.stop();
-  const latencies = lat.map((ns) => lobs.carrying.get(ns)! - lobs.appeared.get(ns)!);
+  const latencies = lat.map((ns) => lobs.converged.get(ns)! - lobs.appeared.get(ns)!);
   const latency = {
     rate,
     durationSeconds: duration,
@@ -430,13 +533,18 @@ async function benchRuntime(runtime: Runtime) {
 
   const scfTotals = runtime === 'scf' ? scfSummary(stack) : undefined;
   await stack.stop();
-  return { runtime, bursts, latency, ...(scfTotals ? { scf: scfTotals } : {}) };
+  return { runtime, bursts, latency, admission, ...(scfTotals ? { scf: scfTotals } : {}) };
 }
 
 const runs = [];
 for (const runtime of runtimes) runs.push(await benchRuntime(runtime));
 // The first runtime's results at the top level too, as earlier runs wrote them (bench/render-table.ts).
-Object.assign(results, { runtime: runs[0]?.runtime, bursts: runs[0]?.bursts, latency: runs[0]?.latency });
+Object.assign(results, {
+  runtime: runs[0]?.runtime,
+  bursts: runs[0]?.bursts,
+  latency: runs[0]?.latency,
+  admission: runs[0]?.admission,
+});
 results.runtimes = runs;
 results.loadAfter = os.loadavg().map((l) => +l.toFixed(2));
 

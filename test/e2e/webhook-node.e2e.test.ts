@@ -1,0 +1,292 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CoreV1Api, type V1Pod, type V1ServiceAccount, Watch } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { TencentTcrApi } from '../../functions/adapters/tencent-tcr.js';
+import { writeHelloImage } from '../../infra/local/images.js';
+import {
+  createTokenSigner,
+  type LocalRegistry,
+  pushImage,
+  startRegistry,
+} from '../../infra/local/registry.js';
+import {
+  installWebhook,
+  startWebhookProcess,
+  uninstallWebhookConfiguration,
+  type WebhookProcess,
+} from '../../infra/local/webhook.js';
+import { startTencentEmulator, type TencentEmulator } from '../../infra/tencent-emulator/server.js';
+import { secretNameFor } from '../../shared/names.js';
+import { createCr, deleteCr } from '../support/crs.js';
+import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
+import { adminKubeConfig, uniqueName } from '../support/kube.js';
+import { podState, requireNode, runNode } from '../support/node.js';
+import { type RelayProcess, startRelayProcess } from '../support/relay.js';
+
+// The race the webhook closes, on the real node: "create a namespace, then a pod with a private image as soon
+// as its `default` ServiceAccount exists" (what `helm install --create-namespace` and GitOps tools do), with
+// the whole pipeline running (relay, functions, webhook). A pod admitted before `default` carries our entry
+// never gets it (pod imagePullSecrets are immutable): it is stuck in ImagePullBackOff for good. With the
+// webhook `default` is born with the entry, and a pod whose Secret is not there yet at its first pull
+// recovers at the kubelet's next back-off. Trials per phase: WEBHOOK_RACE_TRIALS (default 100).
+
+const TRIALS = Number(process.env.WEBHOOK_RACE_TRIALS ?? 100);
+const STUCK_AFTER_MS = 30_000;
+/** How long a pod that is not stuck may take to succeed at all (a loaded node is slow to start pods). */
+const GIVE_UP_MS = 120_000;
+const kc = adminKubeConfig();
+const core = kc.makeApiClient(CoreV1Api);
+const REGION = 'ap-guangzhou';
+const REGISTRY = 'tcr-race0001';
+const SECRET_ID = 'AKIDRACEE2E00000000000000000000000';
+const SECRET_KEY = 'race-e2e-secret-key';
+const node = runNode();
+const namespaces: string[] = [];
+let dir = '';
+let emulator: TencentEmulator | undefined;
+let registry: LocalRegistry | undefined;
+let fx: FunctionsHarness | undefined;
+let relay: RelayProcess | undefined;
+let webhook: WebhookProcess | undefined;
+let image = '';
+let cr = '';
+const label = { 'race-test': uniqueName('race') };
+
+beforeAll(async () => {
+  if (!node) return;
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tcr-race-e2e-'));
+  const signer = await createTokenSigner(dir);
+  emulator = await startTencentEmulator({
+    credentials: [{ secretId: SECRET_ID, secretKey: SECRET_KEY }],
+    registries: [{ registryId: REGISTRY, region: REGION }],
+    registryTokenService: {
+      registryId: REGISTRY,
+      service: 'tcr-race-registry',
+      issuer: 'tcr-emulator',
+      keyPem: signer.keyPem,
+      certDerBase64: signer.certDerBase64,
+    },
+  });
+  registry = await startRegistry({
+    realm: `${emulator.url}/service/token`,
+    service: 'tcr-race-registry',
+    issuer: 'tcr-emulator',
+    signer,
+    tls: { pki: inject('caFiles') },
+  });
+  await node.trustRegistry(registry.host, registry.caFile ?? '');
+  const api = new TencentTcrApi({ endpoint: emulator.endpoint, protocol: 'http://', timeoutSeconds: 5 });
+  const issue = (tokenType: 'temp' | 'longterm') =>
+    api.createInstanceToken({
+      registryId: REGISTRY,
+      region: REGION,
+      credential: { secretId: SECRET_ID, secretKey: SECRET_KEY },
+      tokenType,
+      desc: 'race e2e',
+    });
+  const built = await writeHelloImage(path.join(dir, 'image'), `${registry.host}/race/hello:v1`);
+  image = await pushImage(built, registry, 'race/hello:v1', await issue('temp'));
+  const puller = await issue('longterm');
+  // The CR distributes a fixed credential (an instance token) to the test's namespaces only.
+  cr = uniqueName('race');
+  await createCr(kc, cr, {
+    namespaces: '*',
+    serviceAccounts: '*',
+    namespaceSelector: { matchLabels: label },
+    docker: { server: registry.host, username: puller.username, password: puller.token },
+  });
+  fx = await startFunctions({ WORKER_CONCURRENCY: '16', STATUS_DELAY_MS: '1000', LOG_LEVEL: 'warn' });
+  relay = await startRelayProcess({
+    KUBECONFIG: inject('relayKubeconfigPath'),
+    REDIS_URL: inject('redisUrl'),
+    QUEUE_PREFIX: fx.prefix,
+    CLUSTER_ID: CLUSTER,
+    LEASE_DURATION_MS: '3000',
+    LEASE_RETRY_MS: '300',
+  });
+  await relay.waitReady(60_000);
+}, 180_000);
+
+afterAll(async () => {
+  await webhook?.stop();
+  await uninstallWebhookConfiguration(kc);
+  await relay?.kill('SIGKILL');
+  await fx?.close();
+  // Namespaces go first (their pods stop), then what served their pulls.
+  await Promise.all(namespaces.map((name) => core.deleteNamespace({ name }).catch(() => {})));
+  if (cr) await deleteCr(kc, cr).catch(() => {});
+  await registry?.stop();
+  await emulator?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+}, 120_000);
+
+interface Trial {
+  ns: string;
+  /** The pod was admitted with our entry (copied from `default` by the ServiceAccount admission plugin). */
+  admittedWithEntry: boolean;
+  createdAt: number;
+  /** The pod's state 30 s after it was created. */
+  state?: string;
+  /** ms from creation to Succeeded (undefined: not within GIVE_UP_MS). */
+  succeededAfterMs?: number;
+  /** The kubelet's first pull failed (Secret not there yet, or not yet readable by the kubelet). */
+  retried?: boolean;
+  /** For pods not Succeeded at 30 s: why (events), and when the Secret appeared relative to the pod. */
+  detail?: string;
+}
+
+/** Runs the trials, then reads each pod 30 s after it was created. */
+async function runTrials(phase: string): Promise<Trial[]> {
+  const ours = secretNameFor(cr);
+  const waiting = new Map<string, () => void>();
+  let controller: AbortController | undefined;
+  await new Watch(kc)
+    .watch(
+      '/api/v1/serviceaccounts',
+      {},
+      (type, obj: V1ServiceAccount) => {
+        if (type === 'ADDED' && obj.metadata?.name === 'default')
+          waiting.get(obj.metadata.namespace ?? '')?.();
+      },
+      () => {},
+    )
+    .then((c) => {
+      controller = c;
+    });
+  const trials: Trial[] = [];
+  // One after the other, as a CI pipeline or a GitOps sync would: namespace, then at once its pod.
+  for (let i = 0; i < TRIALS; i++) {
+    const ns = uniqueName(`race-${phase}-${i}`);
+    namespaces.push(ns);
+    const exists = new Promise<void>((resolve) => waiting.set(ns, resolve));
+    await core.createNamespace({ body: { metadata: { name: ns, labels: label } } });
+    await exists;
+    const pod: V1Pod = await core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'app', labels: { 'race-phase': phase } },
+        spec: {
+          hostNetwork: true,
+          restartPolicy: 'Never',
+          terminationGracePeriodSeconds: 1,
+          automountServiceAccountToken: false,
+          containers: [{ name: 'main', image, imagePullPolicy: 'Always', args: ['pulled'] }],
+        },
+      },
+    });
+    trials.push({
+      ns,
+      admittedWithEntry: (pod.spec?.imagePullSecrets ?? []).some((r) => r.name === ours),
+      createdAt: Date.now(),
+    });
+  }
+  controller?.abort();
+  // Every second: each pod's state; its state once 30 s old; when it succeeded.
+  const byNs = new Map(trials.map((t) => [t.ns, t]));
+  for (;;) {
+    const now = Date.now();
+    const pods = await core.listPodForAllNamespaces({ labelSelector: `race-phase=${phase}` });
+    for (const pod of pods.items) {
+      const t = byNs.get(pod.metadata?.namespace ?? '');
+      if (!t) continue;
+      const state = podState(pod);
+      if (t.state === undefined && now - t.createdAt >= STUCK_AFTER_MS) t.state = state;
+      if (state === 'Succeeded' && t.succeededAfterMs === undefined) t.succeededAfterMs = now - t.createdAt;
+    }
+    const open = trials.filter(
+      (t) => t.state === undefined || (t.succeededAfterMs === undefined && now - t.createdAt < GIVE_UP_MS),
+    );
+    if (open.length === 0) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  for (const t of trials) {
+    const events = await core.listNamespacedEvent({
+      namespace: t.ns,
+      fieldSelector: 'involvedObject.name=app',
+    });
+    t.retried = events.items.some((e) => e.reason === 'BackOff');
+  }
+  for (const t of trials.filter((x) => x.succeededAfterMs === undefined)) {
+    const secret = await core.readNamespacedSecret({ namespace: t.ns, name: ours }).catch(() => undefined);
+    const secretAfterMs = secret?.metadata?.creationTimestamp
+      ? new Date(secret.metadata.creationTimestamp).getTime() - t.createdAt
+      : undefined;
+    const events = (
+      await core.listNamespacedEvent({ namespace: t.ns, fieldSelector: 'involvedObject.name=app' })
+    ).items.map((e) => `${e.reason}×${e.count ?? 1}: ${(e.message ?? '').slice(0, 160)}`);
+    t.detail = `secret +${secretAfterMs ?? '?'} ms; ${events.join(' | ')}`;
+  }
+  return trials;
+}
+
+const STUCK = ['ImagePullBackOff', 'ErrImagePull'];
+function summary(trials: Trial[]) {
+  const states: Record<string, number> = {};
+  const done = trials
+    .map((t) => t.succeededAfterMs)
+    .filter((v): v is number => v !== undefined)
+    .sort((a, b) => a - b);
+  for (const t of trials) states[t.state ?? '?'] = (states[t.state ?? '?'] ?? 0) + 1;
+  return {
+    notSucceeded: trials
+      .filter((t) => t.detail)
+      .slice(0, 5)
+      .map((t) => `${t.ns} ${t.state}: ${t.detail}`),
+    trials: trials.length,
+    admittedWithEntry: trials.filter((t) => t.admittedWithEntry).length,
+    stuck: trials.filter((t) => STUCK.includes(t.state ?? '')).length,
+    statesAt30s: states,
+    succeeded: done.length,
+    succeededP50Ms: done[Math.floor(done.length / 2)],
+    succeededMaxMs: done[done.length - 1],
+    retriedByKubelet: trials.filter((t) => t.retried).length,
+  };
+}
+
+describe('the admission race on the real node', () => {
+  it(`${TRIALS} × "namespace, then a pod as soon as default exists": none stuck with the webhook; the baseline without it`, {
+    timeout: 900_000,
+  }, async (ctx) => {
+    requireNode(ctx);
+    // With the webhook (installed from infra/, as its ServiceAccount).
+    const endpoint = await installWebhook(kc);
+    webhook = await startWebhookProcess({
+      kubeconfig: inject('webhookKubeconfigPath'),
+      endpoint,
+      logFile: path.join(dir, 'webhook.log'),
+    });
+    await webhook.waitReady();
+    const withWebhook = summary(await runTrials('wh'));
+    console.log(`[race e2e] with the webhook: ${JSON.stringify(withWebhook)}`);
+    // Why a first pull went without credentials, in the kubelet's words (Secret not there yet, or not yet
+    // readable by the kubelet: its per-Secret cache waits 1 s to sync).
+    const kubeletLog = await readFile(node?.info.logs.kubelet ?? '', 'utf8').catch(() => '');
+    const reasons = kubeletLog
+      .split('\n')
+      .filter((l) => l.includes('Unable to retrieve pull secret'))
+      .map(
+        (l) =>
+          /err="([^"]*(?:\\"[^"]*)*)"/.exec(l)?.[1]?.replace(/tcr\.ips[\w.-]+/g, 'tcr.ips…') ?? l.slice(-160),
+      );
+    const counted: Record<string, number> = {};
+    for (const r of reasons) counted[r] = (counted[r] ?? 0) + 1;
+    console.log(`[race e2e] kubelet pull-secret retrievals that failed: ${JSON.stringify(counted)}`);
+
+    // Baseline: the same, with the webhook's configuration removed (the job path alone).
+    await uninstallWebhookConfiguration(kc);
+    await webhook.stop();
+    webhook = undefined;
+    const baseline = summary(await runTrials('base'));
+    console.log(`[race e2e] without the webhook: ${JSON.stringify(baseline)}`);
+
+    expect(withWebhook.admittedWithEntry).toBe(TRIALS);
+    expect(withWebhook.stuck).toBe(0);
+    expect(withWebhook.succeeded).toBe(TRIALS);
+    // Without it, exactly the pods admitted before the job patched `default` are stuck: the race is real
+    // here, and it is the only reason a pod fails.
+    expect(baseline.stuck).toBe(TRIALS - baseline.admittedWithEntry);
+    expect(baseline.succeeded).toBe(baseline.admittedWithEntry);
+  });
+});
