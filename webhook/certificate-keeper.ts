@@ -250,7 +250,7 @@ export class CertificateKeeper {
       const secret = await this.core.readNamespacedSecret(ref).catch((error: unknown) => {
         if (error instanceof ApiException && error.code === 404)
           throw new Error(
-            `Secret ${ref.namespace}/${ref.name} not found: it is shipped empty with the webhook (infra/deploy/webhook.yaml) and filled by the webhook`,
+            `Secret ${ref.namespace}/${ref.name} not found: the chart ships it empty (templates/webhook-certificate.yaml) and the webhook fills it`,
           );
         throw error;
       });

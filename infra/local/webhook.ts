@@ -1,26 +1,38 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import {
   AdmissionregistrationV1Api,
   CoreV1Api,
   type KubeConfig,
+  type KubernetesObject,
+  loadYaml,
   type V1MutatingWebhookConfiguration,
   type V1Service,
 } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
+import { ensureTools } from '../image/build-image.js';
 import { findFreePort } from './free-port.js';
 import { REPO_ROOT, SYSTEM_NAMESPACE } from './paths.js';
+
+const run = promisify(execFile);
+
 import { type ManagedProcess, startProcess, waitUntilReady } from './processes.js';
 
-// The admission webhook on a local control plane, installed from what infra/ ships: its Secret, Service and
-// MutatingWebhookConfiguration are applied as they are, except for the Service port. There is no kube-proxy
-// here, so the webhook process listens on the Service's own (loopback) ClusterIP and port: the API server
-// dials exactly what it would dial in a cluster, and verifies the certificate for the Service's DNS name.
-// (With --enable-aggregator-routing the API server would dial the EndpointSlice address instead, but
-// EndpointSlices refuse loopback addresses, so that route cannot be taken on one machine.)
+// The admission webhook on a local control plane, installed from what ships: its RBAC from infra/rbac (the
+// chart grants the same, a test checks it), its Secret, Service and MutatingWebhookConfiguration rendered from
+// the Helm chart, except for the Service port. There is no kube-proxy here, so the webhook process listens on
+// the Service's own (loopback) ClusterIP and port: the API server dials exactly what it would dial in a cluster,
+// and verifies the certificate for the Service's DNS name. (With --enable-aggregator-routing the API server
+// would dial the EndpointSlice address instead, but EndpointSlices refuse loopback addresses, so that route
+// cannot be taken on one machine.)
 
 export const WEBHOOK_RBAC_FILE = path.join(REPO_ROOT, 'infra', 'rbac', 'webhook.yaml');
-export const WEBHOOK_DEPLOY_FILE = path.join(REPO_ROOT, 'infra', 'deploy', 'webhook.yaml');
+const CHART_DIR = path.join(REPO_ROOT, 'infra', 'helm', 'tcr-assistant');
 export const WEBHOOK_SERVICE_ACCOUNT = 'tcr-assistant-webhook';
 export const WEBHOOK_SERVICE = 'tcr-assistant-webhook';
 export const WEBHOOK_CONFIGURATION = 'tcr-assistant';
@@ -30,32 +42,74 @@ export interface WebhookEndpoint {
   port: number;
 }
 
+/** The chart's webhook objects (Secret, Service, MutatingWebhookConfiguration) as `helm template` renders them. */
+async function renderWebhookObjects(servicePort: number): Promise<KubernetesObject[]> {
+  const helm = path.join(await ensureTools(), 'helm');
+  const values = path.join(mkdtempSync(path.join(os.tmpdir(), 'tcr-webhook-values-')), 'values.json');
+  writeFileSync(
+    values,
+    JSON.stringify({
+      clusterId: 'local',
+      redis: { url: 'redis://127.0.0.1:6379' },
+      webhook: { service: { port: servicePort } },
+    }),
+  );
+  try {
+    const { stdout } = await run(helm, [
+      'template',
+      'tcr-assistant',
+      CHART_DIR,
+      '--namespace',
+      SYSTEM_NAMESPACE,
+      '-f',
+      values,
+      ...['webhook-certificate', 'webhook-service', 'webhook-configuration'].flatMap((t) => [
+        '--show-only',
+        `templates/${t}.yaml`,
+      ]),
+    ]);
+    return parseAllDocuments(stdout)
+      .map((d) => d.toJS() as KubernetesObject | null)
+      .filter((o): o is KubernetesObject => o !== null)
+      .map((o) => loadYaml<KubernetesObject>(JSON.stringify(o)));
+  } finally {
+    rmSync(path.dirname(values), { recursive: true, force: true });
+  }
+}
+
 /** Applies the webhook's RBAC, Secret, Service and configuration; returns where the process must listen. */
 export async function installWebhook(
   admin: KubeConfig,
   edit: (config: V1MutatingWebhookConfiguration) => void = () => {},
 ): Promise<WebhookEndpoint> {
   await applyManifests(admin, await readManifests(WEBHOOK_RBAC_FILE));
-  const shipped = await readManifests(WEBHOOK_DEPLOY_FILE);
-  const byKind = (kind: string) => shipped.filter((o) => o.kind === kind);
-  await applyManifests(admin, byKind('Secret'));
-  const [service] = (await applyManifests(admin, byKind('Service'))) as V1Service[];
+  const first = await renderWebhookObjects(443);
+  const byKind = (objects: KubernetesObject[], kind: string) => objects.filter((o) => o.kind === kind);
+  await applyManifests(admin, byKind(first, 'Secret'));
+  const [service] = (await applyManifests(admin, byKind(first, 'Service'))) as V1Service[];
   const clusterIp = service?.spec?.clusterIP;
   if (!clusterIp?.startsWith('127.'))
     throw new Error(
       `the webhook Service got ClusterIP ${clusterIp}: the control plane needs a loopback range`,
     );
   const port = await findFreePortOn(clusterIp);
+  const rendered = await renderWebhookObjects(port);
+  // Replace the ports (apply would merge them with the first ones): the Service is only an address here.
   await admin.makeApiClient(CoreV1Api).patchNamespacedService({
     namespace: SYSTEM_NAMESPACE,
     name: WEBHOOK_SERVICE,
-    body: [{ op: 'replace', path: '/spec/ports', value: [{ name: 'https', port, targetPort: port }] }],
+    body: [
+      {
+        op: 'replace',
+        path: '/spec/ports',
+        value: (byKind(rendered, 'Service')[0] as V1Service).spec?.ports
+          ?.filter((p) => p.name === 'https')
+          .map((p) => ({ ...p, targetPort: port })),
+      },
+    ],
   });
-  const configs = byKind('MutatingWebhookConfiguration') as V1MutatingWebhookConfiguration[];
-  for (const config of configs) {
-    for (const w of config.webhooks ?? []) if (w.clientConfig.service) w.clientConfig.service.port = port;
-    edit(config);
-  }
+  const configs = byKind(rendered, 'MutatingWebhookConfiguration') as V1MutatingWebhookConfiguration[];
+  for (const config of configs) edit(config);
   // Replace rather than apply: a test may have changed it, and the caBundle of an earlier run is stale.
   const api = admin.makeApiClient(AdmissionregistrationV1Api);
   for (const config of configs) {
@@ -122,8 +176,8 @@ export async function startWebhookProcess(opts: {
       HTTP_PORT: String(httpPort),
       LOG_LEVEL: 'info',
       SHUTDOWN_DELAY_MS: '0',
-      // The relay Deployment's heap settings (see infra/deploy/webhook.yaml).
-      NODE_OPTIONS: '--max-semi-space-size=2 --max-old-space-size=96',
+      // The chart's heap settings for the webhook (values.yaml webhook.nodeOptions).
+      NODE_OPTIONS: '--max-semi-space-size=2 --max-old-space-size=64',
       ...opts.env,
     },
   });

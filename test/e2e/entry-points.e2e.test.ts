@@ -2,16 +2,23 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CoreV1Api } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  type KubernetesObject,
+  loadYaml,
+} from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { findFreePort } from '../../infra/local/free-port.js';
 import { REPO_ROOT, SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
 import type { ManagedProcess } from '../../infra/local/processes.js';
 import { UPDATER_CONFIG_MAP_NAME } from '../../relay/hosts-updater/config-map.js';
+import { applyManifests } from '../../shared/kube/manifests.js';
 import { CHART_NAMESPACE, containersOf, type Manifest, renderChart } from '../support/chart.js';
 import { containerPid, projectImage, runInImage, unpackImage } from '../support/image.js';
 import { adminKubeConfig } from '../support/kube.js';
@@ -51,6 +58,9 @@ beforeAll(async () => {
     'worker.replicas': 1,
     'relay.httpPort': await findFreePort(),
     'worker.metricsPort': await findFreePort(),
+    'webhook.replicas': 1,
+    'webhook.port': await findFreePort(),
+    'webhook.httpPort': await findFreePort(),
     'hostsUpdater.enabled': true,
     'hostsUpdater.hostsPath': path.join(dir, 'hosts'),
     'hostsUpdater.stateDir': path.join(dir, 'hosts-state'),
@@ -233,6 +243,78 @@ describe('the image, started as the chart starts it', () => {
     expect(metrics).toMatch(/^tcr_queue_waiting_jobs \d+$/m);
     expect(metrics).toMatch(/^tcr_queue_oldest_waiting_seconds [\d.]+$/m);
     await stopLikeKubelet(proc, 20_000);
+  });
+
+  it('webhook: Ready with its own token, fills its certificate Secret, injects the caBundle, answers TLS for its Service name, stops cleanly', async () => {
+    // What the chart ships beside it: the empty Secret and the configuration whose caBundle it keeps. The
+    // configuration lives only while this test runs (its Service is not this process).
+    const shipped = rendered.filter(
+      (o) =>
+        (o.kind === 'Secret' && o.metadata.name === 'tcr-assistant-webhook-tls') ||
+        o.kind === 'MutatingWebhookConfiguration',
+    );
+    const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    await core
+      .deleteNamespacedSecret({ namespace: CHART_NAMESPACE, name: 'tcr-assistant-webhook-tls' })
+      .catch(() => {});
+    await admission.deleteMutatingWebhookConfiguration({ name: 'tcr-assistant' }).catch(() => {});
+    await applyManifests(
+      kc,
+      shipped.map((o) => loadYaml<KubernetesObject>(JSON.stringify(o))),
+    );
+    try {
+      const { proc, env } = await boot('webhook');
+      await waitFor(
+        'the webhook to be ready',
+        async () => ((await httpStatus(env.HTTP_PORT as string, '/readyz')) === 200 ? true : undefined),
+        { timeoutMs: 45_000, intervalMs: 250 },
+      ).catch((error) => {
+        throw new Error(`${error.message}\n${proc.tail()}`);
+      });
+      const caBundle = await waitFor('the caBundle injected', async () => {
+        const config = await admission.readMutatingWebhookConfiguration({ name: 'tcr-assistant' });
+        return config.webhooks?.[0]?.clientConfig.caBundle;
+      });
+      // A client that trusts only that caBundle and asks for the Service's name: what the API server does.
+      const review = {
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: {
+          uid: `boot-${suffix}`,
+          kind: { group: '', version: 'v1', kind: 'ServiceAccount' },
+          namespace: 'default',
+          operation: 'CREATE',
+          object: { metadata: { name: `boot-${suffix}`, namespace: 'default' } },
+        },
+      };
+      const answer = await new Promise<string>((resolve, reject) => {
+        const req = https.request(
+          {
+            host: '127.0.0.1',
+            port: Number(env.WEBHOOK_PORT),
+            path: '/mutate-serviceaccounts',
+            method: 'POST',
+            ca: Buffer.from(caBundle, 'base64'),
+            servername: env.WEBHOOK_DNS_NAMES,
+            headers: { 'Content-Type': 'application/json' },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (c) => {
+              body += c;
+            });
+            res.on('end', () => resolve(body));
+          },
+        );
+        req.on('error', reject);
+        req.end(JSON.stringify(review));
+      });
+      expect(JSON.parse(answer).response).toMatchObject({ uid: `boot-${suffix}`, allowed: true });
+      expect(proc.tail(200)).not.toMatch(/Warning|warning:|Error:|failed/);
+      await stopLikeKubelet(proc, 15_000);
+    } finally {
+      await admission.deleteMutatingWebhookConfiguration({ name: 'tcr-assistant' }).catch(() => {});
+    }
   });
 
   it('hosts-updater: as root with its one ConfigMap permission, writes the block into the bind-mounted hosts file of a read-only root, stops on SIGTERM', async () => {

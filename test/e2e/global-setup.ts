@@ -16,7 +16,7 @@ import {
   SYSTEM_NAMESPACE,
 } from '../../infra/local/paths.js';
 import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
-import { WEBHOOK_SERVICE_ACCOUNT } from '../../infra/local/webhook.js';
+import { WEBHOOK_RBAC_FILE, WEBHOOK_SERVICE_ACCOUNT } from '../../infra/local/webhook.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
 
@@ -73,6 +73,7 @@ export default async function setup(project: TestProject) {
     // The hosts-updater's ServiceAccount and Role (its DaemonSet ships in the chart).
     await applyManifests(kc, await readManifests(path.join(RBAC_DIR, 'hosts-updater.yaml')));
     await applyManifests(kc, await readManifests(RELAY_RBAC_FILE));
+    await applyManifests(kc, await readManifests(WEBHOOK_RBAC_FILE));
     node = await nodeStarting;
   } catch (error) {
     await teardown();

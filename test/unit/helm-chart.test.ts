@@ -55,6 +55,7 @@ describe('helm lint and template', () => {
         'ClusterRole',
         'ClusterRoleBinding',
         'Deployment',
+        'MutatingWebhookConfiguration',
         'PodDisruptionBudget',
         'Role',
         'RoleBinding',
@@ -70,7 +71,7 @@ describe('helm lint and template', () => {
       byKind(objects, 'PodDisruptionBudget')
         .map((p) => p.metadata.name)
         .sort(),
-    ).toEqual(['tcr-assistant-relay', 'tcr-assistant-worker']);
+    ).toEqual(['tcr-assistant-relay', 'tcr-assistant-webhook', 'tcr-assistant-worker']);
     // The Redis URL given as a value lives in a Secret, not in a pod spec.
     expect(JSON.stringify(byKind(objects, 'Deployment'))).not.toContain('redis://');
   });
@@ -79,13 +80,14 @@ describe('helm lint and template', () => {
     const objects = await renderChart(EVERYTHING);
     expect(byKind(objects, 'DaemonSet')).toHaveLength(1);
     expect(byKind(objects, 'ServiceMonitor')).toHaveLength(1);
-    expect(byKind(objects, 'NetworkPolicy')).toHaveLength(2);
+    expect(byKind(objects, 'NetworkPolicy')).toHaveLength(3);
     const alerts = byKind(objects, 'PrometheusRule')[0]?.spec.groups[0].rules.map((r: Manifest) => r.alert);
     expect(alerts).toEqual([
       'TcrAssistantRelayNotLeading',
       'TcrAssistantJobsFailing',
       'TcrAssistantOldestJobWaiting',
       'TcrAssistantTokenExpiresSoon',
+      'TcrAssistantWebhookCertificateExpiresSoon',
     ]);
     const keda = await renderChart({
       ...REQUIRED_VALUES,
@@ -141,9 +143,91 @@ describe('helm lint and template', () => {
     expect(ports.sort()).toEqual([
       'tcr-assistant-relay-0:8080',
       'tcr-assistant-relay-1:8081',
+      'tcr-assistant-webhook-0:8443',
+      'tcr-assistant-webhook-1:8444',
       'tcr-assistant-worker-0:9464',
       'tcr-assistant-worker-1:9465',
     ]);
+  });
+});
+
+describe('the admission webhook', () => {
+  it('by default: its own CA in a Secret of the release, the caBundle injected by it, failing open fast', async () => {
+    const objects = await renderChart();
+    const config = byKind(objects, 'MutatingWebhookConfiguration')[0];
+    const hook = config?.webhooks[0];
+    expect(hook.clientConfig.service).toEqual({
+      namespace: 'tcr-assistant-system',
+      name: 'tcr-assistant-webhook',
+      port: 443,
+      path: '/mutate-serviceaccounts',
+    });
+    expect(hook.clientConfig.caBundle).toBeUndefined();
+    expect([hook.failurePolicy, hook.sideEffects, hook.timeoutSeconds, hook.reinvocationPolicy]).toEqual([
+      'Ignore',
+      'None',
+      2,
+      'IfNeeded',
+    ]);
+    expect(hook.namespaceSelector.matchExpressions[0].values).toEqual([
+      'kube-system',
+      'kube-public',
+      'kube-node-lease',
+      'tcr-assistant-system',
+    ]);
+    const secret = byKind(objects, 'Secret').find((o) => o.metadata.name === 'tcr-assistant-webhook-tls');
+    expect(secret?.data).toBeUndefined();
+    const env = Object.fromEntries(
+      containersOf(objects)
+        .find(({ workload }) => workload.metadata.name === 'tcr-assistant-webhook')
+        ?.container.env.map((e: Manifest) => [e.name, e.value]) ?? [],
+    );
+    expect(env).toMatchObject({
+      WEBHOOK_SECRET: 'tcr-assistant-webhook-tls',
+      WEBHOOK_CONFIGURATION: config?.metadata.name,
+      WEBHOOK_DNS_NAMES: 'tcr-assistant-webhook.tcr-assistant-system.svc',
+    });
+  });
+
+  it('with cert-manager: a Certificate mounted into the webhook, cainjector fills the caBundle, no Secret or configuration access', async () => {
+    const own = await renderChart({ ...REQUIRED_VALUES, 'webhook.certificate.certManager.enabled': true });
+    expect(byKind(own, 'Certificate').map((c) => c.metadata.name)).toEqual([
+      'tcr-assistant-webhook-ca',
+      'tcr-assistant-webhook',
+    ]);
+    expect(byKind(own, 'Issuer')).toHaveLength(2);
+    expect(byKind(own, 'MutatingWebhookConfiguration')[0]?.metadata.annotations).toEqual({
+      'cert-manager.io/inject-ca-from': 'tcr-assistant-system/tcr-assistant-webhook',
+    });
+    const webhook = containersOf(own).find(
+      ({ workload }) => workload.metadata.name === 'tcr-assistant-webhook',
+    );
+    expect(webhook?.container.env).toContainEqual({ name: 'WEBHOOK_TLS_DIR', value: '/tls' });
+    expect(webhook?.pod.volumes).toEqual([
+      { name: 'tls', secret: { secretName: 'tcr-assistant-webhook-tls' } },
+    ]);
+    const rules = [...byKind(own, 'ClusterRole'), ...byKind(own, 'Role')]
+      .filter((r) => r.metadata.name.startsWith('tcr-assistant-webhook'))
+      .flatMap((r) => r.rules.flatMap((rule: Manifest) => rule.resources));
+    expect(rules.sort()).toEqual(['imagepullsecrets', 'namespaces']);
+    expect(byKind(own, 'Secret').some((s) => s.metadata.name === 'tcr-assistant-webhook-tls')).toBe(false);
+
+    const theirs = await renderChart({
+      ...REQUIRED_VALUES,
+      'webhook.certificate.certManager.enabled': true,
+      'webhook.certificate.certManager.issuerRef.name': 'corp-ca',
+      'webhook.certificate.certManager.issuerRef.kind': 'ClusterIssuer',
+    });
+    expect(byKind(theirs, 'Issuer')).toEqual([]);
+    expect(byKind(theirs, 'Certificate').map((c) => c.spec.issuerRef)).toEqual([
+      { name: 'corp-ca', kind: 'ClusterIssuer' },
+    ]);
+  });
+
+  it('off: no webhook objects at all', async () => {
+    const objects = await renderChart({ ...REQUIRED_VALUES, 'webhook.enabled': false });
+    expect(objects.filter((o) => JSON.stringify(o.metadata.labels ?? {}).includes('"webhook"'))).toEqual([]);
+    expect(byKind(objects, 'MutatingWebhookConfiguration')).toEqual([]);
   });
 });
 
@@ -171,6 +255,16 @@ describe('bad values are refused, naming the value', () => {
       title: 'both Redis sources',
       values: { 'redis.existingSecret.name': 'r' },
       message: 'set redis.url or redis.existingSecret.name, not both',
+    },
+    {
+      title: 'an issuer kind cert-manager does not have',
+      values: { 'webhook.certificate.certManager.issuerRef.kind': 'CertificateAuthority' },
+      message: "at '/webhook/certificate/certManager/issuerRef/kind'",
+    },
+    {
+      title: 'a webhook timeout beyond what the API server allows',
+      values: { 'webhook.timeoutSeconds': 60 },
+      message: "at '/webhook/timeoutSeconds'",
     },
     {
       title: 'KEDA without an address',
@@ -204,7 +298,13 @@ describe('RBAC: the chart grants what infra/rbac grants (the rules every e2e tes
 
   it('same roles, same rules, same subjects', async () => {
     const chart = await renderChart({ ...REQUIRED_VALUES, 'hostsUpdater.enabled': true });
-    const shipped = files(['relay.yaml', 'functions.yaml', 'functions-system.yaml', 'hosts-updater.yaml']);
+    const shipped = files([
+      'relay.yaml',
+      'functions.yaml',
+      'functions-system.yaml',
+      'hosts-updater.yaml',
+      'webhook.yaml',
+    ]);
     expect(rulesOf(chart)).toEqual(rulesOf(shipped));
     const bindings = (objects: Manifest[]) =>
       objects
