@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { writeHelloImage } from '../../infra/local/images.js';
 import { SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
 import { type LocalRegistry, pushImage } from '../../infra/local/registry.js';
+import { FIELD_MANAGER } from '../../shared/labels.js';
 import { secretNameFor } from '../../shared/names.js';
 import { CHART_DIR, helm, setArgs } from '../support/chart.js';
 import { createCr, deleteCr, patchCrSpec, readCr } from '../support/crs.js';
@@ -205,7 +206,12 @@ beforeAll(async () => {
     'relay.httpPort': await freePortPair(),
     'worker.metricsPort': await freePortPair(),
     'relay.leaseDurationSeconds': 10,
+    'webhook.httpPort': await freePortPair(),
   };
+  // The webhook's Service listens on the port replica 0 listens on: the API server dials the Service's
+  // (loopback) ClusterIP at that port, which reaches the host-network pod (no kube-proxy here).
+  values['webhook.port'] = await freePortPair();
+  values['webhook.service.port'] = values['webhook.port'] as number;
 }, 600_000);
 
 afterAll(async () => {
@@ -263,7 +269,12 @@ describe('the Helm chart on the real node', () => {
     timings.helmInstallSeconds = (Date.now() - started) / 1000;
     const relays = await waitForReadyPods('relay', 2);
     const workers = await waitForReadyPods('worker', 2);
+    const webhooks = await waitForReadyPods('webhook', 2);
     timings.installToReadySeconds = (Date.now() - started) / 1000;
+    expect(webhooks.map((p) => p.spec?.serviceAccountName)).toEqual([
+      `${FULLNAME}-webhook`,
+      `${FULLNAME}-webhook`,
+    ]);
     await converged(CR);
     timings.installToConvergedSeconds = (Date.now() - started) / 1000;
 
@@ -300,6 +311,14 @@ describe('the Helm chart on the real node', () => {
     await waitFor('the new namespace to get the Secret on its default ServiceAccount', async () =>
       (await pullSecretsOf(kc, NS_NEW, 'default')).includes(secretName) ? true : undefined,
     );
+    // Born with it: the webhook pod (from the image, its own certificate) added it at creation, so the only
+    // writer of imagePullSecrets is the controller-manager that created it, never our functions' patch.
+    const born = await core.readNamespacedServiceAccount({ namespace: NS_NEW, name: 'default' });
+    const writers = (born.metadata?.managedFields ?? [])
+      .filter((f) => JSON.stringify(f.fieldsV1 ?? {}).includes('imagePullSecrets'))
+      .map((f) => f.manager);
+    expect(writers.length).toBeGreaterThan(0);
+    expect(writers).not.toContain(FIELD_MANAGER);
     await core.createNamespacedPod({
       namespace: NS_NEW,
       body: {
@@ -442,7 +461,12 @@ describe('the Helm chart on the real node', () => {
     });
     expect(deployments.items).toEqual([]);
     await waitFor('the release pods to be gone', async () =>
-      (await releasePods('relay')).length + (await releasePods('worker')).length === 0 ? true : undefined,
+      (await releasePods('relay')).length +
+        (await releasePods('worker')).length +
+        (await releasePods('webhook')).length ===
+      0
+        ? true
+        : undefined,
     );
     const roles = await rbac.listClusterRole({ labelSelector: `app.kubernetes.io/instance=${RELEASE}` });
     expect(roles.items).toEqual([]);
