@@ -5,6 +5,7 @@ import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
+import { TencentTcrApi } from '../../functions/adapters/tencent-tcr.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../../functions/runtime/build-runtime.js';
 import { ensureSchedules } from '../../functions/runtime/schedules.js';
 import { startWorker } from '../../functions/runtime/worker.js';
@@ -14,6 +15,8 @@ import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
 import { startTencentEmulator, type TencentEmulator } from '../tencent-emulator/server.js';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 import { findFreePort } from './free-port.js';
+import { writeHelloImage } from './images.js';
+import { type LocalNode, probeNodeSupport, startNode } from './node.js';
 import {
   CRD_FILE,
   CRD_NAME,
@@ -27,6 +30,7 @@ import {
   SYSTEM_NAMESPACE,
 } from './paths.js';
 import { type LocalRedis, startRedis } from './redis.js';
+import { createTokenSigner, type LocalRegistry, pushImage, startRegistry } from './registry.js';
 import { type DeployedScf, deployScfFunction } from './scf-runtime.js';
 import { startLocalWebhook, type WebhookProcess } from './webhook.js';
 
@@ -51,6 +55,13 @@ export interface LocalStack {
   /** The admission webhook (absent with `webhook: false`). */
   webhook: WebhookProcess | undefined;
   clusterId: string;
+  /** With `node`: the node (undefined when this machine cannot host one: see `nodeUnavailable`). */
+  node?: LocalNode;
+  nodeUnavailable?: string;
+  /** With `node`: the TLS registry of LOCAL_REGISTRY (token service: the emulator), trusted by the node. */
+  registry?: LocalRegistry;
+  /** With `registry`: a small image pushed there (as a CI system would, with a token of its own). */
+  demoImage?: string;
   stop(): Promise<void>;
 }
 
@@ -76,6 +87,12 @@ export interface StackOptions {
   scfConcurrency?: number;
   /** SCF: extra environment of the function and of the relay's waker. */
   scfEnv?: Record<string, string>;
+  /**
+   * Attach a real node (infra/local/node.ts) and start LOCAL_REGISTRY's TLS registry, so that pods pull with
+   * the tokens the functions issue. Where the machine cannot host a node, the stack runs without one and
+   * says why in `nodeUnavailable`.
+   */
+  node?: boolean;
 }
 
 /**
@@ -86,9 +103,16 @@ export interface StackOptions {
 export async function startLocalStack(opts: StackOptions = {}): Promise<LocalStack> {
   const clusterId = opts.clusterId ?? 'local';
   const [cluster, redis] = await Promise.all([
-    startControlPlane({ name: clusterId, controllerManagerQps: opts.controllerManagerQps }),
+    startControlPlane({
+      name: clusterId,
+      controllerManagerQps: opts.controllerManagerQps,
+      forNode: opts.node ?? false,
+    }),
     startRedis(),
   ]);
+  const support = opts.node ? probeNodeSupport(cluster.binDir) : undefined;
+  const nodeStarting = support?.ok ? startNode(cluster) : Promise.resolve(undefined);
+  nodeStarting.catch(() => {});
   const admin = new KubeConfig();
   admin.loadFromFile(cluster.kubeconfigPath);
   await applyManifests(admin, await readManifests(CRD_FILE));
@@ -113,12 +137,53 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     secretId: `AKIDLOCAL${randomBytes(8).toString('hex').toUpperCase()}`,
     secretKey: randomBytes(24).toString('hex'),
   };
+  // The emulator also plays the registry's token service (instance tokens in, JWTs out).
+  const signer = await createTokenSigner(cluster.dir);
   const emulator = await startTencentEmulator({
     credentials: [apiKey],
     registries: [{ registryId: LOCAL_REGISTRY, region: LOCAL_REGION }],
     // SCF instances' output goes next to the other logs of the run.
     scf: { logDir: cluster.dir },
+    registryTokenService: {
+      registryId: LOCAL_REGISTRY,
+      service: LOCAL_REGISTRY,
+      issuer: 'tcr-emulator',
+      keyPem: signer.keyPem,
+      certDerBase64: signer.certDerBase64,
+    },
   });
+  const node = await nodeStarting;
+  const registry = node
+    ? await startRegistry({
+        realm: `${emulator.url}/service/token`,
+        service: LOCAL_REGISTRY,
+        issuer: 'tcr-emulator',
+        signer,
+        tls: { pki: cluster.pki },
+      })
+    : undefined;
+  let demoImage: string | undefined;
+  if (node && registry) {
+    await node.trustRegistry(registry.host, registry.caFile ?? '');
+    const pusher = await new TencentTcrApi({
+      endpoint: emulator.endpoint,
+      protocol: 'http://',
+      timeoutSeconds: 10,
+    }).createInstanceToken({
+      registryId: LOCAL_REGISTRY,
+      region: LOCAL_REGION,
+      credential: apiKey,
+      tokenType: 'temp',
+      desc: 'npm start: push the demo image',
+    });
+    const image = await writeHelloImage(
+      path.join(cluster.dir, 'demo-image'),
+      `${registry.host}/demo/hello:v1`,
+    );
+    demoImage = await pushImage(image, registry, 'demo/hello:v1', pusher);
+    // The demo counts the functions' calls to the Tencent API, not this one.
+    emulator.resetCalls();
+  }
   const functions = buildFunctionsRuntime(env, {
     kubeConfigs: { [clusterId]: functionsKc },
     tencentEnv: {
@@ -203,6 +268,10 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     relayLog,
     webhook,
     clusterId,
+    ...(node ? { node } : {}),
+    ...(support && !support.ok ? { nodeUnavailable: support.reason } : {}),
+    ...(registry ? { registry } : {}),
+    ...(demoImage ? { demoImage } : {}),
     async stop() {
       process.removeListener('exit', killRelay);
       if (relay.exitCode === null) {
@@ -212,6 +281,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       await webhook?.stop();
       await worker?.close();
       await functions.close();
+      await Promise.allSettled([node?.stop(), registry?.stop()]);
       await Promise.allSettled([cluster.stop(), redis.stop(), emulator.stop()]);
     },
   };

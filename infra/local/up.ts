@@ -2,11 +2,14 @@
 // the relay (as its ServiceAccount) and the functions as BullMQ workers (as theirs), the seed's sample CR,
 // then a few namespaces and a ServiceAccount `kung` created, with convergence shown as it happens (the audit
 // stream, `kubectl get ipss`). Runs until Ctrl-C, which stops everything and removes the temp folders.
+// With a real node (the default; `npm start -- --no-node` or TCR_NODE=0 turns it off, and a machine that
+// cannot host one says why) the demo ends with a Deployment in demo-1, whose YAML names no imagePullSecrets,
+// running an image from the local TLS registry with the token tcr-assistant issued.
 // TCR_LOCAL_EXIT_AFTER_READY=1 exits (0) once the demo has converged: the quick-start test uses it.
 // `--runtime scf` runs the functions as Tencent SCF runs them instead (the bundle on the emulator's SCF, woken
 // by the relay's asynchronous Invoke, with serverless.yml's timers as the safety net).
 import { parseArgs } from 'node:util';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { followAudit } from '../../functions/adapters/audit-reader.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
 import { formatTable, getClusterCustomObjectTable } from '../../shared/kube/table.js';
@@ -16,20 +19,22 @@ import { LOCAL_REGION, LOCAL_REGISTRY, startLocalStack, waitForRelay } from './s
 
 const say = (msg: string) => console.log(`[tcr-assistant] ${msg}`);
 const exitWhenDone = process.env.TCR_LOCAL_EXIT_AFTER_READY === '1';
-const { values: args } = parseArgs({ options: { runtime: { type: 'string', default: 'worker' } } });
+const { values: args } = parseArgs({
+  options: { runtime: { type: 'string', default: 'worker' }, 'no-node': { type: 'boolean', default: false } },
+});
 if (args.runtime !== 'worker' && args.runtime !== 'scf') {
   console.error(`--runtime must be worker or scf, not "${args.runtime}"`);
   process.exit(2);
 }
 const runtime = args.runtime;
 const started = Date.now();
-const stack = await startLocalStack({ clusterId: 'local', runtime });
+const stack = await startLocalStack({ clusterId: 'local', runtime, node: !args['no-node'] });
 const abort = new AbortController();
 let stopping = false;
 const shutdown = async (reason: string, code = 0) => {
   if (stopping) return;
   stopping = true;
-  say(`${reason}: stopping relay, workers, control plane and Redis`);
+  say(`${reason}: stopping relay, workers, node, control plane and Redis`);
   abort.abort();
   await stack.stop();
   process.exit(code);
@@ -43,6 +48,13 @@ try {
     `control plane ${cluster.server}, Redis ${redis.url} (v${redis.version}) up in ${Date.now() - started} ms`,
   );
   say(`kubeconfig: ${cluster.kubeconfigPath}   relay log: ${stack.relayLog}`);
+  if (stack.node) {
+    say(
+      `node ${stack.node.info.name} Ready in ${stack.node.startMs} ms (kubelet + containerd, loopback only); registry https://${stack.registry?.host} (TLS, tokens from the emulator)`,
+    );
+  } else if (stack.nodeUnavailable) {
+    say(`no node: this machine cannot host one (${stack.nodeUnavailable}); the pull demo is skipped`);
+  }
   await waitForRelay(stack);
   say(
     runtime === 'scf'
@@ -73,7 +85,7 @@ try {
     metadata: { name: issuedCr },
     spec: {
       namespaces: 'demo-1,demo-2',
-      docker: { server: `${LOCAL_REGISTRY}.tencentcloudcr.com` },
+      docker: { server: stack.registry?.host ?? `${LOCAL_REGISTRY}.tencentcloudcr.com` },
       tcr: { registryId: LOCAL_REGISTRY, region: LOCAL_REGION, tokenType: 'longterm' },
     },
   };
@@ -120,6 +132,7 @@ try {
       say(
         `converged: ${namespaces} namespaces carry ${secret}; newns/kung lists it; demo-1 and demo-2 carry ${secretNameFor(issuedCr)} (CreateInstanceToken calls: ${stack.emulator.calls('CreateInstanceToken')})${runtime === 'scf' ? ` (SCF invocations: ${describeInvocations(stack)})` : ''} (${convergedAt - started} ms after start)`,
       );
+      if (stack.demoImage) await demoDeployment(stack.demoImage, secretNameFor(issuedCr));
       if (exitWhenDone) break;
       say('Ctrl-C to stop. Try: KUBECONFIG=... kubectl create ns another  (the relay picks it up)');
     }
@@ -136,4 +149,72 @@ function describeInvocations(s: typeof stack): string {
   const records = s.emulator.scf.invocations();
   const by = (type: string) => records.filter((r) => r.type === type).length;
   return `${records.length} (${by('Event')} woken by the relay, ${by('Timer')} by timers, ${records.filter((r) => r.cold).length} cold starts)`;
+}
+
+/**
+ * A Deployment in demo-1 whose YAML names no imagePullSecrets, pulling (Always) the demo image from the local
+ * TLS registry: its pod gets demo-1/default's entry at admission, and containerd pulls with the token the
+ * functions issued. Created once demo-1/default carries the entry (a pod admitted earlier would never get it).
+ */
+async function demoDeployment(image: string, pullSecret: string): Promise<void> {
+  const core = stack.admin.makeApiClient(CoreV1Api);
+  const apps = stack.admin.makeApiClient(AppsV1Api);
+  const t0 = Date.now();
+  for (;;) {
+    const sa = await core.readNamespacedServiceAccount({ namespace: 'demo-1', name: 'default' });
+    if (sa.imagePullSecrets?.some((r) => r.name === pullSecret)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const api = new URL(stack.cluster.server);
+  await apps.createNamespacedDeployment({
+    namespace: 'demo-1',
+    body: {
+      metadata: { name: 'hello' },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'hello' } },
+        template: {
+          metadata: { labels: { app: 'hello' } },
+          spec: {
+            hostNetwork: true, // the only network here; in-cluster clients get the API server's loopback address
+            terminationGracePeriodSeconds: 1,
+            containers: [
+              {
+                name: 'hello',
+                image,
+                imagePullPolicy: 'Always',
+                args: ['-sleep', 'hello from a pod that named no pull Secret'],
+                env: [
+                  { name: 'KUBERNETES_SERVICE_HOST', value: api.hostname },
+                  { name: 'KUBERNETES_SERVICE_PORT', value: api.port },
+                ],
+              },
+            ],
+          },
+        },
+      },
+    },
+  });
+  say(
+    `created Deployment demo-1/hello (image ${image}, no imagePullSecrets in its YAML, imagePullPolicy Always)`,
+  );
+  for (;;) {
+    const pods = await core.listNamespacedPod({ namespace: 'demo-1', labelSelector: 'app=hello' });
+    const pod = pods.items.find((p) => p.status?.containerStatuses?.[0]?.state?.running);
+    const waiting = pods.items[0]?.status?.containerStatuses?.[0]?.state?.waiting;
+    if (waiting?.reason === 'ErrImagePull' || waiting?.reason === 'ImagePullBackOff') {
+      throw new Error(`the demo pod cannot pull: ${waiting.reason}: ${waiting.message ?? ''}`);
+    }
+    if (pod) {
+      const log = (
+        await core.readNamespacedPodLog({ namespace: 'demo-1', name: pod.metadata?.name ?? '' })
+      ).trim();
+      say(
+        `Deployment demo-1/hello Running on node ${pod.spec?.nodeName}: pod ${pod.metadata?.name} pulled ${image} with ${pullSecret} (a token tcr-assistant issued), ${Date.now() - t0} ms; its log: "${log}"`,
+      );
+      return;
+    }
+    if (Date.now() - t0 > 120_000) throw new Error('the demo Deployment did not run within 120 s');
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
