@@ -50,10 +50,14 @@ export function decodeProcAddress(hex: string): { ip: string; port: number } {
   return { ip, port: Number.parseInt(port, 16) };
 }
 
-/** One /proc/<pid>/net/{tcp,tcp6,udp,udp6} table. */
-export function parseProcNetTable(text: string, protocol: SocketProtocol): SocketEntry[] {
+/**
+ * One /proc/<pid>/net/{tcp,tcp6,udp,udp6} table; with `only`, just the lines of those socket inodes (the
+ * host's table lists every socket of the machine: decoding them all would cost more than the rest of a scan).
+ */
+export function parseProcNetTable(text: string, protocol: SocketProtocol, only?: Set<number>): SocketEntry[] {
   const entries: SocketEntry[] = [];
   for (const line of text.split('\n').slice(1)) {
+    if (only && !only.has(Number(INODE_FIELD.exec(line)?.[1]))) continue;
     const f = line.trim().split(/\s+/);
     if (f.length < 10) continue;
     const local = decodeProcAddress(f[1] ?? '');
@@ -69,6 +73,9 @@ export function parseProcNetTable(text: string, protocol: SocketProtocol): Socke
   }
   return entries;
 }
+
+/** The 10th field of a table line: the socket inode. */
+const INODE_FIELD = /^\s*\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\d+)/;
 
 const formatEndpoint = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
 
@@ -105,35 +112,44 @@ export interface SocketScan {
  */
 export async function scanSockets(procRoot: string): Promise<SocketScan> {
   const pids = (await readdir(procRoot)).filter((name) => /^\d+$/.test(name));
-  const tables = new Map<string, Map<number, SocketEntry>>();
-  const sockets: ObservedSocket[] = [];
-  let processes = 0;
+  // First every process's socket inodes, then each network namespace's tables once, decoding only those.
+  const processes: { pid: number; command: string; netns: string; dir: string; inodes: number[] }[] = [];
   for (const pid of pids) {
     const dir = path.join(procRoot, pid);
     try {
       const netns = await readlink(path.join(dir, 'ns', 'net'));
-      let table = tables.get(netns);
-      if (!table) {
-        table = new Map();
-        for (const protocol of ['tcp', 'tcp6', 'udp', 'udp6'] as const) {
-          const text = await readFile(path.join(dir, 'net', protocol), 'utf8').catch(() => '');
-          for (const entry of parseProcNetTable(text, protocol)) table.set(entry.inode, entry);
-        }
-        tables.set(netns, table);
-      }
       const command = (await readFile(path.join(dir, 'comm'), 'utf8')).trim();
-      processes += 1;
+      const inodes: number[] = [];
       for (const fd of await readdir(path.join(dir, 'fd'))) {
         const target = await readlink(path.join(dir, 'fd', fd)).catch(() => '');
         const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
-        const entry = inode ? table.get(Number(inode)) : undefined;
-        if (entry) sockets.push({ ...entry, pid: Number(pid), command });
+        if (inode) inodes.push(Number(inode));
       }
+      processes.push({ pid: Number(pid), command, netns, dir, inodes });
     } catch {
       // The process ended while we looked: nothing of it left to check.
     }
   }
-  return { processes, sockets, violations: sockets.filter(hasForbiddenPeer) };
+  const tables = new Map<string, Map<number, SocketEntry>>();
+  for (const p of processes) {
+    if (tables.has(p.netns) || p.inodes.length === 0) continue;
+    const wanted = new Set(processes.filter((q) => q.netns === p.netns).flatMap((q) => q.inodes));
+    const table = new Map<number, SocketEntry>();
+    for (const protocol of ['tcp', 'tcp6', 'udp', 'udp6'] as const) {
+      if (table.size === wanted.size) break;
+      const text = await readFile(path.join(p.dir, 'net', protocol), 'utf8').catch(() => '');
+      for (const entry of parseProcNetTable(text, protocol, wanted)) table.set(entry.inode, entry);
+    }
+    tables.set(p.netns, table);
+  }
+  const sockets: ObservedSocket[] = [];
+  for (const p of processes) {
+    for (const inode of p.inodes) {
+      const entry = tables.get(p.netns)?.get(inode);
+      if (entry) sockets.push({ ...entry, pid: p.pid, command: p.command });
+    }
+  }
+  return { processes: processes.length, sockets, violations: sockets.filter(hasForbiddenPeer) };
 }
 
 export function describeSocket(s: ObservedSocket): string {

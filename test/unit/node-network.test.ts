@@ -50,6 +50,13 @@ describe('node network check', () => {
     ]);
   });
 
+  it('decodes only the sockets asked for (the host table lists every socket of the machine)', () => {
+    expect(parseProcNetTable(TCP, 'tcp', new Set([1003, 9999])).map((e) => e.remote)).toEqual([
+      '10.0.0.1:443',
+    ]);
+    expect(parseProcNetTable(TCP6, 'tcp6', new Set())).toEqual([]);
+  });
+
   it('treats all of 127.0.0.0/8 and ::1 as loopback, and nothing else', () => {
     expect(['127.0.0.1', '127.1.0.1', '127.255.255.254', '0:0:0:0:0:0:0:1'].every(isLoopback)).toBe(true);
     expect(['10.0.0.1', '128.0.0.1', '172.16.0.1', '192.168.1.1', '0:0:0:0:0:0:0:2'].some(isLoopback)).toBe(
