@@ -4,16 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { TencentTcrApi } from '../../functions/adapters/tencent-tcr.js';
 import { writeHelloImage, writeImageArchive } from '../../infra/local/images.js';
 import { NODE_NAME, SHIELDED_SYSCTLS } from '../../infra/local/node.js';
-import {
-  createTokenSigner,
-  type LocalRegistry,
-  pushImage,
-  startRegistry,
-} from '../../infra/local/registry.js';
-import { startTencentEmulator, type TencentEmulator } from '../../infra/tencent-emulator/server.js';
+import { pushImage } from '../../infra/local/registry.js';
 import { adminKubeConfig, createNamespace, uniqueName } from '../support/kube.js';
 import {
   apiServerEnv,
@@ -24,6 +17,7 @@ import {
   runNode,
   waitForPodState,
 } from '../support/node.js';
+import { startTcrInstance, type TcrInstance } from '../support/registry.js';
 import { waitFor } from '../support/wait.js';
 
 // The run's real node (kubelet + containerd, test/e2e/global-setup.ts): pods are scheduled onto it and run,
@@ -41,8 +35,7 @@ const SECRET_ID = 'AKIDNODEE2E0000000000000000000000';
 const SECRET_KEY = 'node-e2e-secret-key';
 const node = runNode();
 let dir: string;
-let emulator: TencentEmulator | undefined;
-let registry: LocalRegistry | undefined;
+let tcr: TcrInstance | undefined;
 
 beforeAll(async () => {
   if (!node) return;
@@ -52,8 +45,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await core.deleteNamespace({ name: NS }).catch(() => {});
-  await registry?.stop();
-  await emulator?.stop();
+  await tcr?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -127,41 +119,21 @@ describe('a real node', () => {
 
   it('pulls from the TLS registry through the emulator token service (containerd POSTs the OAuth2 form)', async (ctx) => {
     const n = requireNode(ctx);
-    const signer = await createTokenSigner(dir);
-    emulator = await startTencentEmulator({
-      credentials: [{ secretId: SECRET_ID, secretKey: SECRET_KEY }],
-      registries: [{ registryId: REGISTRY, region: REGION }],
-      registryTokenService: {
-        registryId: REGISTRY,
-        service: 'tcr-node-registry',
-        issuer: 'tcr-emulator',
-        keyPem: signer.keyPem,
-        certDerBase64: signer.certDerBase64,
-      },
-    });
-    registry = await startRegistry({
-      realm: `${emulator.url}/service/token`,
+    tcr = await startTcrInstance(dir, {
+      registryId: REGISTRY,
+      region: REGION,
+      secretId: SECRET_ID,
+      secretKey: SECRET_KEY,
       service: 'tcr-node-registry',
-      issuer: 'tcr-emulator',
-      signer,
-      tls: { pki: inject('caFiles') },
     });
+    const { emulator, registry } = tcr;
     await n.trustRegistry(registry.host, registry.caFile ?? '');
-    const api = new TencentTcrApi({ endpoint: emulator.endpoint, protocol: 'http://', timeoutSeconds: 5 });
-    const issue = () =>
-      api.createInstanceToken({
-        registryId: REGISTRY,
-        region: REGION,
-        credential: { secretId: SECRET_ID, secretKey: SECRET_KEY },
-        tokenType: 'temp',
-        desc: 'node e2e',
-      });
-    const pusher = await issue();
+    const pusher = await tcr.issueToken();
     const image = await writeHelloImage(path.join(dir, 'pushed'), `${registry.host}/node/hello:v1`);
     const ref = await pushImage(image, registry, 'node/hello:v1', pusher);
-    const puller = await issue();
+    const puller = await tcr.issueToken();
     const dockerconfig = (password: string) =>
-      JSON.stringify({ auths: { [registry!.host]: { username: puller.username, password } } });
+      JSON.stringify({ auths: { [registry.host]: { username: puller.username, password } } });
     for (const [name, password] of [
       ['good', puller.token],
       ['bad', 'not-a-token'],

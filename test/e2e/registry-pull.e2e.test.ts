@@ -6,16 +6,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { TencentTcrApi } from '../../functions/adapters/tencent-tcr.js';
 import { type BuiltImage, writeHelloImage } from '../../infra/local/images.js';
 import { SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
-import {
-  createTokenSigner,
-  type LocalRegistry,
-  pushImage,
-  startRegistry,
-} from '../../infra/local/registry.js';
-import { startTencentEmulator, type TencentEmulator } from '../../infra/tencent-emulator/server.js';
+import { type LocalRegistry, pushImage } from '../../infra/local/registry.js';
+import type { TencentEmulator } from '../../infra/tencent-emulator/server.js';
 import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
 import { createCr, deleteCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
@@ -29,6 +23,7 @@ import {
   runNode,
   waitForPodState,
 } from '../support/node.js';
+import { startTcrInstance, type TcrInstance } from '../support/registry.js';
 import { type RelayProcess, startRelayProcess } from '../support/relay.js';
 import { pullSecretsOf, readSecret } from '../support/secrets.js';
 import { waitFor } from '../support/wait.js';
@@ -55,6 +50,7 @@ const NS = uniqueName('pull-ns');
 const IMAGE = 'demo/app:v1';
 const RACE_TRIES = Number(process.env.TCR_RACE_TRIES ?? 50);
 
+let tcr: TcrInstance | undefined;
 let emulator: TencentEmulator;
 let registry: LocalRegistry;
 let fx: FunctionsHarness;
@@ -101,35 +97,17 @@ async function waitForEntry(namespace: string): Promise<void> {
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'tcr-pull-e2e-'));
-  const signer = await createTokenSigner(dir);
-  emulator = await startTencentEmulator({
-    credentials: [{ secretId: SECRET_ID, secretKey: SECRET_KEY }],
-    registries: [{ registryId: REGISTRY, region: REGION }],
-    registryTokenService: {
-      registryId: REGISTRY,
-      service: 'tcr-e2e-registry',
-      issuer: 'tcr-emulator',
-      keyPem: signer.keyPem,
-      certDerBase64: signer.certDerBase64,
-    },
-  });
-  registry = await startRegistry({
-    realm: `${emulator.url}/service/token`,
-    service: 'tcr-e2e-registry',
-    issuer: 'tcr-emulator',
-    signer,
-    tls: { pki: inject('caFiles') },
-  });
-  await runNode()?.trustRegistry(registry.host, registry.caFile ?? '');
-  // The image, pushed with an instance token of its own (as a CI system would).
-  const api = new TencentTcrApi({ endpoint: emulator.endpoint, protocol: 'http://', timeoutSeconds: 5 });
-  const pusher = await api.createInstanceToken({
+  tcr = await startTcrInstance(dir, {
     registryId: REGISTRY,
     region: REGION,
-    credential: { secretId: SECRET_ID, secretKey: SECRET_KEY },
-    tokenType: 'temp',
-    desc: 'e2e push',
+    secretId: SECRET_ID,
+    secretKey: SECRET_KEY,
+    service: 'tcr-e2e-registry',
   });
+  ({ emulator, registry } = tcr);
+  await runNode()?.trustRegistry(registry.host, registry.caFile ?? '');
+  // The image, pushed with an instance token of its own (as a CI system would).
+  const pusher = await tcr.issueToken();
   image = await writeHelloImage(path.join(dir, 'image'), `${registry.host}/${IMAGE}`, `${REGISTRY}`);
   imageRef = await pushImage(image, registry, IMAGE, pusher);
 
@@ -168,8 +146,7 @@ afterAll(async () => {
   }
   for (const name of namespaces) await core.deleteNamespace({ name }).catch(() => {});
   await core.deleteNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: KEY_SECRET }).catch(() => {});
-  await registry?.stop();
-  await emulator?.stop();
+  await tcr?.stop();
   process.env = savedEnv;
   if (dir) await rm(dir, { recursive: true, force: true });
 });
