@@ -20,6 +20,11 @@ export interface DrainOptions {
   idleMs: number;
   /** A delayed job (a status refresh, a retry) due within this long keeps the invocation, if it fits. */
   delayedWaitMs: number;
+  /**
+   * The slot is given back this long before the invocation stops claiming jobs, so that the relay's successor
+   * (a cold start, perhaps) is up while this one still takes new jobs: no gap at the hand-over.
+   */
+  handoffMs: number;
   /** BullMQ job lock (renewed while a job runs) and stalled-job check interval. */
   lockMs: number;
   stalledIntervalMs: number;
@@ -103,11 +108,16 @@ export async function drainQueue(rt: FunctionsRuntime, opts: DrainOptions): Prom
         stoppedBecause = 'time';
         break;
       }
+      if (!released && opts.slot && t + opts.jobBudgetMs + opts.handoffMs > opts.deadline) {
+        // Near the end: the relay may wake a successor now (jobs still arriving are taken by both meanwhile).
+        await opts.slot.release(true).catch(() => undefined);
+        released = true;
+      }
       if (active > 0 || t - lastBusy < opts.idleMs) continue;
       const due = await nextDelayedDue(rt);
       if (due !== undefined && due - t <= opts.delayedWaitMs && due + opts.jobBudgetMs <= opts.deadline)
         continue;
-      if (opts.slot) {
+      if (opts.slot && !released) {
         // Atomic: a job that arrived meanwhile keeps this invocation (and its slot) busy.
         const outcome = await opts.slot.release(false);
         if (outcome === 'busy') {

@@ -65,6 +65,8 @@ const ScfEnv = FunctionsEnv.extend({
   SCF_JOB_BUDGET_MS: ms('SCF_JOB_BUDGET_MS', 100).default(10_000),
   /** An invocation with nothing to do for this long returns (events meanwhile are taken at once). */
   SCF_IDLE_MS: ms('SCF_IDLE_MS', 0).default(2000),
+  /** The relay's slot is given back this long before the invocation stops claiming (a successor starts). */
+  SCF_HANDOFF_MS: ms('SCF_HANDOFF_MS', 0).default(5000),
   /** A delayed job due within this long (a coalesced status refresh) keeps the invocation, if it fits. */
   SCF_DELAYED_WAIT_MS: ms('SCF_DELAYED_WAIT_MS', 0).default(6000),
   /**
@@ -118,6 +120,7 @@ export async function main_handler(
     jobBudgetMs: Math.min(env.SCF_JOB_BUDGET_MS, Math.max(100, limit / 4)),
     concurrency: env.WORKER_CONCURRENCY,
     idleMs: env.SCF_IDLE_MS,
+    handoffMs: Math.min(env.SCF_HANDOFF_MS, limit / 4),
     delayedWaitMs: env.SCF_DELAYED_WAIT_MS,
     lockMs: limit + env.SCF_LOCK_MARGIN_MS,
     stalledIntervalMs: env.SCF_STALLED_INTERVAL_MS ?? limit + env.SCF_LOCK_MARGIN_MS,
