@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 export function renderTable(r: Record<string, any>): string {
   const m = r.machine as { cores: number; memoryGiB: number; cpu?: string };
   const v = r.versions as Record<string, string>;
-  const header = `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}, controller-manager ${r.controllerManagerQps ?? 20} QPS${r.loadBefore ? `; load average before ${r.loadBefore.join(' ')}, after ${r.loadAfter?.join(' ') ?? '-'}` : ''}`;
+  const header = `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}, controller-manager ${r.controllerManagerQps ?? 20} QPS${r.webhook ? `, admission webhook ${r.webhook}` : ''}${r.loadBefore ? `; load average before ${r.loadBefore.join(' ')}, after ${r.loadAfter?.join(' ') ?? '-'}` : ''}`;
   // A run of several runtimes (`--runtime worker,scf`): one section each, side by side in one run.
   const runs: Record<string, unknown>[] = r.runtimes ?? [r];
   const sections = runs.map((run) =>

@@ -51,8 +51,12 @@ const { values } = parseArgs({
     // Where the functions run: worker (BullMQ workers), scf (the bundle on the emulator's SCF, woken by the
     // relay), or both in one run (`worker,scf`), each on a fresh stack, reported side by side.
     runtime: { type: 'string', default: 'worker' },
+    // The admission webhook gives a new ServiceAccount our entries as it is created, so with it on the
+    // latency below measures the webhook (about 0 ms), not the functions: `off` measures the functions' path.
+    webhook: { type: 'string', default: 'on' },
   },
 });
+if (values.webhook !== 'on' && values.webhook !== 'off') throw new Error('--webhook must be on or off');
 type Runtime = 'worker' | 'scf';
 const runtimes = values.runtime!.split(',').map((r) => {
   if (r !== 'worker' && r !== 'scf') throw new Error(`--runtime: "${r}" is not worker or scf`);
@@ -79,6 +83,7 @@ const results: Record<string, unknown> = {
   workers,
   clientConcurrency: concurrency,
   controllerManagerQps: Number(values['kcm-qps']),
+  webhook: values.webhook,
   loadBefore: os.loadavg().map((l) => +l.toFixed(2)),
 };
 const series: { label: string; points: [number, number][] }[] = [];
@@ -140,6 +145,7 @@ async function benchRuntime(runtime: Runtime) {
     relayBundle: path.join(REPO_ROOT, 'dist', 'relay', 'main.cjs'),
     relayEnv: { LOG_LEVEL: 'warn' },
     runtime,
+    webhook: values.webhook === 'on',
   });
   // The floor is a bare script done right: one keep-alive connection pool, as the functions use.
   const core = shareConnections(stack.admin).makeApiClient(CoreV1Api);

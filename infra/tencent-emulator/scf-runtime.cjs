@@ -62,6 +62,9 @@ process.on('message', (message) => {
   }
 });
 
+// The platform went away (the emulator's process ended): so does the instance, as SCF's would.
+process.on('disconnect', () => process.exit(0));
+
 // An unhandled error kills the instance, as it would SCF's; the emulator reports the invocation as failed.
 process.on('uncaughtException', (error) => {
   process.send({ type: 'crash', error: describe(error) }, () => process.exit(1));
