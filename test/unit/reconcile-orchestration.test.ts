@@ -6,6 +6,7 @@ import { reconcileImagePullSecret } from '../../functions/core/reconcile-image-p
 import { reconcileNamespace } from '../../functions/core/reconcile-namespace.js';
 import { reconcileServiceAccount } from '../../functions/core/reconcile-service-account.js';
 import { type JobContext, type RunJobDeps, runJob } from '../../functions/core/run-job.js';
+import { DeadlineExceededError } from '../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
 import type { JobKey } from '../../shared/jobs.js';
 import { FINALIZER, SKIP_ANNOTATION } from '../../shared/labels.js';
@@ -831,4 +832,35 @@ describe('whole loop through runJob', () => {
     await runJob(runDeps(h, audit), payloadOf(nsKey), { attempt: 1, maxAttempts: 3 }).catch(() => undefined);
     expect(JSON.stringify(audit.entries)).not.toContain(PW);
   });
+});
+
+// ---- deadlines: a job out of time starts no further write ------------------------------------------------
+
+describe('the job deadline (AbortSignal) in the core', () => {
+  it.each([0, 1, 2, 4, 5])(
+    'aborted after write %i: no later write starts, the error is retryable',
+    async (n) => {
+      const reference = harness(seedScenario(new FakeCluster()));
+      await reconcileNamespace(reference.deps, NS);
+      const h = harness(seedScenario(new FakeCluster()));
+      const controller = new AbortController();
+      // The deadline passes while write n + 1 is on its way (the fake does not cancel it).
+      h.cluster.beforeWrite((_method, index) => {
+        if (index === n + 1)
+          controller.abort(new DeadlineExceededError('job namespace team-a: deadline exceeded'));
+      });
+      const deps = { ...h.deps, signal: controller.signal };
+      const error = await reconcileNamespace(deps, NS).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DeadlineExceededError);
+      expect(error).toBeInstanceOf(RetryableError);
+      // The write in flight when the deadline hit may finish; nothing after it starts.
+      expect(h.cluster.writeCalls()).toBeLessThanOrEqual(n + 1);
+      expect(danglingEntries(h.cluster)).toEqual([]);
+      // The retry (a fresh job, a fresh deadline) converges from where it stopped.
+      h.cluster.clearFaults();
+      await reconcileNamespace(h.deps, NS);
+      expect(danglingEntries(h.cluster)).toEqual([]);
+      expect(h.cluster.snapshot()).toEqual(reference.cluster.snapshot());
+    },
+  );
 });
