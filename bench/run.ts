@@ -51,8 +51,8 @@ const { values } = parseArgs({
     // Where the functions run: worker (BullMQ workers), scf (the bundle on the emulator's SCF, woken by the
     // relay), or both in one run (`worker,scf`), each on a fresh stack, reported side by side.
     runtime: { type: 'string', default: 'worker' },
-    // The admission webhook gives a new ServiceAccount our entries as it is created, so with it on the
-    // latency below measures the webhook (about 0 ms), not the functions: `off` measures the functions' path.
+    // With the admission webhook on, a new ServiceAccount carries our entry from birth and the functions only
+    // make the Secret; `off` leaves the ServiceAccount patch to the functions too (the whole job path).
     webhook: { type: 'string', default: 'on' },
   },
 });
