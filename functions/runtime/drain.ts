@@ -1,6 +1,7 @@
 import { Worker } from 'bullmq';
 import { QUEUE_NAME } from '../../shared/jobs.js';
 import { redisOptionsFromUrl } from '../../shared/queue.js';
+import { withTimeout } from '../../shared/timeout.js';
 import type { ReleaseOutcome } from '../../shared/wake-slots.js';
 import type { FunctionsRuntime } from './build-runtime.js';
 import { processJob } from './worker.js';
@@ -93,7 +94,6 @@ export async function drainQueue(rt: FunctionsRuntime, opts: DrainOptions): Prom
     stalledRecovered += 1;
     rt.log.warn({ job: jobId }, 'stalled job (its invocation ended without it) back in the queue');
   });
-  worker.on('failed', () => {});
   const running = worker.run().catch((error: unknown) => {
     rt.log.error({ err: error instanceof Error ? error.message : String(error) }, 'drain: worker stopped');
   });
@@ -119,7 +119,9 @@ export async function drainQueue(rt: FunctionsRuntime, opts: DrainOptions): Prom
         continue;
       if (opts.slot && !released) {
         // Atomic: a job that arrived meanwhile keeps this invocation (and its slot) busy.
-        const outcome = await opts.slot.release(false);
+        const outcome = await withTimeout(opts.slot.release(false), 2000, () => new Error('no answer')).catch(
+          () => 'released' as const,
+        );
         if (outcome === 'busy') {
           lastBusy = t;
           continue;
@@ -149,11 +151,10 @@ export async function drainQueue(rt: FunctionsRuntime, opts: DrainOptions): Prom
  * `dueMs * 0x1000 + sequence` (commands/includes/getDelayedScore.lua).
  */
 async function nextDelayedDue(rt: FunctionsRuntime): Promise<number | undefined> {
-  const [, score] = await rt.redis.zrange(
-    `${rt.env.QUEUE_PREFIX}:${QUEUE_NAME}:delayed`,
-    '0',
-    '0',
-    'WITHSCORES',
-  );
+  // Redis unreachable: nothing is known to be due (the invocation ends; BullMQ's own calls report the outage).
+  const key = `${rt.env.QUEUE_PREFIX}:${QUEUE_NAME}:delayed`;
+  const [, score] = await withTimeout(rt.redis.zrange(key, '0', '0', 'WITHSCORES'), 2000, () => {
+    return new Error('Redis did not answer');
+  }).catch((): string[] => []);
   return score === undefined ? undefined : Math.floor(Number(score) / 0x1000);
 }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
 import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
 import { enqueueJobs } from '../../shared/queue.js';
+import { withTimeout } from '../../shared/timeout.js';
 import { WakeSlots } from '../../shared/wake-slots.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../runtime/build-runtime.js';
 import { type DrainResult, drainQueue, type HeldSlot } from '../runtime/drain.js';
@@ -112,8 +113,13 @@ export async function main_handler(
   let slot: HeldSlot | undefined;
   if ('action' in ev.data && ev.data.slot !== undefined && ev.data.wake !== undefined) {
     const { slot: n, wake } = ev.data;
-    if (await slots.claim(n, wake, Date.now(), limit))
-      slot = { release: (force) => slots.release(n, wake, force) };
+    // Redis not answering: drain without the slot (the lease then ends at its time, as for a killed one).
+    const claimed = await withTimeout(
+      slots.claim(n, wake, Date.now(), limit),
+      2000,
+      () => new Error('no answer'),
+    ).catch(() => false);
+    if (claimed) slot = { release: (force) => slots.release(n, wake, force) };
   }
   const result = await drainQueue(rt, {
     deadline: started + limit - env.SCF_MARGIN_MS,
