@@ -2,7 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { Worker } from 'bullmq';
 import { inject } from 'vitest';
-import { buildFunctionsRuntime, type FunctionsRuntime } from '../../functions/runtime/build-runtime.js';
+import {
+  buildFunctionsRuntime,
+  type FunctionsRuntime,
+  type RuntimeOverrides,
+} from '../../functions/runtime/build-runtime.js';
 import { startWorker } from '../../functions/runtime/worker.js';
 import { FUNCTIONS_SERVICE_ACCOUNT, SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
@@ -43,7 +47,10 @@ export interface FunctionsHarness {
  * The functions as a local BullMQ worker, running as their ServiceAccount (impersonation) against the
  * run's control plane, on a queue prefix of their own so that test files never share jobs.
  */
-export async function startFunctions(env: Record<string, string> = {}): Promise<FunctionsHarness> {
+export async function startFunctions(
+  env: Record<string, string> = {},
+  overrides: RuntimeOverrides = {},
+): Promise<FunctionsHarness> {
   const prefix = `{t${randomBytes(4).toString('hex')}}`;
   const config = parseEnv(FunctionsEnv, {
     REDIS_URL: inject('redisUrl'),
@@ -61,6 +68,7 @@ export async function startFunctions(env: Record<string, string> = {}): Promise<
       [CLUSTER]: impersonatingKubeConfig(serviceAccountUser(SYSTEM_NAMESPACE, FUNCTIONS_SERVICE_ACCOUNT)),
     },
     log: createLogger('functions', 'debug', logs),
+    ...overrides,
   });
   const worker = startWorker(rt);
   await worker.waitUntilReady();
