@@ -11,7 +11,6 @@ import { FUNCTIONS_SERVICE_ACCOUNT, SYSTEM_NAMESPACE } from '../../infra/local/p
 import { startTencentEmulator, type TencentEmulator } from '../../infra/tencent-emulator/server.js';
 import { UPDATER_CONFIG_MAP_NAME } from '../../relay/hosts-updater/config-map.js';
 import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
-import { FINALIZER } from '../../shared/labels.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../../shared/names.js';
 import { createCr, deleteCr, docker, readCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
