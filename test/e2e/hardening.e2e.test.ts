@@ -213,6 +213,16 @@ describe('status derived from what the CR job observes (items 4 and 10: scrubbed
       namespace: ns,
       body: { metadata: { name: 'no-secrets' }, spec: { hard: { secrets: '0' } } },
     });
+    // The local controller-manager runs no quota controller: set the usage it would have computed, so that
+    // admission enforces the quota.
+    await core.patchNamespacedResourceQuotaStatus(
+      {
+        namespace: ns,
+        name: 'no-secrets',
+        body: { status: { hard: { secrets: '0' }, used: { secrets: '0' } } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
     const cr = await newCr({ namespaces: ns, serviceAccounts: 'app', docker: docker() }, name);
     await reconcileCr(cr);
     const failed = await waitFor('the failure in the CR status', async () => {
