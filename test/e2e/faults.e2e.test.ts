@@ -98,6 +98,26 @@ async function createNamespaces(names: string[], labels: Record<string, string>)
   await Promise.all(names.map((ns) => createNamespace(kc, ns, labels)));
 }
 
+/**
+ * No reconcile job waiting, running or delayed, and the relay has nothing pending, over a whole second (the
+ * periodic jobs, which tick all the time here, do not count).
+ */
+async function quiet(): Promise<void> {
+  let looks = 0;
+  await waitFor(
+    'the pipeline to be idle',
+    async () => {
+      const jobs = await queue.getJobs(['waiting', 'active', 'delayed', 'prioritized']);
+      const busy = jobs.filter(
+        (j) => j && !j.repeatJobKey && !['registry-tokens', 'private-endpoints'].includes(j.name),
+      ).length;
+      looks = busy + (await relay.metric('tcr_relay_dirty_keys')) === 0 ? looks + 1 : 0;
+      return looks >= 5;
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
+}
+
 const noStackTraces = (text: string) => !/\n\s+at .+\(.+:\d+:\d+\)/.test(text);
 
 describe('a Secret of ours deleted or edited by hand (item 6)', () => {
@@ -109,6 +129,7 @@ describe('a Secret of ours deleted or edited by hand (item 6)', () => {
       timeoutMs: 30_000,
     });
 
+    await quiet();
     const deletedAt = Date.now();
     await core.deleteNamespacedSecret({ namespace: ns, name: secretNameFor(cr) });
     await waitFor('the deleted Secret to be back', () => everyNamespaceCarries([ns], cr, 'hand-password'), {
@@ -117,6 +138,7 @@ describe('a Secret of ours deleted or edited by hand (item 6)', () => {
     });
     const deleteRepairMs = Date.now() - deletedAt;
 
+    await quiet();
     const secret = (await readSecret(kc, ns, secretNameFor(cr)))!;
     const forged = Buffer.from(
       JSON.stringify({
