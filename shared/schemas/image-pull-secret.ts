@@ -66,10 +66,22 @@ export const RegistryServer = z
 
 const nonEmpty = (max: number) => z.string().max(max).min(1, 'must not be empty');
 
+/**
+ * The registry user name. The auth field is base64("username:password") and registries split it at the first
+ * ':', so a ':' would make it decode to another user than this field says; control and format characters
+ * (NUL, newline, U+202E) hide what the name is in logs and UIs.
+ */
+export const RegistryUsername = nonEmpty(1024)
+  .refine((s) => !s.includes(':'), "must not contain ':' (the auth field would decode to another user name)")
+  .refine(
+    (s) => !/[\p{Cc}\p{Cf}]/u.test(s),
+    'must not contain control or format characters (such as NUL, a newline or U+202E)',
+  );
+
 export const DockerCredentials = z.object({
   server: RegistryServer,
   /** Required unless spec.tcr issues the credential. */
-  username: nonEmpty(1024).optional(),
+  username: RegistryUsername.optional(),
   password: nonEmpty(16384).optional(),
 });
 export type DockerCredentials = z.infer<typeof DockerCredentials>;
