@@ -63,6 +63,7 @@ const RawImagePullSecret = z.object({
 
 const StatusShape = z
   .object({
+    lastSyncedGeneration: z.number().optional(),
     secretsDesired: z.number().optional(),
     secretsSuccess: z.number().optional(),
     observedGeneration: z.number().optional(),
@@ -178,6 +179,19 @@ export class KubeCluster implements ClusterPort, SignalBound {
       fieldSelector: `metadata.name=${name}`,
     });
     return items.map(toSecretView);
+  }
+
+  async secretNamesPresent(namespace: string, names: readonly string[]): Promise<Set<string>> {
+    const present = new Set<string>();
+    await Promise.all(
+      names.map(async (name) => {
+        const list = await this.call('list', 'secrets', () =>
+          this.core.listNamespacedSecret({ namespace, fieldSelector: `metadata.name=${name}` }),
+        );
+        if (list.items.length > 0) present.add(name);
+      }),
+    );
+    return present;
   }
 
   async listServiceAccounts(namespace?: string): Promise<ServiceAccountView[]> {
@@ -305,7 +319,7 @@ export class KubeCluster implements ClusterPort, SignalBound {
     }
   }
 
-  async setFinalizer(cr: CrView, present: boolean): Promise<void> {
+  async setFinalizer(cr: CrView, present: boolean): Promise<'done' | 'gone'> {
     const index = cr.finalizers.indexOf(FINALIZER);
     // JSON patch with a test: applies only to the version we planned from, and never drops another
     // controller's finalizer.
@@ -320,7 +334,7 @@ export class KubeCluster implements ClusterPort, SignalBound {
           { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
           { op: 'remove', path: `/metadata/finalizers/${index}` },
         ];
-    if (!present && index < 0) return;
+    if (!present && index < 0) return 'done';
     try {
       await this.call('patch', PLURAL, () =>
         this.custom.patchClusterCustomObject(
@@ -335,28 +349,36 @@ export class KubeCluster implements ClusterPort, SignalBound {
           this.opts(PatchStrategy.JsonPatch),
         ),
       );
+      return 'done';
     } catch (error) {
       const code = codeOf(error);
-      if (code === 404 && !present) return;
+      // Deleted since it was read (a CR deleted right after creation): nothing is left to clean or to track.
+      if (code === 404) return 'gone';
       if (code === 409 || code === 422)
         throw new RetryableError(`finalizer of ImagePullSecret ${cr.name} changed concurrently`);
       throw error;
     }
   }
 
-  async writeStatus(cr: CrView, status: ImagePullSecretStatus): Promise<void> {
-    await this.call('patch', `${PLURAL}/status`, () =>
-      this.custom.patchClusterCustomObjectStatus(
-        {
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          name: cr.name,
-          body: { status },
-          fieldManager: FIELD_MANAGER,
-        },
-        this.opts(PatchStrategy.MergePatch),
-      ),
+  async writeStatus(cr: CrView, status: ImagePullSecretStatus): Promise<'done' | 'gone'> {
+    return this.call(
+      'patch',
+      `${PLURAL}/status`,
+      async () => {
+        await this.custom.patchClusterCustomObjectStatus(
+          {
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            name: cr.name,
+            body: { status },
+            fieldManager: FIELD_MANAGER,
+          },
+          this.opts(PatchStrategy.MergePatch),
+        );
+        return 'done' as const;
+      },
+      { notFound: 'gone' as const },
     );
   }
 

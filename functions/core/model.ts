@@ -70,6 +70,8 @@ export interface FailedNamespace {
 }
 
 export interface ImagePullSecretStatus {
+  /** The generation whose spec was last converged everywhere: a Synced event is emitted once per generation. */
+  lastSyncedGeneration?: number;
   secretsDesired?: number;
   secretsSuccess?: number;
   observedGeneration?: number;
@@ -95,6 +97,12 @@ export interface CrView {
    * Undefined while a spec.tcr token has not been issued yet: then nothing is written for this CR.
    */
   credential: RegistryCredential | undefined;
+  /**
+   * Why this CR's own source of an API key (spec.tcr.credentialsSecretRef, or the functions' environment) is
+   * refused: then it gets no credential, and its status and a Warning Event say why. Other CRs naming the same
+   * registry are not affected.
+   */
+  credentialProblem?: string | undefined;
   spec: {
     namespaces?: string | undefined;
     serviceAccounts?: string | undefined;

@@ -47,6 +47,8 @@ export interface CrPlan {
   /** The status to write, or undefined when it is already current (zero writes). */
   status: ImagePullSecretStatus | undefined;
   events: PlannedEvent[];
+  /** Recorded failures of namespaces that are converged (or no longer wanted) now: to be forgotten. */
+  staleFailures: string[];
   counts: { desired: number; success: number; conflicts: number; failed: number; pending: number };
 }
 
@@ -71,6 +73,8 @@ export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date):
   const conflicts: FailedNamespace[] = [];
   let desired = 0;
   let success = 0;
+  /** Wanted namespaces not converged (yet): the only ones a recorded failure may still be shown for. */
+  const pending = new Set<string>();
   for (const ns of state.namespaces) {
     if (ns.terminating) continue;
     const secret = secretsByNs.get(ns.name);
@@ -95,19 +99,30 @@ export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date):
     }
     // Converged: our Secret as wanted, every matching ServiceAccount lists it, and none that stopped
     // matching (narrowed serviceAccounts, skip annotation) still does.
-    if (cr.credential === undefined) continue;
+    if (cr.credential === undefined) {
+      pending.add(ns.name);
+      continue;
+    }
     const sas = sasByNs.get(ns.name) ?? [];
     const accountsRight = sas.every(
       (sa) => sa.imagePullSecrets.includes(secretName) === wantsServiceAccount(cr, sa),
     );
     const secretRight = secret !== undefined && isSecretConverged(secret, desiredSecretFor(cr, ns.name));
-    if (secretRight && accountsRight) success += 1;
-    else if (secret !== undefined && accountsRight)
+    if (secretRight && accountsRight) {
+      success += 1;
+      continue;
+    }
+    pending.add(ns.name);
+    if (secret !== undefined && accountsRight)
       secretUpdates.push({ namespace: ns.name, resourceVersion: secret.resourceVersion });
     else toReconcile.push(ns.name);
   }
 
-  const failed = state.failures.filter((f) => !conflicts.some((c) => c.namespace === f.namespace));
+  // Recorded failures are history; the CR's own view is now: a namespace it counts as converged (or no longer
+  // wants) is not failing, whichever job converged it (a ServiceAccount job, an in-place rewrite).
+  const failed = state.failures.filter(
+    (f) => pending.has(f.namespace) && !conflicts.some((c) => c.namespace === f.namespace),
+  );
   const counts = {
     desired,
     success,
@@ -116,7 +131,9 @@ export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date):
     pending: desired - success - conflicts.length,
   };
   const ready = readyCondition(cr, counts, conflicts, failed, now);
+  const lastSyncedGeneration = ready.reason === 'Synced' ? cr.generation : cr.status.lastSyncedGeneration;
   const status: ImagePullSecretStatus = {
+    ...(lastSyncedGeneration !== undefined ? { lastSyncedGeneration } : {}),
     secretsDesired: desired,
     secretsSuccess: success,
     observedGeneration: cr.generation,
@@ -143,7 +160,10 @@ export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date):
     finalizer,
     // A CR on its way out keeps its last status: writing it would only race the finalizer removal.
     status: cr.deleting || statusEquals(cr.status, status) ? undefined : status,
-    events: plannedEvents(previousReady(cr), ready, counts),
+    events: plannedEvents(previousReady(cr), ready, counts, cr),
+    staleFailures: state.failures
+      .filter((f) => !failed.includes(f) && !conflicts.some((c) => c.namespace === f.namespace))
+      .map((f) => f.namespace),
     counts,
   };
 }
@@ -163,6 +183,8 @@ function readyCondition(
   let next: Pick<Condition, 'status' | 'reason' | 'message'>;
   if (cr.invalid !== undefined) {
     next = { status: 'False', reason: 'InvalidSpec', message: cr.invalid };
+  } else if (!cr.deleting && cr.credential === undefined && cr.credentialProblem !== undefined) {
+    next = { status: 'False', reason: 'CredentialRefused', message: cr.credentialProblem };
   } else if (!cr.deleting && cr.credential === undefined) {
     next = {
       status: 'False',
@@ -182,10 +204,11 @@ function readyCondition(
       message: `${counts.conflicts} namespace(s) have a Secret of the same name that is not ours: ${list(conflicts)}`,
     };
   } else if (counts.failed > 0) {
+    const first = failed[0]!;
     next = {
       status: 'False',
       reason: 'Failed',
-      message: `${counts.failed} namespace(s) failed: ${list(failed)}`,
+      message: `${counts.failed} namespace(s) could not be converged: ${list(failed)} (${first.namespace}: ${first.message}); see status.failedNamespaces`,
     };
   } else if (counts.success < counts.desired) {
     next = {
@@ -206,26 +229,36 @@ function readyCondition(
 
 const previousReady = (cr: CrView) => cr.status.conditions?.find((c) => c.type === 'Ready');
 
+/**
+ * Events only on transitions an operator cares about: a generation converged everywhere for the first time
+ * (not every Progressing → Synced as new namespaces arrive), a recovery, and every new problem.
+ */
 function plannedEvents(
   prev: Condition | undefined,
   next: Condition,
   counts: CrPlan['counts'],
+  cr: CrView,
 ): PlannedEvent[] {
   if (prev?.reason === next.reason) return [];
   switch (next.reason) {
     case 'Synced':
-      return prev?.reason === 'Conflict' || prev?.reason === 'Failed'
-        ? [{ type: 'Normal', reason: 'Recovered', message: `recovered: ${next.message}` }]
-        : [
-            {
-              type: 'Normal',
-              reason: 'Synced',
-              message: `first full sync: ${counts.desired} namespaces converged`,
-            },
-          ];
+      if (prev?.reason === 'Conflict' || prev?.reason === 'Failed' || prev?.reason === 'CredentialRefused')
+        return [{ type: 'Normal', reason: 'Recovered', message: `recovered: ${next.message}` }];
+      if (cr.status.lastSyncedGeneration === cr.generation) return [];
+      return [
+        {
+          type: 'Normal',
+          reason: 'Synced',
+          message:
+            cr.status.lastSyncedGeneration === undefined
+              ? `first full sync: ${counts.desired} namespace(s) converged`
+              : `generation ${cr.generation} converged in all ${counts.desired} namespace(s)`,
+        },
+      ];
     case 'Conflict':
     case 'Failed':
     case 'InvalidSpec':
+    case 'CredentialRefused':
       return [{ type: 'Warning', reason: next.reason, message: next.message }];
     default:
       return [];
@@ -250,6 +283,7 @@ function mostRecent<T extends { ourLastWrite?: string | undefined }>(
 export function statusEquals(a: ImagePullSecretStatus, b: ImagePullSecretStatus): boolean {
   const norm = (s: ImagePullSecretStatus) =>
     JSON.stringify({
+      lastSyncedGeneration: s.lastSyncedGeneration,
       secretsDesired: s.secretsDesired ?? 0,
       secretsSuccess: s.secretsSuccess ?? 0,
       observedGeneration: s.observedGeneration ?? 0,

@@ -14,6 +14,29 @@ export interface NamespaceState {
   serviceAccounts: ServiceAccountView[];
   /** Install-wide: take over the TCR add-on's Secrets that stand in the way (plan-adoption.ts). */
   adoptAddonSecrets?: boolean;
+  /**
+   * Which of the dangling candidates (`danglingCandidates`) name a Secret that exists in the namespace (not
+   * ours, or the check would not be needed). Absent: not checked, so no entry is taken for dangling.
+   */
+  presentSecretNames?: ReadonlySet<string>;
+}
+
+/**
+ * Entries `tcr.ips<x>` whose CR `x` does not exist and whose Secret is not one of ours here: left behind when
+ * a CR was deleted after its finalizer had been removed by hand (the garbage collector removes the Secrets,
+ * nothing removes the entries). Whether each names a Secret that exists (someone else's) is checked before one
+ * is removed: we only remove an entry that points at nothing.
+ */
+export function danglingCandidates(state: NamespaceState): string[] {
+  const crSecrets = new Set(state.crs.map((cr) => secretNameFor(cr.name)));
+  const ours = new Set(state.ourSecrets.map((s) => s.name));
+  const found = new Set<string>();
+  for (const sa of state.serviceAccounts) {
+    for (const entry of sa.imagePullSecrets) {
+      if (entry.startsWith(SECRET_PREFIX) && !crSecrets.has(entry) && !ours.has(entry)) found.add(entry);
+    }
+  }
+  return [...found].sort();
 }
 
 export type SecretWrite =
@@ -124,7 +147,10 @@ export function planNamespace(name: string, state: NamespaceState): NamespacePla
     });
   }
 
-  const removable = new Set(plan.deletes.map((d) => d.name));
+  const dangling = state.presentSecretNames
+    ? danglingCandidates(state).filter((name) => !state.presentSecretNames?.has(name))
+    : [];
+  const removable = new Set([...plan.deletes.map((d) => d.name), ...dangling]);
   for (const sa of state.serviceAccounts) {
     const present = new Set(sa.imagePullSecrets);
     // The same rule as the admission webhook's: an entry it already gave the ServiceAccount costs no write.
@@ -142,12 +168,13 @@ export function planNamespace(name: string, state: NamespaceState): NamespacePla
       plan.serviceAccountPatches.push({ name: sa.name, serviceAccount: sa, add, remove });
   }
 
+  const existing = new Set(state.crs.map((cr) => cr.name));
   const affected = new Set<string>([
     ...plan.writes.map((w) => w.cr),
     ...plan.deletes.map((d) => d.cr),
     ...plan.serviceAccountPatches.flatMap((p) => p.add.map((a) => a.cr)),
     ...plan.serviceAccountPatches.flatMap((p) =>
-      p.remove.map((r) => crNameOfSecret({ name: r } as SecretView)),
+      p.remove.map((r) => crNameOfSecret({ name: r } as SecretView)).filter((cr) => existing.has(cr)),
     ),
   ]);
   plan.affectedCrs = [...affected].sort();

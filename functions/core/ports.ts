@@ -27,6 +27,8 @@ export interface ClusterPort {
   listOurSecrets(namespace: string): Promise<SecretView[]>;
   /** Every Secret named `name` in the cluster (field selector), to spot conflicts and count convergence. */
   listSecretsNamed(name: string): Promise<SecretView[]>;
+  /** Which of `names` exist as Secrets in the namespace, anyone's (a field-selected list per name). */
+  secretNamesPresent(namespace: string, names: readonly string[]): Promise<Set<string>>;
   listServiceAccounts(namespace?: string): Promise<ServiceAccountView[]>;
   getServiceAccount(namespace: string, name: string): Promise<ServiceAccountView | undefined>;
   /** One Secret by name (list with a field selector: the functions have no `get` on Secrets); its data is
@@ -53,8 +55,9 @@ export interface ClusterPort {
     add: string[],
     remove: string[],
   ): Promise<'patched' | 'unchanged' | 'gone'>;
-  setFinalizer(cr: CrView, present: boolean): Promise<void>;
-  writeStatus(cr: CrView, status: ImagePullSecretStatus): Promise<void>;
+  /** 'gone' when the CR no longer exists (deleted since it was read): nothing left to do for it. */
+  setFinalizer(cr: CrView, present: boolean): Promise<'done' | 'gone'>;
+  writeStatus(cr: CrView, status: ImagePullSecretStatus): Promise<'done' | 'gone'>;
   emitEvent(cr: CrView, event: PlannedEvent): Promise<void>;
 }
 

@@ -62,7 +62,11 @@ export async function reconcileImagePullSecret(
 ): Promise<ReconcileResult> {
   const { cluster } = deps;
   const cr = await cluster.getImagePullSecret(name);
-  if (!cr) return { actions: [], crs: [name], skipped: 'imagepullsecret-not-found' };
+  if (!cr) {
+    return fanOut
+      ? cleanUpAfterGoneCr(deps, name)
+      : { actions: [], crs: [name], skipped: 'imagepullsecret-not-found' };
+  }
 
   // ServiceAccounts are the largest list and a Secret's content does not depend on them: a rotation starts
   // rewriting as soon as namespaces and Secrets are read, while they are still arriving.
@@ -107,7 +111,10 @@ export async function reconcileImagePullSecret(
 
   // The finalizer goes on before any Secret is made, so that deleting the CR always cleans up.
   if (plan.finalizer === 'add') {
-    await cluster.setFinalizer(cr, true);
+    if ((await cluster.setFinalizer(cr, true)) === 'gone') {
+      await early;
+      return { actions: [], crs: [name], skipped: 'imagepullsecret-not-found' };
+    }
     actions.push({ verb: 'patched', object, detail: 'finalizer added' });
   }
   if (fanOut) {
@@ -129,6 +136,14 @@ export async function reconcileImagePullSecret(
     // the first token now rather than at its next scheduled run; revoke one nothing uses any more).
     if (cr.spec.tcr && !cr.invalid && (cr.credential === undefined || cr.deleting)) {
       jobs.push({ key: { ...REGISTRY_TOKENS_KEY }, trigger: 'fanout' });
+    }
+    // A spec.tcr CR whose spec changed (or that is going away) may change the nodes' private-endpoint map:
+    // refresh it now rather than at the next periodic tick (minutes).
+    if (cr.spec.tcr && !cr.invalid && (cr.deleting || cr.status.observedGeneration !== cr.generation)) {
+      jobs.push({
+        key: { cluster: cluster.clusterId, kind: 'private-endpoints', name: 'updater-config' },
+        trigger: 'fanout',
+      });
     }
     // Beyond the budget: this CR job runs again (after this one: BullMQ dedup) and continues from a fresh read.
     if (more)
@@ -158,7 +173,9 @@ export async function reconcileImagePullSecret(
   }
   if (plan.status) {
     throwIfAborted(deps.signal, `ImagePullSecret ${name}`);
-    await cluster.writeStatus(cr, plan.status);
+    if ((await cluster.writeStatus(cr, plan.status)) === 'gone') {
+      return { actions, crs: [name], skipped: 'imagepullsecret-not-found' };
+    }
     actions.push({
       verb: 'updated',
       object: `${object} status`,
@@ -166,12 +183,50 @@ export async function reconcileImagePullSecret(
     });
   }
   for (const event of plan.events) await cluster.emitEvent(cr, event);
-  if (plan.finalizer === 'remove') {
-    await cluster.setFinalizer(cr, false);
+  await Promise.all(plan.staleFailures.map((ns) => deps.failures.clear(cluster.clusterId, name, ns)));
+  if (plan.finalizer === 'remove' && (await cluster.setFinalizer(cr, false)) === 'done') {
     actions.push({ verb: 'patched', object, detail: 'finalizer removed: cleanup complete' });
   }
   if (actions.length === 0) actions.push({ verb: 'noop', object });
   if (cr.invalid !== undefined)
     throw new TerminalError(`ImagePullSecret ${name} cannot be planned: ${cr.invalid}`);
   return { actions, crs: [name] };
+}
+
+/**
+ * A CR that is gone (its event, or a resync): normally its finalizer made sure nothing of it is left. If the
+ * finalizer was removed by hand, the garbage collector takes its Secrets but nothing removes the
+ * ServiceAccount entries: find the namespaces still holding either, and let their namespace jobs clean up
+ * (they remove entries that point at nothing).
+ */
+async function cleanUpAfterGoneCr(deps: ReconcileDeps, name: string): Promise<ReconcileResult> {
+  const secretName = secretNameFor(name);
+  const [secrets, serviceAccounts] = await Promise.all([
+    deps.cluster.listSecretsNamed(secretName),
+    deps.cluster.listServiceAccounts(),
+  ]);
+  const namespaces = new Set([
+    ...secrets.filter((s) => s.ours).map((s) => s.namespace),
+    ...serviceAccounts.filter((sa) => sa.imagePullSecrets.includes(secretName)).map((sa) => sa.namespace),
+  ]);
+  const jobs: Enqueue[] = [...namespaces].sort().map((ns) => ({
+    key: { cluster: deps.cluster.clusterId, kind: 'namespace', name: ns },
+    trigger: 'fanout',
+  }));
+  for (let i = 0; i < jobs.length; i += FANOUT_CHUNK)
+    await deps.queue.enqueue(jobs.slice(i, i + FANOUT_CHUNK));
+  return {
+    actions:
+      jobs.length > 0
+        ? [
+            {
+              verb: 'noop',
+              object: `ImagePullSecret ${name}`,
+              detail: `gone; cleaning up after it in ${jobs.length} namespace(s)`,
+            },
+          ]
+        : [],
+    crs: [name],
+    skipped: 'imagepullsecret-not-found',
+  };
 }

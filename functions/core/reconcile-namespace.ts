@@ -4,7 +4,13 @@ import { describeError, TerminalError } from '../../shared/errors.js';
 import type { Enqueue } from '../../shared/queue.js';
 import type { DesiredSecret } from './desired-secret.js';
 import { addonShapeProblem } from './plan-adoption.js';
-import { isNoop, type NamespacePlan, planNamespace } from './plan-namespace.js';
+import {
+  danglingCandidates,
+  isNoop,
+  type NamespacePlan,
+  type NamespaceState,
+  planNamespace,
+} from './plan-namespace.js';
 import type { Action, ClusterPort, FailureStorePort, QueuePort } from './ports.js';
 import { scrubMessage } from './scrub.js';
 
@@ -51,13 +57,16 @@ export async function reconcileNamespace(deps: ReconcileDeps, name: string): Pro
     ? await Promise.all([cluster.listOurSecrets(name), cluster.listServiceAccounts(name)])
     : [[], []];
 
-  const plan = planNamespace(name, {
-    namespace,
-    crs,
-    ourSecrets,
-    serviceAccounts,
-    adoptAddonSecrets: deps.adoptAddonSecrets ?? false,
-  });
+  const plan = planNamespace(
+    name,
+    await withDanglingCheck(cluster, name, {
+      namespace,
+      crs,
+      ourSecrets,
+      serviceAccounts,
+      adoptAddonSecrets: deps.adoptAddonSecrets ?? false,
+    }),
+  );
   if (plan.skipped) return { actions: [], namespace: name, crs: [], skipped: plan.skipped };
   throwIfAborted(deps.signal, `namespace ${name}`);
 
@@ -70,6 +79,20 @@ export async function reconcileNamespace(deps: ReconcileDeps, name: string): Pro
   }
   await followUp(deps, plan);
   return { actions, namespace: name, crs: plan.wantedBy };
+}
+
+/**
+ * Adds which dangling-looking entries (`tcr.ips<x>`, no CR `x`, no Secret of ours) name a Secret that exists
+ * here: only entries that point at nothing are removed. Costs a read only when there is such an entry.
+ */
+export async function withDanglingCheck(
+  cluster: ReconcileDeps['cluster'],
+  namespace: string,
+  state: NamespaceState,
+): Promise<NamespaceState> {
+  const candidates = danglingCandidates(state);
+  if (candidates.length === 0 || !state.namespace || state.namespace.terminating) return state;
+  return { ...state, presentSecretNames: await cluster.secretNamesPresent(namespace, candidates) };
 }
 
 /** A failure nothing will retry becomes visible in each wanting CR's status (failedNamespaces, Ready). */

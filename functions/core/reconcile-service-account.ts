@@ -1,5 +1,10 @@
 import { planNamespace } from './plan-namespace.js';
-import { applyNamespacePlan, type ReconcileDeps, type ReconcileResult } from './reconcile-namespace.js';
+import {
+  applyNamespacePlan,
+  type ReconcileDeps,
+  type ReconcileResult,
+  withDanglingCheck,
+} from './reconcile-namespace.js';
 
 /**
  * Converges one ServiceAccount (and the Secrets it needs) without touching the rest of the namespace.
@@ -21,7 +26,13 @@ export async function reconcileServiceAccount(
   if (!sa) return { actions: [], namespace, crs: [], skipped: 'serviceaccount-not-found' };
   const ourSecrets = await cluster.listOurSecrets(namespace);
 
-  const plan = planNamespace(namespace, { namespace: ns, crs, ourSecrets, serviceAccounts: [sa] });
+  const state = await withDanglingCheck(cluster, namespace, {
+    namespace: ns,
+    crs,
+    ourSecrets,
+    serviceAccounts: [sa],
+  });
+  const plan = planNamespace(namespace, state);
   const needsNamespaceJob = plan.deletes.length > 0;
   const actions = await applyNamespacePlan(deps, { ...plan, deletes: [] });
 

@@ -273,6 +273,15 @@ export class FakeCluster implements ClusterPort {
       .map(toView);
   }
 
+  async secretNamesPresent(namespace: string, names: readonly string[]): Promise<Set<string>> {
+    this.count('secretNamesPresent');
+    return new Set(
+      this.sortedSecrets()
+        .filter((s) => s.namespace === namespace && names.includes(s.name))
+        .map((s) => s.name),
+    );
+  }
+
   async listServiceAccounts(namespace?: string): Promise<ServiceAccountView[]> {
     this.count('listServiceAccounts');
     return [...this.serviceAccounts.values()]
@@ -386,13 +395,10 @@ export class FakeCluster implements ClusterPort {
     }
   }
 
-  async setFinalizer(cr: CrView, present: boolean): Promise<void> {
+  async setFinalizer(cr: CrView, present: boolean): Promise<'done' | 'gone'> {
     this.write('setFinalizer', `${cr.name} ${present}`);
     const stored = this.crs.get(cr.name);
-    if (!stored) {
-      if (!present) return;
-      throw new TerminalError(`patch imagepullsecrets: HTTP 404: imagepullsecrets "${cr.name}" not found`);
-    }
+    if (!stored) return 'gone';
     if (present) {
       if (stored.deleting)
         throw new TerminalError(
@@ -404,7 +410,7 @@ export class FakeCluster implements ClusterPort {
       stored.finalizers = [...stored.finalizers, FINALIZER];
     } else {
       const index = cr.finalizers.indexOf(FINALIZER);
-      if (index < 0) return;
+      if (index < 0) return 'done';
       if (stored.finalizers[index] !== FINALIZER)
         throw new RetryableError(`finalizer of ImagePullSecret ${cr.name} changed concurrently`);
       stored.finalizers = stored.finalizers.filter((_, i) => i !== index);
@@ -413,20 +419,19 @@ export class FakeCluster implements ClusterPort {
     this.mutations += 1;
     // The API server removes an object being deleted once its last finalizer is gone.
     if (stored.deleting && stored.finalizers.length === 0) this.crs.delete(cr.name);
+    return 'done';
   }
 
-  async writeStatus(cr: CrView, status: ImagePullSecretStatus): Promise<void> {
+  async writeStatus(cr: CrView, status: ImagePullSecretStatus): Promise<'done' | 'gone'> {
     this.write('writeStatus', cr.name);
     const stored = this.crs.get(cr.name);
-    if (!stored)
-      throw new TerminalError(
-        `patch imagepullsecrets/status: HTTP 404: imagepullsecrets "${cr.name}" not found`,
-      );
+    if (!stored) return 'gone';
     // A merge patch of the status: top-level fields replaced, lists whole.
     stored.status = { ...stored.status, ...clone(status) };
     stored.resourceVersion = this.nextRv();
     this.statusWrites.push({ cr: cr.name, status: clone(status) });
     this.mutations += 1;
+    return 'done';
   }
 
   async emitEvent(cr: CrView, event: PlannedEvent): Promise<void> {

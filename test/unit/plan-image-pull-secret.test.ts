@@ -209,7 +209,12 @@ describe('planImagePullSecret: Ready condition and failedNamespaces', () => {
         title: 'a recorded failure → False Failed, listed in failedNamespaces',
         kinds: ['converged', 'no Secret yet'],
         failures: [failure('ns-1')],
-        expected: { status: 'False', reason: 'Failed', message: '1 namespace(s) failed: ns-1' },
+        expected: {
+          status: 'False',
+          reason: 'Failed',
+          message:
+            '1 namespace(s) could not be converged: ns-1 (ns-1: create secrets: HTTP 403: forbidden); see status.failedNamespaces',
+        },
         failed: [failure('ns-1')],
       },
       {
@@ -400,14 +405,43 @@ describe('planImagePullSecret: status writes and transition times', () => {
 });
 
 describe('planImagePullSecret: events on Ready transitions', () => {
-  it.each<[string, string | undefined, string[], { type: string; reason: string; message?: RegExp }[]]>([
+  it.each<
+    [
+      string,
+      string | undefined,
+      string[],
+      { type: string; reason: string; message?: RegExp }[],
+      number?,
+      number?,
+    ]
+  >([
     [
       'first sync',
       undefined,
       ['converged'],
-      [{ type: 'Normal', reason: 'Synced', message: /^first full sync: 1 namespaces converged$/ }],
+      [{ type: 'Normal', reason: 'Synced', message: /^first full sync: 1 namespace\(s\) converged$/ }],
     ],
-    ['Progressing → Synced', 'Progressing', ['converged'], [{ type: 'Normal', reason: 'Synced' }]],
+    [
+      'Progressing → Synced, this generation never synced before',
+      'Progressing',
+      ['converged'],
+      [{ type: 'Normal', reason: 'Synced' }],
+    ],
+    [
+      'Progressing → Synced, this generation synced before (new namespaces): none',
+      'Progressing',
+      ['converged'],
+      [],
+      1,
+    ],
+    [
+      'Progressing → Synced, a new generation',
+      'Progressing',
+      ['converged'],
+      [{ type: 'Normal', reason: 'Synced', message: /^generation 2 converged in all 1 namespace\(s\)$/ }],
+      1,
+      2,
+    ],
     [
       'Synced → Conflict',
       'Synced',
@@ -437,7 +471,7 @@ describe('planImagePullSecret: events on Ready transitions', () => {
       [],
     ],
     ['first plan progressing: none', undefined, ['no Secret yet'], []],
-  ])('%s', (_title, prevReason, kinds, expected) => {
+  ])('%s', (_title, prevReason, kinds, expected, lastSyncedGeneration, generation = 1) => {
     const conditions: Condition[] | undefined = prevReason
       ? [
           {
@@ -449,7 +483,11 @@ describe('planImagePullSecret: events on Ready transitions', () => {
           },
         ]
       : undefined;
-    const cr = crView('a', { serviceAccounts: 'default', status: conditions ? { conditions } : {} });
+    const cr = crView('a', {
+      serviceAccounts: 'default',
+      generation,
+      status: { ...(conditions ? { conditions } : {}), lastSyncedGeneration },
+    });
     const plan = planImagePullSecret(cr, stateOf(kinds.map((k, i) => shape(`ns-${i}`, k))), NOW);
     expect(plan.events).toHaveLength(expected.length);
     expected.forEach((e, i) => {
@@ -549,5 +587,78 @@ describe('planImagePullSecret: bounded status', () => {
     const plan = planImagePullSecret(a, stateOf(shapes, failures), NOW);
     expect(plan.counts.failed).toBe(10_000);
     expect(JSON.stringify(plan.status).length).toBeLessThan(64 * 1024);
+  });
+});
+
+describe('planImagePullSecret: the CR’s own view is the truth (issue 14)', () => {
+  const failure = (ns: string): FailedNamespace => ({
+    namespace: ns,
+    reason: 'RetriesExhausted',
+    message: 'patch serviceaccounts: HTTP 409: conflict',
+    since: T0,
+  });
+
+  it('drops a recorded failure of a namespace it counts as converged (or no longer wants), and says to forget it', () => {
+    const shapes = [
+      shape('ns-0', 'converged'),
+      shape('ns-1', 'no Secret yet'),
+      shape('ns-2', 'skipped, nothing of ours'),
+    ];
+    const plan = planImagePullSecret(
+      a,
+      stateOf(shapes, [failure('ns-0'), failure('ns-1'), failure('ns-2'), failure('gone')]),
+      NOW,
+    );
+    expect(plan.status?.failedNamespaces?.map((f) => f.namespace)).toEqual(['ns-1']);
+    expect(plan.staleFailures.sort()).toEqual(['gone', 'ns-0', 'ns-2']);
+    expect(plan.counts.failed).toBe(1);
+  });
+
+  it('success = desired and a failure recorded by an outage → Synced, not Failed', () => {
+    const plan = planImagePullSecret(a, stateOf([shape('ns-0', 'converged')], [failure('ns-0')]), NOW);
+    expect(ready(plan.status)).toMatchObject({ status: 'True', reason: 'Synced' });
+    expect(plan.status?.failedNamespaces).toEqual([]);
+  });
+
+  it('a refused key source → False CredentialRefused with the reason, one Warning Event', () => {
+    const refused = {
+      ...crView('a', { awaitingCredential: true }),
+      credentialProblem:
+        'spec.tcr.credentialsSecretRef names Secret kube-system/k: the Secret must be in namespace tcr-assistant-system',
+    };
+    const plan = planImagePullSecret(refused, stateOf([shape('ns-0', 'no Secret yet')]), NOW);
+    expect(ready(plan.status)).toMatchObject({
+      status: 'False',
+      reason: 'CredentialRefused',
+      message: refused.credentialProblem,
+    });
+    expect(plan.events).toEqual([
+      { type: 'Warning', reason: 'CredentialRefused', message: refused.credentialProblem },
+    ]);
+    const again = planImagePullSecret(
+      { ...refused, status: structuredClone(plan.status)! },
+      stateOf([shape('ns-0', 'no Secret yet')]),
+      LATER,
+    );
+    expect(again.events).toEqual([]);
+    expect(again.status).toBeUndefined();
+  });
+
+  it('records the generation it synced, so that later Progressing → Synced (new namespaces) is no event', () => {
+    const first = planImagePullSecret(a, stateOf([shape('ns-0', 'converged')]), NOW);
+    expect(first.status?.lastSyncedGeneration).toBe(1);
+    const progressing = planImagePullSecret(
+      { ...a, status: structuredClone(first.status)! },
+      stateOf([shape('ns-0', 'converged'), shape('ns-1', 'no Secret yet')]),
+      NOW,
+    );
+    expect(progressing.status?.lastSyncedGeneration).toBe(1);
+    const synced = planImagePullSecret(
+      { ...a, status: structuredClone(progressing.status)! },
+      stateOf([shape('ns-0', 'converged'), shape('ns-1', 'converged')]),
+      LATER,
+    );
+    expect(ready(synced.status)?.reason).toBe('Synced');
+    expect(synced.events).toEqual([]);
   });
 });

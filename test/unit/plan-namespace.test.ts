@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { desiredSecretFor } from '../../functions/core/desired-secret.js';
 import type { CrView, SecretView } from '../../functions/core/model.js';
 import {
+  danglingCandidates,
   isNoop,
   type NamespacePlan,
   type NamespaceState,
@@ -533,5 +534,48 @@ describe('planNamespace: our Secrets that are not pull Secrets', () => {
     const plan = planNamespace(NS, state({ crs: [a], ourSecrets: [secA, tokenStore] }));
     expect(plan.deletes).toEqual([]);
     expect(summary(plan).deletes).toEqual([]);
+  });
+});
+
+describe('planNamespace: entries left by a CR deleted without its finalizer (issue 14)', () => {
+  const gone = secretNameFor('gone');
+  const withEntries = [saView(NS, 'default', ['mine', gone, A]), saView(NS, 'builder', [gone])];
+
+  it('lists an entry of a CR that does not exist, with no Secret of ours, as a candidate', () => {
+    expect(danglingCandidates(state({ crs: [a], ourSecrets: [secA], serviceAccounts: withEntries }))).toEqual(
+      [gone],
+    );
+    // The CR exists (waiting, invalid or being deleted: its own rules apply), or our Secret is still there.
+    expect(danglingCandidates(state({ crs: [a, crView('gone')], serviceAccounts: withEntries }))).toEqual([]);
+  });
+
+  it('removes it only once checked, and only if no Secret of that name exists (someone else’s is kept)', () => {
+    const unchecked = planNamespace(
+      NS,
+      state({ crs: [a], ourSecrets: [secA], serviceAccounts: withEntries }),
+    );
+    const removals = (plan: NamespacePlan) =>
+      plan.serviceAccountPatches.filter((p) => p.remove.length > 0).map((p) => [p.name, p.remove]);
+    expect(removals(unchecked)).toEqual([]);
+    const checked = planNamespace(
+      NS,
+      state({ crs: [a], ourSecrets: [secA], serviceAccounts: withEntries, presentSecretNames: new Set() }),
+    );
+    expect(removals(checked)).toEqual([
+      ['default', [gone]],
+      ['builder', [gone]],
+    ]);
+    // Status refreshes only for CRs that exist.
+    expect(checked.affectedCrs).toEqual(['a']);
+    const foreign = planNamespace(
+      NS,
+      state({
+        crs: [a],
+        ourSecrets: [secA],
+        serviceAccounts: withEntries,
+        presentSecretNames: new Set([gone]),
+      }),
+    );
+    expect(removals(foreign)).toEqual([]);
   });
 });
