@@ -28,6 +28,7 @@ import {
 import { toMatchableNamespace } from '../../shared/matching.js';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../../shared/names.js';
 import { ImagePullSecretSpec } from '../../shared/schemas/image-pull-secret.js';
+import type { CredentialCheckPort } from '../core/credential-sources.js';
 import type { DesiredSecret } from '../core/desired-secret.js';
 import type {
   CrView,
@@ -86,6 +87,8 @@ export class KubeCluster implements ClusterPort, SignalBound {
     private readonly observe: RequestObserver = () => {},
     /** Where spec.tcr CRs' issued tokens are (tcr-assistant-system); without it they wait for a credential. */
     private readonly tokens?: TokenStorePort,
+    /** Each spec.tcr CR's own API-key source, checked: a CR whose source is unusable is refused, alone. */
+    private readonly credentialChecks?: CredentialCheckPort,
   ) {
     shareConnections(kc);
     this.core = kc.makeApiClient(CoreV1Api);
@@ -144,7 +147,9 @@ export class KubeCluster implements ClusterPort, SignalBound {
 
   /**
    * Gives spec.tcr CRs the token the refresher stored for their registry (one read per token, not per CR).
-   * Read on every job, not cached, so that a rotation is never undone by a job holding the old token.
+   * Read on every job, not cached, so that a rotation is never undone by a job holding the old token. A CR
+   * whose own key source (its credentialsSecretRef, or the environment) is unusable gets no token but the
+   * reason: the token is shared, the right to it is per CR.
    */
   private async withIssuedCredentials(crs: CrView[]): Promise<CrView[]> {
     const tokens = this.tokens;
@@ -154,6 +159,8 @@ export class KubeCluster implements ClusterPort, SignalBound {
       crs.map(async (cr) => {
         const tcr = cr.spec.tcr;
         if (!tcr || cr.invalid) return cr;
+        const problem = await this.credentialChecks?.check(tcr.credentialsSecretRef);
+        if (problem !== undefined) return { ...cr, credentialProblem: problem };
         const key = tokenKeyOf(tcr.registryId, tcr.tokenType);
         if (!reads.has(key)) reads.set(key, tokens.readToken(key));
         const stored = await reads.get(key);

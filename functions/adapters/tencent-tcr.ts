@@ -6,14 +6,15 @@ import { emptyAsUnset } from '../../shared/config.js';
 import { abortable, abortReason, bindSignal, type SignalBound } from '../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
 import { tencentHttpProfile } from '../../shared/tencent-http.js';
-import type {
-  InstanceTokenInfo,
-  InternalEndpoint,
-  IssuedToken,
-  RegistryCall,
-  TcrApi,
-  TencentCredential,
-  TkeApi,
+import {
+  CredentialRejected,
+  type InstanceTokenInfo,
+  type InternalEndpoint,
+  type IssuedToken,
+  type RegistryCall,
+  type TcrApi,
+  type TencentCredential,
+  type TkeApi,
 } from '../core/tcr-api.js';
 
 // TCR's API through tencentcloud-sdk-nodejs (there is no per-product package for TCR: deep import). The
@@ -109,6 +110,9 @@ const TERMINAL_CODES = [
   /^OperationDenied/,
   /^InvalidAction/,
 ];
+
+/** Codes that refuse the key itself (another key may work): a CredentialRejected, terminal for this key. */
+const KEY_REFUSED_CODES = [/^AuthFailure(\.|$)/, /^UnauthorizedOperation/];
 
 type Client = InstanceType<typeof tcr.v20190924.Client>;
 type TkeClient = InstanceType<typeof tke.v20180525.Client>;
@@ -381,6 +385,7 @@ export function mapSdkError(error: unknown, what: string, secretKey: string): Er
   const request = requestId ? ` (RequestId ${requestId})` : '';
   if (code !== undefined) {
     const message = scrub(`${what}: ${code}: ${parsed.data.message}${request}`);
+    if (KEY_REFUSED_CODES.some((p) => p.test(code))) return new CredentialRejected(message);
     return TERMINAL_CODES.some((p) => p.test(code))
       ? new TerminalError(message)
       : new RetryableError(message);

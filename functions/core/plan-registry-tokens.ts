@@ -27,8 +27,12 @@ export interface TokenDemand {
   rotateAfterSeconds?: number | undefined;
   /** Clusters the token goes to (sorted). */
   clusters: string[];
-  /** API key candidates in order; empty = the functions' environment. */
+  /** API-key Secrets named for it: the fleet file's first (`fleetRefs` of them), then CRs' by cluster and name. */
   credentialRefs: CredentialRef[];
+  /** How many leading `credentialRefs` come from the fleet file: tried before the environment. */
+  fleetRefs: number;
+  /** A source that names no Secret (a fleet entry or CR without one): the functions' own key is a candidate. */
+  usesEnvironment: boolean;
   /** CRs using the token, to re-reconcile where it changed. */
   crs: { cluster: string; name: string }[];
 }
@@ -81,6 +85,8 @@ export function collectTokenDemand(input: {
         rotateAfterSeconds: spec.rotateAfterSeconds,
         clusters: [],
         credentialRefs: [],
+        fleetRefs: 0,
+        usesEnvironment: false,
         crs: [],
       };
       demands.set(key, d);
@@ -102,8 +108,14 @@ export function collectTokenDemand(input: {
       );
     }
     for (const c of clusters) if (!d.clusters.includes(c)) d.clusters.push(c);
-    if (ref && !d.credentialRefs.some((r) => r.cluster === ref.cluster && r.name === ref.name)) {
+    if (!ref) d.usesEnvironment = true;
+    else if (
+      !d.credentialRefs.some(
+        (r) => r.cluster === ref.cluster && r.namespace === ref.namespace && r.name === ref.name,
+      )
+    ) {
       d.credentialRefs.push(ref);
+      if (!cr) d.fleetRefs += 1;
     }
     if (cr) d.crs.push(cr);
   };

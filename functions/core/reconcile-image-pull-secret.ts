@@ -134,7 +134,11 @@ export async function reconcileImagePullSecret(
     }));
     // A spec.tcr CR without its token yet, or one going away: the fleet's token refresher has work (issue
     // the first token now rather than at its next scheduled run; revoke one nothing uses any more).
-    if (cr.spec.tcr && !cr.invalid && (cr.credential === undefined || cr.deleting)) {
+    if (
+      cr.spec.tcr &&
+      !cr.invalid &&
+      ((cr.credential === undefined && cr.credentialProblem === undefined) || cr.deleting)
+    ) {
       jobs.push({ key: { ...REGISTRY_TOKENS_KEY }, trigger: 'fanout' });
     }
     // A spec.tcr CR whose spec changed (or that is going away) may change the nodes' private-endpoint map:

@@ -72,7 +72,9 @@ async function lookUpRegistries(
   wanted: readonly CrView[],
 ): Promise<{ lookups: Map<string, EndpointLookup>; failures: LookupFailure[] }> {
   const firstByRegistry = new Map<string, CrView>();
-  for (const cr of [...wanted].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+  // CRs whose own key source is usable first: one CR's bad credentialsSecretRef must not hide another's good one.
+  const usable = (cr: CrView) => (cr.credentialProblem === undefined ? 0 : 1);
+  for (const cr of [...wanted].sort((a, b) => usable(a) - usable(b) || (a.name < b.name ? -1 : 1))) {
     const tcr = cr.spec.tcr!;
     const key = registryKeyOf(tcr.registryId, tcr.region);
     if (!firstByRegistry.has(key)) firstByRegistry.set(key, cr);

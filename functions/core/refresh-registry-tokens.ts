@@ -3,9 +3,11 @@ import { throwIfAborted } from '../../shared/deadline.js';
 import { describeError, RetryableError, TerminalError } from '../../shared/errors.js';
 import { secretNameFor } from '../../shared/names.js';
 import { withTimeout } from '../../shared/timeout.js';
+import { type CredentialCandidate, CredentialChooser } from './credential-sources.js';
 import { DOCKER_CONFIG_KEY } from './docker-config.js';
 import type { CrView } from './model.js';
 import {
+  type CredentialRef,
   collectTokenDemand,
   type FleetRegistryInput,
   mergeRetired,
@@ -21,7 +23,6 @@ import type { ReconcileResult } from './reconcile-namespace.js';
 import { scrubMessage } from './scrub.js';
 import {
   CREDENTIALS_NAMESPACE,
-  type RegistryCall,
   resolveTencentCredential,
   type SecretReader,
   type TcrApi,
@@ -114,38 +115,44 @@ async function readClusters(
   return { snapshots, unreachable };
 }
 
-async function resolveCredential(
+/**
+ * The key sources a token may be issued (and revoked) with, in order: the fleet file's Secrets, the functions'
+ * environment when some source names no Secret, then the Secrets CRs name. Each is resolved only when reached.
+ */
+function candidatesOf(
   deps: RegistryTokensDeps,
-  demand: TokenDemand,
+  demand: Pick<TokenDemand, 'credentialRefs' | 'fleetRefs' | 'usesEnvironment'>,
   snapshots: Map<string, ClusterSnapshot>,
-): Promise<TencentCredential> {
-  if (demand.credentialRefs.length === 0) {
-    return (
-      await resolveTencentCredential(undefined, {
+): CredentialCandidate[] {
+  const fromSecret = (ref: CredentialRef): CredentialCandidate => ({
+    label: `Secret ${ref.namespace}/${ref.name} in cluster ${ref.cluster}`,
+    ref,
+    async resolve() {
+      const snapshot = snapshots.get(ref.cluster);
+      if (!snapshot) throw new RetryableError(`cluster ${ref.cluster} is unreachable`);
+      const { credential } = await resolveTencentCredential(
+        { namespace: ref.namespace, name: ref.name },
+        { secrets: snapshot.connection.secrets, defaultCredential: deps.defaultCredential },
+      );
+      return credential;
+    },
+  });
+  const environment: CredentialCandidate = {
+    label: "the functions' environment",
+    async resolve() {
+      const { credential } = await resolveTencentCredential(undefined, {
         secrets: nullReader,
         defaultCredential: deps.defaultCredential,
-      })
-    ).credential;
-  }
-  const problems: string[] = [];
-  for (const ref of demand.credentialRefs) {
-    const snapshot = snapshots.get(ref.cluster);
-    if (!snapshot) {
-      problems.push(`cluster ${ref.cluster} (holding Secret ${ref.namespace}/${ref.name}) is unreachable`);
-      continue;
-    }
-    try {
-      return (
-        await resolveTencentCredential(
-          { namespace: ref.namespace, name: ref.name },
-          { secrets: snapshot.connection.secrets, defaultCredential: deps.defaultCredential },
-        )
-      ).credential;
-    } catch (error) {
-      problems.push(`cluster ${ref.cluster}: ${describeError(error)}`);
-    }
-  }
-  throw new RetryableError(`no usable API key for registry ${demand.registryId}: ${problems.join('; ')}`);
+      });
+      return credential;
+    },
+  };
+  const refs = demand.credentialRefs;
+  return [
+    ...refs.slice(0, demand.fleetRefs).map(fromSecret),
+    ...(demand.usesEnvironment || refs.length === 0 ? [environment] : []),
+    ...refs.slice(demand.fleetRefs).map(fromSecret),
+  ];
 }
 
 const nullReader: SecretReader = { readSecretData: async () => undefined };
@@ -269,18 +276,21 @@ async function refreshOne(
   const force = deps.force?.has(demand.key) === true || deps.force?.has(demand.registryId) === true;
   const decision = planIssue({ demand, stores, now, force });
   let current = decision.current;
-  let credential: TencentCredential | undefined;
-  const call = async (): Promise<RegistryCall> => {
-    credential ??= await resolveCredential(deps, demand, snapshots);
-    return { registryId: demand.registryId, region: demand.region, credential };
-  };
+  const chooser = new CredentialChooser(
+    candidatesOf(deps, demand, snapshots),
+    `registry ${demand.registryId}`,
+  );
+  const target = { registryId: demand.registryId, region: demand.region };
 
   if (decision.issue) {
-    const issued = await deps.tcr.createInstanceToken({
-      ...(await call()),
-      tokenType: demand.tokenType,
-      desc: tokenDescription(deps.fleetName, demand.key),
-    });
+    const issued = await chooser.use((credential) =>
+      deps.tcr.createInstanceToken({
+        ...target,
+        credential,
+        tokenType: demand.tokenType,
+        desc: tokenDescription(deps.fleetName, demand.key),
+      }),
+    );
     current = {
       key: demand.key,
       registryId: demand.registryId,
@@ -292,6 +302,7 @@ async function refreshOne(
       issuedAt: now,
       tokenId: issued.tokenId,
       retired: [],
+      credentialsRef: chooser.used?.ref,
     };
     actions.push({ verb: 'created', object: `TCR token ${demand.key}`, detail: decision.reason });
     // Done as soon as issued: a retry of this run (a cluster down) must not rotate a second time.
@@ -306,7 +317,8 @@ async function refreshOne(
   const wanted: StoredToken = {
     ...current,
     retired: mergeRetired(current, stores, now),
-    credentialsRef: demand.credentialRefs[0],
+    // The source it was issued with (revocation uses it when no CR names the registry any more).
+    credentialsRef: current.credentialsRef,
     resourceVersion: undefined,
   };
   const failures = await distribute(deps, demand, wanted, snapshots, actions);
@@ -330,7 +342,9 @@ async function refreshOne(
   if (revocation.waiting) deps.log.info({ tokenKey: demand.key }, `revocation waits: ${revocation.waiting}`);
   if (revocation.revoke.length > 0) {
     for (const tokenId of revocation.revoke) {
-      const outcome = await deps.tcr.deleteInstanceToken({ ...(await call()), tokenId });
+      const outcome = await chooser.use((credential) =>
+        deps.tcr.deleteInstanceToken({ ...target, credential, tokenId }),
+      );
       actions.push({ verb: 'deleted', object: `TCR token ${tokenId}`, detail: `replaced (${outcome})` });
     }
     const remaining = wanted.retired.filter((r) => !revocation.revoke.includes(r.tokenId));
@@ -350,11 +364,13 @@ async function refreshOne(
   if (demand.tokenType === 'longterm' && everyClusterCurrent) {
     const known = new Set([wanted.tokenId, ...wanted.retired.map((r) => r.tokenId)]);
     const description = tokenDescription(deps.fleetName, demand.key);
-    const listed = await deps.tcr.listInstanceTokens(await call());
+    const listed = await chooser.use((credential) => deps.tcr.listInstanceTokens({ ...target, credential }));
     for (const t of listed) {
       if (t.desc !== description || known.has(t.tokenId)) continue;
       if (!(now - t.createdAt >= deps.revokeGraceMs)) continue;
-      const outcome = await deps.tcr.deleteInstanceToken({ ...(await call()), tokenId: t.tokenId });
+      const outcome = await chooser.use((credential) =>
+        deps.tcr.deleteInstanceToken({ ...target, credential, tokenId: t.tokenId }),
+      );
       actions.push({
         verb: 'deleted',
         object: `TCR token ${t.tokenId}`,
@@ -426,25 +442,28 @@ async function retireUnwanted(
       }
     }
     if (ids.size > 0) {
-      // The API key it was issued with (recorded in the store): the CR that named it may be gone.
-      const demand: TokenDemand = {
-        key,
-        registryId: token.registryId,
-        region: token.region,
-        tokenType: token.tokenType,
-        refreshBeforeSeconds: 0,
-        clusters: [],
-        credentialRefs: token.credentialsRef ? [token.credentialsRef] : [],
-        crs: [],
-      };
-      const credential = await resolveCredential(deps, demand, snapshots);
+      // The API key it was issued with (recorded in the store; the CR that named it may be gone), else ours.
+      const chooser = new CredentialChooser(
+        candidatesOf(
+          deps,
+          {
+            credentialRefs: token.credentialsRef ? [token.credentialsRef] : [],
+            fleetRefs: token.credentialsRef ? 1 : 0,
+            usesEnvironment: true,
+          },
+          snapshots,
+        ),
+        `registry ${token.registryId}`,
+      );
       for (const tokenId of ids) {
-        const outcome = await deps.tcr.deleteInstanceToken({
-          registryId: token.registryId,
-          region: token.region,
-          credential,
-          tokenId,
-        });
+        const outcome = await chooser.use((credential) =>
+          deps.tcr.deleteInstanceToken({
+            registryId: token.registryId,
+            region: token.region,
+            credential,
+            tokenId,
+          }),
+        );
         actions.push({
           verb: 'deleted',
           object: `TCR token ${tokenId}`,

@@ -7,6 +7,12 @@ import type { TcrTokenSource } from '../../shared/schemas/image-pull-secret.js';
 // functions/adapters/tencent-tcr.ts (tencentcloud-sdk-nodejs) and functions/adapters/kube-system-objects.ts
 // (the Secret); tests use the emulator or fakes.
 
+/**
+ * TCR refused the API key itself (AuthFailure.*, UnauthorizedOperation.*): another key may work where this one
+ * does not, unlike a wrong registry id or region.
+ */
+export class CredentialRejected extends TerminalError {}
+
 /** A Tencent Cloud API key. Never logged, never part of an error message or of anything written. */
 export interface TencentCredential {
   secretId: string;

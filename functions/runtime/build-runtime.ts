@@ -14,6 +14,7 @@ import { KubeCluster } from '../adapters/kube-cluster.js';
 import { KubeSystemObjects } from '../adapters/kube-system-objects.js';
 import { auditStreamKey, RedisAudit, RedisFailureStore, RedisTokenReports } from '../adapters/redis-audit.js';
 import { defaultCredentialFrom, TencentApiEnv, TencentTcrApi } from '../adapters/tencent-tcr.js';
+import { CachedCredentialChecks } from '../core/credential-sources.js';
 import type { ReconcileDeps } from '../core/reconcile-namespace.js';
 import type { RegistryTokensDeps } from '../core/refresh-registry-tokens.js';
 import type { RunJobDeps } from '../core/run-job.js';
@@ -151,7 +152,8 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
       connection = loadClusterConfig(id).then((kc) => {
         // Our own namespace's ConfigMap, API-key and token Secrets (infra/rbac/functions-system.yaml).
         const system = new KubeSystemObjects(kc, UPDATER_NAMESPACE, metrics.observeRequest);
-        return { cluster: new KubeCluster(id, kc, metrics.observeRequest, system), system };
+        const checks = new CachedCredentialChecks({ secrets: system, defaultCredential });
+        return { cluster: new KubeCluster(id, kc, metrics.observeRequest, system, checks), system };
       });
       connection.catch(() => connections.delete(id));
       connections.set(id, connection);

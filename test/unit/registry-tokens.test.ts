@@ -74,6 +74,8 @@ function demand(o: Partial<TokenDemand> = {}): TokenDemand {
     refreshBeforeSeconds: 86_400,
     clusters: ['a', 'b'],
     credentialRefs: [],
+    fleetRefs: 0,
+    usesEnvironment: true,
     crs: [],
     ...o,
   };
