@@ -19,7 +19,7 @@ import { buildFunctionsRuntime } from './runtime/build-runtime.js';
 import { describeFleet, formatFleet } from './runtime/fleet-view.js';
 import { serveMetrics } from './runtime/metrics.js';
 import { registerOperationalGauges } from './runtime/operational-metrics.js';
-import { ensureSchedules } from './runtime/schedules.js';
+import { keepSchedules } from './runtime/schedule-keeper.js';
 import { startWorker } from './runtime/worker.js';
 
 const USAGE =
@@ -64,7 +64,8 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'worker': {
         const worker = startWorker(rt);
-        await ensureSchedules(rt);
+        const schedules = keepSchedules(rt);
+        await schedules.ready;
         registerOperationalGauges(rt.metrics.registry, rt);
         // Ready once Redis answers and the workers run: a worker that cannot reach Redis takes no jobs.
         const server = await serveMetrics(rt.metrics.registry, env.METRICS_PORT, () =>
@@ -82,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
         });
+        schedules.stop();
         await worker.close();
         server.close();
         return 0;

@@ -41,6 +41,11 @@ export function createRelayMetrics(registry = new Registry()) {
       labelNames: ['kind'],
       registers: [registry],
     }),
+    queueLost: new Counter({
+      name: 'tcr_relay_queue_lost_total',
+      help: 'Times the queue was found emptied under the relay (Redis restarted empty or flushed): each is a full resync.',
+      registers: [registry],
+    }),
     redisErrors: new Counter({
       name: 'tcr_relay_redis_errors_total',
       help: 'Failed attempts to hand jobs to Redis.',

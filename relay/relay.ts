@@ -18,6 +18,7 @@ import {
 } from './map-events.js';
 import type { RelayMetrics } from './metrics.js';
 import { Publisher } from './publisher.js';
+import { QueueEpoch, queueEpochKey } from './queue-epoch.js';
 
 export interface RelayOptions {
   kc: KubeConfig;
@@ -31,6 +32,10 @@ export interface RelayOptions {
   flushIntervalMs: number;
   /** Called after jobs were handed to Redis (the SCF waker). */
   onEnqueued?: () => void;
+  /** The queue's prefix, for the marker that reveals a lost queue (absent: `{tcr}`). */
+  queuePrefix?: string;
+  /** How often the marker is checked (absent: 2 s). */
+  queueCheckMs?: number;
 }
 
 /** The three collections the relay watches, read with the relay's own (read-only) identity. */
@@ -55,6 +60,7 @@ export function createSources(kc: KubeConfig): ResourceSource<WatchedKind>[] {
 export class Relay {
   readonly watchers: ResourceWatcher<WatchedKind>[];
   readonly publisher: Publisher;
+  readonly epoch: QueueEpoch;
   private resyncTimer: NodeJS.Timeout | undefined;
   private initialResyncDone = false;
 
@@ -67,6 +73,14 @@ export class Relay {
       flushIntervalMs: opts.flushIntervalMs,
       onRecovered: () => this.resync('resync'),
       onEnqueued: opts.onEnqueued,
+    });
+    this.epoch = new QueueEpoch({
+      queue: opts.queue,
+      key: queueEpochKey(opts.queuePrefix ?? opts.queue.opts.prefix ?? '{tcr}', opts.clusterId),
+      checkEveryMs: opts.queueCheckMs ?? 2000,
+      log: opts.log,
+      countLoss: () => opts.metrics.queueLost.inc(),
+      onLost: () => this.resync('resync'),
     });
     this.watchers = sources.map(
       (source) =>
@@ -82,6 +96,7 @@ export class Relay {
 
   start(): void {
     this.publisher.start();
+    this.epoch.start();
     for (const w of this.watchers) w.start();
     this.resyncTimer = setInterval(() => this.resync('resync'), this.opts.resyncPeriodMs);
   }
@@ -89,13 +104,14 @@ export class Relay {
   /** Stops watching, then hands over what is still pending. */
   async stop(): Promise<void> {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.epoch.stop();
     await Promise.all(this.watchers.map((w) => w.stop()));
     await this.publisher.close();
   }
 
-  /** Ready: every kind listed once, and Redis takes our jobs. */
+  /** Ready: every kind listed once, and Redis takes our jobs (and answers the marker check). */
   get ready(): boolean {
-    return this.watchers.every((w) => w.isSynced) && this.publisher.healthy;
+    return this.watchers.every((w) => w.isSynced) && this.publisher.healthy && this.epoch.healthy;
   }
 
   /**

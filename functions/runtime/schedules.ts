@@ -37,6 +37,19 @@ export function privateEndpointsSchedulerId(cluster: string): string {
   return `private-endpoints|${cluster}`;
 }
 
+/** The fleet's token refresher's scheduler id. */
+export const REGISTRY_TOKENS_SCHEDULER_ID = 'registry-tokens|fleet';
+
+/** The schedulers `ensureSchedules` keeps for these settings (those with a period, and that period). */
+export function expectedSchedulers(clusters: readonly string[], env: SchedulesEnv): Map<string, number> {
+  const expected = new Map<string, number>();
+  if (env.PRIVATE_ENDPOINTS_EVERY_MS > 0)
+    for (const c of clusters) expected.set(privateEndpointsSchedulerId(c), env.PRIVATE_ENDPOINTS_EVERY_MS);
+  if (env.REGISTRY_TOKENS_EVERY_MS > 0)
+    expected.set(REGISTRY_TOKENS_SCHEDULER_ID, env.REGISTRY_TOKENS_EVERY_MS);
+  return expected;
+}
+
 export interface EnsureSchedulesOptions {
   /** Default: the runtime's CLUSTER_ID. */
   clusters?: string[];
@@ -80,7 +93,7 @@ export async function ensureSchedules(
     );
   }
   // One scheduler for the whole fleet (not per cluster): a rotation is one CreateInstanceToken per registry.
-  const tokensId = 'registry-tokens|fleet';
+  const tokensId = REGISTRY_TOKENS_SCHEDULER_ID;
   if (env.REGISTRY_TOKENS_EVERY_MS === 0) {
     await rt.queue.removeJobScheduler(tokensId);
   } else {

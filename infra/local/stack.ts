@@ -7,7 +7,7 @@ import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { TencentTcrApi } from '../../functions/adapters/tencent-tcr.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../../functions/runtime/build-runtime.js';
-import { ensureSchedules } from '../../functions/runtime/schedules.js';
+import { keepSchedules } from '../../functions/runtime/schedule-keeper.js';
 import { startWorker } from '../../functions/runtime/worker.js';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
@@ -197,7 +197,8 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
   });
   const runtime = opts.runtime ?? 'worker';
   const worker = runtime === 'worker' ? startWorker(functions) : undefined;
-  if (worker) await ensureSchedules(functions);
+  const schedules = worker ? keepSchedules(functions) : undefined;
+  await schedules?.ready;
   const scf =
     runtime === 'scf'
       ? deployScfFunction({
@@ -279,6 +280,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
         await new Promise((r) => relay.once('exit', r));
       }
       await webhook?.stop();
+      schedules?.stop();
       await worker?.close();
       await functions.close();
       await Promise.allSettled([node?.stop(), registry?.stop()]);
