@@ -20,6 +20,7 @@ import { describeFleet, formatFleet } from './runtime/fleet-view.js';
 import { serveMetrics } from './runtime/metrics.js';
 import { registerOperationalGauges } from './runtime/operational-metrics.js';
 import { keepSchedules } from './runtime/schedule-keeper.js';
+import { watchOurSecrets } from './runtime/secret-watch.js';
 import { startWorker } from './runtime/worker.js';
 
 const USAGE =
@@ -66,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
         const worker = startWorker(rt);
         const schedules = keepSchedules(rt);
         await schedules.ready;
+        const secrets = await watchOurSecrets(rt);
         registerOperationalGauges(rt.metrics.registry, rt);
         // Ready once Redis answers and the workers run: a worker that cannot reach Redis takes no jobs.
         const server = await serveMetrics(rt.metrics.registry, env.METRICS_PORT, () =>
@@ -84,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
           process.once('SIGTERM', resolve);
         });
         schedules.stop();
+        await secrets.stop();
         await worker.close();
         server.close();
         return 0;

@@ -21,6 +21,13 @@ import type { RunJobDeps } from '../core/run-job.js';
 import type { TcrApi, TkeApi } from '../core/tcr-api.js';
 import { createFunctionsMetrics, type FunctionsMetrics } from './metrics.js';
 
+/** One cluster's clients, as the functions' identity (and the KubeConfig they were made from). */
+export interface ClusterConnection {
+  cluster: KubeCluster;
+  system: KubeSystemObjects;
+  kc: KubeConfig;
+}
+
 export interface FunctionsRuntime {
   env: FunctionsEnv;
   redis: Redis;
@@ -32,7 +39,7 @@ export interface FunctionsRuntime {
   /** The fleet served (from FLEET_FILE; else one cluster, CLUSTER_ID). */
   fleet: Fleet;
   /** Each cluster's API and token store, connected on first use and cached (a TKE cluster's kubeconfig too). */
-  connect(cluster: string): Promise<{ cluster: KubeCluster; system: KubeSystemObjects }>;
+  connect(cluster: string): Promise<ClusterConnection>;
   /** The token refresher's dependencies; `force` rotates those token keys or registry ids now. */
   registryTokensDeps(force?: ReadonlySet<string>): RegistryTokensDeps;
   tokenReports: RedisTokenReports;
@@ -145,7 +152,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
   }
 
   // One API client per cluster for the life of the warm instance; a failed connect is not cached.
-  const connections = new Map<string, Promise<{ cluster: KubeCluster; system: KubeSystemObjects }>>();
+  const connections = new Map<string, Promise<ClusterConnection>>();
   const connect = (id: string) => {
     let connection = connections.get(id);
     if (!connection) {
@@ -153,7 +160,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
         // Our own namespace's ConfigMap, API-key and token Secrets (infra/rbac/functions-system.yaml).
         const system = new KubeSystemObjects(kc, UPDATER_NAMESPACE, metrics.observeRequest);
         const checks = new CachedCredentialChecks({ secrets: system, defaultCredential });
-        return { cluster: new KubeCluster(id, kc, metrics.observeRequest, system, checks), system };
+        return { cluster: new KubeCluster(id, kc, metrics.observeRequest, system, checks), system, kc };
       });
       connection.catch(() => connections.delete(id));
       connections.set(id, connection);

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
+import { describeError } from '../../shared/errors.js';
 import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
 import { enqueueJobs } from '../../shared/queue.js';
 import { withTimeout } from '../../shared/timeout.js';
@@ -12,6 +13,7 @@ import { WakeSlots } from '../../shared/wake-slots.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../runtime/build-runtime.js';
 import { type DrainResult, drainQueue, type HeldSlot } from '../runtime/drain.js';
 import { privateEndpointsKey } from '../runtime/schedules.js';
+import { catchUpSecretChanges, SecretWatchEnv } from '../runtime/secret-watch.js';
 
 /** The timer `argument` (serverless.yml) that enqueues the private-endpoint refresh before draining. */
 export const PRIVATE_ENDPOINTS_MESSAGE = 'private-endpoints';
@@ -60,6 +62,7 @@ const ms = (name: string, min: number) =>
     .min(min, `${name} must be ≥ ${min}`);
 
 const ScfEnv = FunctionsEnv.extend({
+  ...SecretWatchEnv.shape,
   /** Time kept in reserve at the end of an invocation (closing connections, returning). */
   SCF_MARGIN_MS: ms('SCF_MARGIN_MS', 0).default(2000),
   /** Only claim a job if this much time is left: the longest a job may take (its deadline). */
@@ -120,6 +123,19 @@ export async function main_handler(
       () => new Error('no answer'),
     ).catch(() => false);
     if (claimed) slot = { release: (force) => slots.release(n, wake, force) };
+  }
+  // No process lives between invocations to watch our Secrets: replay what happened to them since the last
+  // invocation (a second's window), so one deleted or edited by hand is repaired by this drain. Skipped when
+  // the invocation is too short to spare the second.
+  if (env.SECRET_WATCH === 'on' && started + limit - env.SCF_MARGIN_MS - Date.now() >= 5000) {
+    for (const cluster of rt.fleet.clusters.map((c) => c.id)) {
+      await catchUpSecretChanges(rt, cluster).catch((error: unknown) =>
+        rt.log.warn(
+          { cluster, err: describeError(error) },
+          'secret catch-up failed; the next invocation retries',
+        ),
+      );
+    }
   }
   const result = await drainQueue(rt, {
     deadline: started + limit - env.SCF_MARGIN_MS,

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { TencentTcrApi } from '../../functions/adapters/tencent-tcr.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../../functions/runtime/build-runtime.js';
 import { keepSchedules } from '../../functions/runtime/schedule-keeper.js';
+import { watchOurSecrets } from '../../functions/runtime/secret-watch.js';
 import { startWorker } from '../../functions/runtime/worker.js';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
@@ -199,6 +200,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
   const worker = runtime === 'worker' ? startWorker(functions) : undefined;
   const schedules = worker ? keepSchedules(functions) : undefined;
   await schedules?.ready;
+  const secretWatch = worker ? await watchOurSecrets(functions) : undefined;
   const scf =
     runtime === 'scf'
       ? deployScfFunction({
@@ -281,6 +283,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       }
       await webhook?.stop();
       schedules?.stop();
+      await secretWatch?.stop();
       await worker?.close();
       await functions.close();
       await Promise.allSettled([node?.stop(), registry?.stop()]);

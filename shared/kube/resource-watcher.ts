@@ -42,6 +42,8 @@ export interface ResourceSource<K extends string = string> {
   kind: K;
   /** Path of the collection to watch, e.g. /api/v1/namespaces. */
   watchPath: string;
+  /** Extra watch parameters, e.g. a labelSelector (the list must apply the same). */
+  watchQuery?: Record<string, string>;
   listPage(continueToken?: string): Promise<ListPage>;
   /** The object's key within its kind (`name` or `namespace/name`). */
   keyOf(obj: WatchedObject): string;
@@ -265,6 +267,7 @@ export class ResourceWatcher<K extends string = string> {
         .watch(
           this.source.watchPath,
           {
+            ...this.source.watchQuery,
             resourceVersion: this.resourceVersion,
             allowWatchBookmarks: true,
             // The server ends each watch after 5-10 minutes; resuming from the last version is free.

@@ -249,3 +249,63 @@ describe('Redis restarted empty or flushed (items 1 and 2)', () => {
     expect(ms).toBeLessThanOrEqual(TOKENS_EVERY_MS);
   });
 });
+
+describe('the SCF runtime (no long-lived process): the Secret catch-up at each invocation (item 6)', () => {
+  it('repairs a Secret deleted or edited by hand at the next invocation; bound = time to that invocation + this', async () => {
+    // No worker any more: the SCF handler drains the queue the relay feeds, as in the cloud.
+    await worker.kill();
+    Object.assign(process.env, {
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: prefix,
+      CLUSTER_ID: CLUSTER,
+      KUBECONFIG: inject('functionsKubeconfigPath'),
+      STATUS_DELAY_MS: '0',
+      LOG_LEVEL: 'silent',
+      WORKER_CONCURRENCY: '4',
+    });
+    const scf = await import('../../functions/scf/index.js');
+    const invoke = () =>
+      scf.main_handler(
+        { Type: 'Timer', TriggerName: 'drain-queue', Time: new Date().toISOString(), Message: 'drain' },
+        { time_limit_in_ms: 30_000, request_id: randomBytes(4).toString('hex') },
+      );
+    try {
+      const { cr, label } = await scopedCr('scf-password');
+      const ns = uniqueName('scf');
+      await createNamespaces([ns], label);
+      await waitFor(
+        'the Secret, through SCF invocations',
+        async () => {
+          await invoke();
+          return everyNamespaceCarries([ns], cr, 'scf-password');
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      await invoke();
+
+      await core.deleteNamespacedSecret({ namespace: ns, name: secretNameFor(cr) });
+      const deleteStarted = Date.now();
+      await invoke();
+      const deleteMs = Date.now() - deleteStarted;
+      expect(await everyNamespaceCarries([ns], cr, 'scf-password')).toBe(true);
+
+      const secret = (await readSecret(kc, ns, secretNameFor(cr)))!;
+      await core.replaceNamespacedSecret({
+        namespace: ns,
+        name: secretNameFor(cr),
+        body: { ...secret, data: { '.dockerconfigjson': Buffer.from('{"auths":{}}').toString('base64') } },
+      });
+      const editStarted = Date.now();
+      await invoke();
+      const editMs = Date.now() - editStarted;
+      expect(await everyNamespaceCarries([ns], cr, 'scf-password')).toBe(true);
+      console.log(
+        `[faults] SCF: hand-deleted Secret repaired by the next invocation in ${deleteMs} ms, hand-edited in ${editMs} ms (plus the wait for that invocation: ≤ 30 s with serverless.yml's timers)`,
+      );
+      expect(deleteMs).toBeLessThanOrEqual(5000);
+      expect(editMs).toBeLessThanOrEqual(5000);
+    } finally {
+      await scf.resetWarmRuntime();
+    }
+  });
+});

@@ -1,0 +1,292 @@
+import { CoreV1Api, type KubeConfig, Watch } from '@kubernetes/client-node';
+import { Counter, type Registry } from 'prom-client';
+import { z } from 'zod';
+import { parseEnv } from '../../shared/config.js';
+import { describeError } from '../../shared/errors.js';
+import type { JobKey } from '../../shared/jobs.js';
+import {
+  type Change,
+  type ListPage,
+  ResourceWatcher,
+  type WatchedObject,
+} from '../../shared/kube/resource-watcher.js';
+import { FIELD_MANAGER, OUR_SECRETS_SELECTOR } from '../../shared/labels.js';
+import { SECRET_PREFIX } from '../../shared/names.js';
+import { type Enqueue, enqueueJobs } from '../../shared/queue.js';
+import type { FunctionsRuntime } from './build-runtime.js';
+
+// Our pull Secrets deleted or edited by hand (docs/adr-010-secret-repair.md). The relay cannot read Secrets,
+// and RBAC has no metadata-only verb for them, so the signal comes from the functions' own identity, which
+// already lists and writes them: a watch of our Secrets (label selector) in the long-running worker, and a
+// catch-up from the last seen resourceVersion at each SCF invocation. Each deletion, and each change some
+// other writer made (managedFields names another manager), becomes the job of that Secret's namespace,
+// which re-plans it: level-triggered, so a false alarm costs one converged job and no write.
+
+export const SecretWatchEnv = z.object({
+  /** `off`: no watch of our Secrets (a Secret deleted by hand then waits for the next CR job or resync). */
+  SECRET_WATCH: z.enum(['on', 'off']).default('on'),
+});
+
+const PAGE = 500;
+
+/** A change to one of our Secrets that the functions must look at (namespace to reconcile), if any. */
+export function namespaceToRepair(
+  type: 'added' | 'modified' | 'deleted',
+  key: string,
+  object: WatchedObject | undefined,
+): string | undefined {
+  const [namespace = '', name = ''] = key.split('/');
+  if (!name.startsWith(SECRET_PREFIX) || namespace === '') return undefined;
+  if (type === 'deleted') return namespace;
+  return object && writtenByOthers(object) ? namespace : undefined;
+}
+
+/**
+ * Whether anyone but us holds fields of the Secret (managedFields): `kubectl edit`, a script, a controller.
+ * Our own writes (create, in-place rewrite) leave only our field manager, so they never trigger a job.
+ */
+export function writtenByOthers(object: WatchedObject): boolean {
+  const entries = (object.metadata as { managedFields?: { manager?: string; operation?: string }[] })
+    ?.managedFields;
+  return (entries ?? []).some((e) => e.manager !== undefined && e.manager !== FIELD_MANAGER);
+}
+
+interface SecretWatchMetrics {
+  events: Counter<'kind' | 'type'>;
+  dropped: Counter<'kind'>;
+  watchRestarts: Counter<'kind' | 'reason'>;
+  relists: Counter<'kind'>;
+  repairs: Counter<'cluster' | 'cause'>;
+  sawEvent(kind: string): void;
+}
+
+/** One set of counters per metrics registry (a runtime may watch several clusters). */
+const metricsByRegistry = new WeakMap<Registry, SecretWatchMetrics>();
+
+function metricsOf(registry: Registry): SecretWatchMetrics {
+  const known = metricsByRegistry.get(registry);
+  if (known) return known;
+  const registers = [registry];
+  const metrics: SecretWatchMetrics = {
+    events: new Counter({
+      name: 'tcr_secret_watch_events_total',
+      help: 'Watch events on our pull Secrets, by type.',
+      labelNames: ['kind', 'type'],
+      registers,
+    }),
+    dropped: new Counter({
+      name: 'tcr_secret_watch_dropped_total',
+      help: 'Secret events that changed nothing.',
+      labelNames: ['kind'],
+      registers,
+    }),
+    watchRestarts: new Counter({
+      name: 'tcr_secret_watch_restarts_total',
+      help: 'Restarts of the Secret watch, by reason.',
+      labelNames: ['kind', 'reason'],
+      registers,
+    }),
+    relists: new Counter({
+      name: 'tcr_secret_watch_relists_total',
+      help: 'Full lists of our Secrets (start, 410 Gone).',
+      labelNames: ['kind'],
+      registers,
+    }),
+    repairs: new Counter({
+      name: 'tcr_secret_repairs_enqueued_total',
+      help: 'Namespace jobs enqueued because one of our Secrets was deleted or changed by someone else.',
+      labelNames: ['cluster', 'cause'],
+      registers,
+    }),
+    sawEvent: () => {},
+  };
+  metricsByRegistry.set(registry, metrics);
+  return metrics;
+}
+
+/** Lists our pull Secrets of the whole cluster, a page at a time (for the watch's list and relists). */
+function ourSecrets(kc: KubeConfig) {
+  const core = kc.makeApiClient(CoreV1Api);
+  return async (token?: string): Promise<ListPage> => {
+    const list = await core.listSecretForAllNamespaces({
+      labelSelector: OUR_SECRETS_SELECTOR,
+      limit: PAGE,
+      _continue: token,
+    });
+    return {
+      items: list.items as unknown as WatchedObject[],
+      resourceVersion: list.metadata?.resourceVersion ?? '',
+      continueToken: list.metadata?._continue,
+    };
+  };
+}
+
+/** Hands namespace keys to the queue, a few milliseconds' worth at a time (deduplicated per key). */
+function batcher(rt: FunctionsRuntime, cluster: string, metrics: SecretWatchMetrics) {
+  const pending = new Map<string, Enqueue>();
+  let scheduled = false;
+  const flush = async () => {
+    scheduled = false;
+    const items = [...pending.values()];
+    pending.clear();
+    try {
+      await enqueueJobs(rt.queue, items);
+    } catch (error) {
+      // Not lost for good: the relay's resync (and its lost-queue check) covers whatever this misses.
+      rt.log.warn({ cluster, jobs: items.length, err: describeError(error) }, 'secret watch: enqueue failed');
+    }
+  };
+  return (namespace: string, cause: 'deleted' | 'modified') => {
+    const key: JobKey = { cluster, kind: 'namespace', name: namespace };
+    pending.set(namespace, { key, trigger: cause });
+    metrics.repairs.inc({ cluster, cause });
+    if (!scheduled) {
+      scheduled = true;
+      setTimeout(() => void flush(), 20);
+    }
+  };
+}
+
+export interface SecretWatch {
+  stop(): Promise<void>;
+}
+
+/**
+ * The worker runtime's watch of our Secrets in each cluster it serves (SECRET_WATCH=off disables it). Needs
+ * `watch` on secrets: the same data the functions' `list` already returns, seen as it changes.
+ */
+export async function watchOurSecrets(
+  rt: FunctionsRuntime,
+  clusters: readonly string[] = rt.fleet.clusters.map((c) => c.id),
+): Promise<SecretWatch> {
+  const env = parseEnv(SecretWatchEnv);
+  if (env.SECRET_WATCH === 'off') return { stop: async () => {} };
+  const metrics = metricsOf(rt.metrics.registry);
+  const watchers: ResourceWatcher<'secret'>[] = [];
+  for (const cluster of clusters) {
+    const { kc } = await rt.connect(cluster);
+    const repair = batcher(rt, cluster, metrics);
+    const watcher = new ResourceWatcher(
+      kc,
+      {
+        kind: 'secret',
+        watchPath: '/api/v1/secrets',
+        watchQuery: { labelSelector: OUR_SECRETS_SELECTOR },
+        listPage: ourSecrets(kc),
+        keyOf: (obj) => `${obj.metadata?.namespace}/${obj.metadata?.name}`,
+        // The resourceVersion: every change is looked at (namespaceToRepair decides), and no hash of
+        // Secret data is kept.
+        fingerprintOf: (obj) => obj.metadata?.resourceVersion ?? '',
+      },
+      {
+        watchdogSilenceMs: 150_000,
+        log: rt.log.child({ watch: 'secrets', cluster }),
+        metrics,
+        onChange: (change: Change) => {
+          const ns = namespaceToRepair(change.type, change.key, change.object);
+          if (ns) repair(ns, change.type === 'deleted' ? 'deleted' : 'modified');
+        },
+      },
+    );
+    watcher.start();
+    watchers.push(watcher);
+  }
+  rt.log.info({ clusters }, 'watching our Secrets: one deleted or edited by hand is repaired at once');
+  return {
+    async stop() {
+      await Promise.all(watchers.map((w) => w.stop()));
+    },
+  };
+}
+
+/** Where the SCF runtime keeps the resourceVersion its last catch-up reached, per cluster. */
+export const secretWatchKey = (prefix: string, cluster: string) => `${prefix}:secret-watch:${cluster}`;
+
+export interface CatchUpResult {
+  cluster: string;
+  /** Namespace jobs enqueued for Secrets deleted or changed by others since the last catch-up. */
+  repairs: number;
+  /** `start`: first run, nothing to compare; `gone`: the history was compacted, every CR resynced. */
+  outcome: 'caught-up' | 'start' | 'gone';
+}
+
+/**
+ * The SCF runtime's stand-in for the watch (no process lives between invocations): replays the changes to our
+ * Secrets since the resourceVersion stored by the previous invocation, for `windowMs` (the API server sends
+ * the backlog at once, then nothing), enqueues the repairs, and stores where it got. History older than the
+ * API server keeps (410 Gone) resyncs every CR of the cluster instead.
+ */
+export async function catchUpSecretChanges(
+  rt: FunctionsRuntime,
+  cluster: string,
+  windowMs = 1000,
+): Promise<CatchUpResult> {
+  const { kc, cluster: port } = await rt.connect(cluster);
+  const stateKey = secretWatchKey(rt.env.QUEUE_PREFIX, cluster);
+  const from = await rt.redis.get(stateKey);
+  const startOver = async () => {
+    const page = await ourSecrets(kc)(undefined);
+    await rt.redis.set(stateKey, page.resourceVersion);
+  };
+  if (!from) {
+    await startOver();
+    return { cluster, repairs: 0, outcome: 'start' };
+  }
+  const namespaces = new Set<string>();
+  let last = from;
+  let gone = false;
+  await new Promise<void>((resolve, reject) => {
+    let controller: AbortController | undefined;
+    const timer = setTimeout(() => controller?.abort(), windowMs + 500);
+    new Watch(kc)
+      .watch(
+        '/api/v1/secrets',
+        {
+          labelSelector: OUR_SECRETS_SELECTOR,
+          resourceVersion: from,
+          allowWatchBookmarks: true,
+          timeoutSeconds: Math.max(1, Math.round(windowMs / 1000)),
+        },
+        (type: string, obj: WatchedObject & { code?: number }) => {
+          if (type === 'ERROR') {
+            if (obj.code === 410) gone = true;
+            controller?.abort();
+            return;
+          }
+          const rv = obj.metadata?.resourceVersion;
+          if (rv) last = rv;
+          if (type === 'BOOKMARK') return;
+          const key = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+          const change = type === 'DELETED' ? 'deleted' : type === 'ADDED' ? 'added' : 'modified';
+          const ns = namespaceToRepair(change, key, obj);
+          if (ns) namespaces.add(ns);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          const status = (err as { statusCode?: number } | null)?.statusCode;
+          if (status === 410) gone = true;
+          if (err && !gone && !(err instanceof Error && err.name === 'AbortError')) reject(err);
+          else resolve();
+        },
+      )
+      .then((c) => {
+        controller = c;
+      }, reject);
+  });
+  if (gone) {
+    // What changed since is unknown: every CR's fan-out compares every namespace (the relay's resync).
+    const crs = await port.listImagePullSecrets();
+    await enqueueJobs(
+      rt.queue,
+      crs.map((cr) => ({ key: { cluster, kind: 'imagepullsecret', name: cr.name }, trigger: 'resync' })),
+    );
+    await startOver();
+    return { cluster, repairs: 0, outcome: 'gone' };
+  }
+  await enqueueJobs(
+    rt.queue,
+    [...namespaces].map((name) => ({ key: { cluster, kind: 'namespace', name }, trigger: 'modified' })),
+  );
+  await rt.redis.set(stateKey, last);
+  return { cluster, repairs: namespaces.size, outcome: 'caught-up' };
+}
