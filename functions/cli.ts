@@ -10,9 +10,12 @@
 // The fleet comes from FLEET_FILE (else one cluster: CLUSTER_ID).
 // Configuration comes from the environment (REDIS_URL, QUEUE_PREFIX, CLUSTER_ID, KUBECONFIG, ...).
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import { FunctionsEnv, parseEnv } from '../shared/config.js';
+import { describeError } from '../shared/errors.js';
 import { type JobKey, JobKey as JobKeySchema, REGISTRY_TOKENS_KEY } from '../shared/jobs.js';
 import { enqueueJobs } from '../shared/queue.js';
+import { withTimeout } from '../shared/timeout.js';
 import { AuditFilter, followAudit, listAudit, parseSince } from './adapters/audit-reader.js';
 import { runJob } from './core/run-job.js';
 import { buildFunctionsRuntime } from './runtime/build-runtime.js';
@@ -22,6 +25,69 @@ import { registerOperationalGauges } from './runtime/operational-metrics.js';
 import { keepSchedules } from './runtime/schedule-keeper.js';
 import { watchOurSecrets } from './runtime/secret-watch.js';
 import { startWorker } from './runtime/worker.js';
+
+const COMMANDS = ['worker', 'reconcile', 'audit', 'fleet', 'tokens', 'rotate'];
+/** Commands that talk to a cluster (the others need only Redis). */
+const NEEDS_CLUSTER = new Set(['worker', 'reconcile', 'fleet', 'tokens']);
+
+/** What the command cannot run without, said once (undefined: all there). */
+export function missingEnvironment(command: string, env: NodeJS.ProcessEnv): string | undefined {
+  const unset = (name: string) => (env[name] ?? '').trim() === '';
+  if (unset('REDIS_URL')) {
+    return 'REDIS_URL is not set: export the Redis URL the functions use (`npm start` writes a file to source with it, KUBECONFIG and the emulator key)';
+  }
+  if (
+    NEEDS_CLUSTER.has(command) &&
+    unset('KUBECONFIG') &&
+    unset('FLEET_FILE') &&
+    unset('KUBERNETES_SERVICE_HOST')
+  ) {
+    return `KUBECONFIG is not set: \`${command}\` needs a cluster (KUBECONFIG, a FLEET_FILE, or running in a pod)`;
+  }
+  return undefined;
+}
+
+/** `redis://host:port/db` without user or password, for messages. */
+function describeRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '(invalid REDIS_URL)';
+  }
+}
+
+/**
+ * One connection attempt and a PING within 5 s, or one clear line (the runtime's connection would otherwise
+ * retry forever, as a worker's must).
+ */
+async function reachRedis(url: string): Promise<void> {
+  const probe = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 5000,
+    enableOfflineQueue: false,
+  });
+  let cause: unknown;
+  probe.on('error', (error) => {
+    cause ??= error;
+  });
+  try {
+    await withTimeout(
+      probe.connect().then(() => probe.ping()),
+      5000,
+      () => new Error('no answer within 5 s'),
+    );
+  } catch (error) {
+    // The socket's own error (ECONNREFUSED, ENOTFOUND) says more than "Connection is closed".
+    throw new Error(`cannot reach Redis at ${describeRedisUrl(url)}: ${describeError(cause ?? error)}`);
+  } finally {
+    probe.disconnect();
+  }
+}
 
 const USAGE =
   'usage: functions worker | reconcile <namespace|serviceaccount|imagepullsecret> <name> | audit [...] | fleet [--json] | tokens | rotate <registryId>...';
@@ -58,8 +124,19 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
     },
   });
-  const env = parseEnv(FunctionsEnv);
   const [command, kind, name] = positionals;
+  if (!command || !COMMANDS.includes(command)) {
+    console.error(USAGE);
+    return 2;
+  }
+  // Nothing here has a sensible default: a CLI that quietly tries 127.0.0.1:6379 (or no cluster) helps no one.
+  const missing = missingEnvironment(command, process.env);
+  if (missing) {
+    console.error(`error: ${missing}`);
+    return 2;
+  }
+  const env = parseEnv(FunctionsEnv);
+  await reachRedis(env.REDIS_URL);
   const rt = buildFunctionsRuntime(env);
   try {
     switch (command) {

@@ -42,25 +42,30 @@ const decode = (fields: string[]): AuditRecord | undefined => {
   return parsed?.success ? parsed.data : undefined;
 };
 
-/** Lists audit entries (oldest first) matching the filter, at most `limit`. */
+/**
+ * Lists the newest `limit` audit entries matching the filter, oldest of them first (as `tail` shows a log):
+ * the stream is read backwards from its end, 500 entries at a time, down to `since` at most.
+ */
 export async function listAudit(
   redis: Redis,
   key: string,
   filter: AuditFilter,
   limit = 1000,
 ): Promise<AuditRecord[]> {
-  const start = filter.since === undefined ? '-' : String(filter.since);
-  const out: AuditRecord[] = [];
-  let cursor = start;
-  for (;;) {
-    const batch = await redis.xrange(key, cursor, '+', 'COUNT', '500');
+  const stop = filter.since === undefined ? '-' : String(filter.since);
+  const newestFirst: AuditRecord[] = [];
+  let cursor = '+';
+  while (newestFirst.length < limit) {
+    const batch = await redis.xrevrange(key, cursor, stop, 'COUNT', '500');
     for (const [id, fields] of batch) {
       const entry = decode(fields);
-      if (entry && matchesAudit(entry, filter)) out.push(entry);
+      if (entry && matchesAudit(entry, filter)) newestFirst.push(entry);
       cursor = `(${id}`;
+      if (newestFirst.length >= limit) break;
     }
-    if (batch.length < 500 || out.length >= limit) return out.slice(0, limit);
+    if (batch.length < 500) break;
   }
+  return newestFirst.reverse();
 }
 
 /** Follows the stream from now on (XREAD BLOCK), yielding matching entries until the signal aborts. */

@@ -9,6 +9,7 @@ import { describeError, TerminalError } from '../../shared/errors.js';
 import { clustersOfRegistry, type Fleet, loadFleetFile } from '../../shared/fleet.js';
 import { loadKubeConfig } from '../../shared/kube/kubeconfig.js';
 import { createLogger } from '../../shared/logging.js';
+import { outageLog } from '../../shared/outage-log.js';
 import { connectRedis, enqueueJobs, openQueue } from '../../shared/queue.js';
 import { KubeCluster } from '../adapters/kube-cluster.js';
 import { KubeSystemObjects } from '../adapters/kube-system-objects.js';
@@ -94,9 +95,8 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
     attempts: env.JOB_ATTEMPTS,
     backoffMs: env.JOB_BACKOFF_MS,
   });
-  // Without a listener BullMQ prints every reconnect failure of a Redis outage (QueueBase.emit falls back to
-  // console.error); the commands that fail report the outage where it matters.
-  queue.on('error', () => {});
+  // Without a listener BullMQ prints every failed reconnect with its stack: one line per outage instead.
+  queue.on('error', outageLog(log, 'queue: Redis unreachable (retrying)'));
   const auditKey = auditStreamKey(env.QUEUE_PREFIX);
   const audit = new RedisAudit(redis, auditKey, env.AUDIT_STREAM_MAXLEN);
   const failures = new RedisFailureStore(redis, env.QUEUE_PREFIX);

@@ -2,6 +2,7 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { startDeadline } from '../../shared/deadline.js';
 import { TerminalError } from '../../shared/errors.js';
 import { describeKey, JobData, QUEUE_NAME } from '../../shared/jobs.js';
+import { outageLog } from '../../shared/outage-log.js';
 import { enqueueJobs, redisOptionsFromUrl } from '../../shared/queue.js';
 import type { ReconcileResult } from '../core/reconcile-namespace.js';
 import { runJob } from '../core/run-job.js';
@@ -76,6 +77,6 @@ export function startWorker(rt: FunctionsRuntime): Worker {
       concurrency: rt.env.WORKER_CONCURRENCY,
     },
   );
-  worker.on('error', (error) => rt.log.error({ err: error.message }, 'worker error'));
+  worker.on('error', outageLog(rt.log, 'worker: Redis unreachable or a job could not be handled (retrying)'));
   return worker;
 }

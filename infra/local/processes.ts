@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { registerRunProcess } from './run-registry.js';
 
 const SUPERVISOR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'supervise.sh');
 
@@ -51,10 +52,17 @@ export function startProcess(opts: {
     [SUPERVISOR, String(process.pid), opts.cleanupDir ?? '-', '--', opts.command, ...opts.args],
     // A process group of its own: a stop that runs out of patience kills the whole group, so the program
     // can never outlive its supervisor.
-    { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, detached: true },
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // The run's tag (TCR_RUN_ID) goes with every process, even one given an environment of its own.
+      env: { ...(opts.env ?? process.env), ...runTag() },
+      detached: true,
+    },
   );
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
+  if (child.pid !== undefined)
+    registerRunProcess({ pid: child.pid, name: opts.name, cleanupDir: opts.cleanupDir });
   const exited = new Promise<number | null>((resolve) => {
     child.on('exit', (code) => {
       live.delete(managed);
@@ -85,6 +93,11 @@ export function startProcess(opts: {
   };
   live.add(managed);
   return managed;
+}
+
+/** This run's identity, if CI set one (see .ci/run). */
+function runTag(): Record<string, string> {
+  return process.env.TCR_RUN_ID ? { TCR_RUN_ID: process.env.TCR_RUN_ID } : {};
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {

@@ -42,6 +42,8 @@ export const LOCAL_REGION = 'ap-guangzhou';
 export interface LocalStack {
   /** The Tencent Cloud API emulator the functions use. */
   emulator: TencentEmulator;
+  /** The emulator's API key the functions use (made up per run; for the CLI against the demo). */
+  apiKey: { secretId: string; secretKey: string };
   cluster: ControlPlane;
   redis: LocalRedis;
   admin: KubeConfig;
@@ -262,6 +264,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     cluster,
     redis,
     emulator,
+    apiKey,
     admin,
     functions,
     worker,

@@ -1,13 +1,16 @@
 // `npm start`: the local embedded default, the whole pipeline. A real control plane and Redis on loopback,
 // the relay (as its ServiceAccount) and the functions as BullMQ workers (as theirs), the seed's sample CR,
 // then a few namespaces and a ServiceAccount `kung` created, with convergence shown as it happens (the audit
-// stream, `kubectl get ipss`). Runs until Ctrl-C, which stops everything and removes the temp folders.
+// stream, `kubectl get ipss`). Runs until Ctrl-C or SIGINT/SIGTERM (to this process, or to npm: package.json
+// execs node, so npm's forwarded signal reaches it), which stops everything and removes the temp folders.
 // With a real node (the default; `npm start -- --no-node` or TCR_NODE=0 turns it off, and a machine that
 // cannot host one says why) the demo ends with a Deployment in demo-1, whose YAML names no imagePullSecrets,
 // running an image from the local TLS registry with the token tcr-assistant issued.
-// TCR_LOCAL_EXIT_AFTER_READY=1 exits (0) once the demo has converged: the quick-start test uses it.
+// TCR_LOCAL_EXIT_AFTER_READY=1 exits (0) once the demo has converged.
 // `--runtime scf` runs the functions as Tencent SCF runs them instead (the bundle on the emulator's SCF, woken
 // by the relay's asynchronous Invoke, with serverless.yml's timers as the safety net).
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { followAudit } from '../../functions/adapters/audit-reader.js';
@@ -55,6 +58,27 @@ try {
   } else if (stack.nodeUnavailable) {
     say(`no node: this machine cannot host one (${stack.nodeUnavailable}); the pull demo is skipped`);
   }
+  // The CLI against this demo (audit, fleet, tokens, rotate) needs its environment, the emulator's key
+  // included: in a file only we can read, not on the terminal.
+  const cliEnv = path.join(cluster.dir, 'cli.env');
+  const quote = (v: string) => `'${v.replaceAll("'", "'\\''")}'`;
+  writeFileSync(
+    cliEnv,
+    `${Object.entries({
+      KUBECONFIG: cluster.kubeconfigPath,
+      REDIS_URL: redis.url,
+      CLUSTER_ID: stack.clusterId,
+      QUEUE_PREFIX: stack.functions.env.QUEUE_PREFIX,
+      TENCENTCLOUD_ENDPOINT: stack.emulator.endpoint,
+      TENCENTCLOUD_PROTOCOL: 'http://',
+      TENCENTCLOUD_SECRET_ID: stack.apiKey.secretId,
+      TENCENTCLOUD_SECRET_KEY: stack.apiKey.secretKey,
+    })
+      .map(([k, v]) => `export ${k}=${quote(v)}`)
+      .join('\n')}\n`,
+    { mode: 0o600 },
+  );
+  say(`for the CLI: source ${cliEnv}   (then: npm run functions -- audit --limit 5 | fleet | tokens)`);
   await waitForRelay(stack);
   say(
     runtime === 'scf'
@@ -106,7 +130,7 @@ try {
   const secret = secretNameFor(crName);
   let last = '';
   let convergedAt: number | undefined;
-  for (;;) {
+  while (!stopping) {
     const table = formatTable(await getClusterCustomObjectTable(admin, GROUP, VERSION, PLURAL));
     if (table !== last) {
       console.log(`\n$ kubectl get ipss\n${table}\n`);
@@ -134,14 +158,19 @@ try {
       );
       if (stack.demoImage) await demoDeployment(stack.demoImage, secretNameFor(issuedCr));
       if (exitWhenDone) break;
-      say('Ctrl-C to stop. Try: KUBECONFIG=... kubectl create ns another  (the relay picks it up)');
+      say(
+        `Ctrl-C to stop. Try: KUBECONFIG=${cluster.kubeconfigPath} kubectl create ns another  (the relay picks it up)`,
+      );
     }
     await new Promise((r) => setTimeout(r, 500));
   }
   await shutdown('done');
 } catch (error) {
-  console.error(`[tcr-assistant] failed: ${error instanceof Error ? error.stack : String(error)}`);
-  await shutdown('error', 1);
+  // Stopping makes the demo's own requests fail (the API server goes first): that is no failure to report.
+  if (!stopping) {
+    console.error(`[tcr-assistant] failed: ${error instanceof Error ? error.message : String(error)}`);
+    await shutdown('error', 1);
+  }
 }
 
 /** `N (M by the relay, T by timers, C cold starts)` from the emulator's SCF records. */
