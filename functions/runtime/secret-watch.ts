@@ -15,7 +15,7 @@ import { SECRET_PREFIX } from '../../shared/names.js';
 import { type Enqueue, enqueueJobs } from '../../shared/queue.js';
 import type { FunctionsRuntime } from './build-runtime.js';
 
-// Our pull Secrets deleted or edited by hand (docs/adr-010-secret-repair.md). The relay cannot read Secrets,
+// Our pull Secrets deleted or edited by hand (docs/adr-012-secret-repair.md). The relay cannot read Secrets,
 // and RBAC has no metadata-only verb for them, so the signal comes from the functions' own identity, which
 // already lists and writes them: a watch of our Secrets (label selector) in the long-running worker, and a
 // catch-up from the last seen resourceVersion at each SCF invocation. Each deletion, and each change some
