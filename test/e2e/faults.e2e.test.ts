@@ -283,11 +283,22 @@ describe('the SCF runtime (no long-lived process): the Secret catch-up at each i
       );
       await invoke();
 
+      /** From the invocation's start until the Secret is right again (the invocation may then idle on). */
+      const repairedWithin = async () => {
+        const startedAt = Date.now();
+        const invocation = invoke();
+        const ms = await waitFor(
+          'the Secret repaired by the invocation',
+          async () =>
+            (await everyNamespaceCarries([ns], cr, 'scf-password')) ? Date.now() - startedAt : undefined,
+          { timeoutMs: 30_000, intervalMs: 50 },
+        );
+        await invocation;
+        return ms;
+      };
+
       await core.deleteNamespacedSecret({ namespace: ns, name: secretNameFor(cr) });
-      const deleteStarted = Date.now();
-      await invoke();
-      const deleteMs = Date.now() - deleteStarted;
-      expect(await everyNamespaceCarries([ns], cr, 'scf-password')).toBe(true);
+      const deleteMs = await repairedWithin();
 
       const secret = (await readSecret(kc, ns, secretNameFor(cr)))!;
       await core.replaceNamespacedSecret({
@@ -295,10 +306,7 @@ describe('the SCF runtime (no long-lived process): the Secret catch-up at each i
         name: secretNameFor(cr),
         body: { ...secret, data: { '.dockerconfigjson': Buffer.from('{"auths":{}}').toString('base64') } },
       });
-      const editStarted = Date.now();
-      await invoke();
-      const editMs = Date.now() - editStarted;
-      expect(await everyNamespaceCarries([ns], cr, 'scf-password')).toBe(true);
+      const editMs = await repairedWithin();
       console.log(
         `[faults] SCF: hand-deleted Secret repaired by the next invocation in ${deleteMs} ms, hand-edited in ${editMs} ms (plus the wait for that invocation: ≤ 30 s with serverless.yml's timers)`,
       );
