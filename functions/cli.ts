@@ -4,11 +4,14 @@
 //   reconcile serviceaccount <ns>/<name>
 //   reconcile imagepullsecret <name>
 //   audit [--follow] [--cluster C] [--namespace N] [--cr NAME] [--outcome O] [--since 10m|ISO] [--limit N]
+//                                            the newest N entries (default 1000), oldest first, as tail does
 //   fleet [--json]                           per cluster and CR: desired/succeeded, token expiry, last error
 //   tokens                                   run the fleet's token refresh now, in this process
 //   rotate <registryId|registryId.type>...   ask for a new token now (done by the next refresh, queued)
 // The fleet comes from FLEET_FILE (else one cluster: CLUSTER_ID).
-// Configuration comes from the environment (REDIS_URL, QUEUE_PREFIX, CLUSTER_ID, KUBECONFIG, ...).
+// Configuration comes from the environment (REDIS_URL, QUEUE_PREFIX, CLUSTER_ID, KUBECONFIG, ...): a missing
+// REDIS_URL (or KUBECONFIG, for commands that talk to a cluster) is named and the CLI exits 2; a Redis that does
+// not answer is said once and the CLI exits 1 (`npm start` writes a file to source with all of it).
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { FunctionsEnv, parseEnv } from '../shared/config.js';

@@ -64,7 +64,13 @@ async function main(): Promise<void> {
   const server = await serveHealthHttp(env.HTTP_PORT, metrics.registry, () => {
     if (!elector.isLeader) return { ready: true, detail: 'standby' };
     if (!relay?.ready)
-      return { ready: false, detail: relay?.publisher.healthy === false ? 'redis unreachable' : 'syncing' };
+      return {
+        ready: false,
+        detail:
+          relay?.publisher.healthy === false || relay?.epoch.healthy === false
+            ? 'redis unreachable'
+            : 'syncing',
+      };
     return { ready: true, detail: 'leading' };
   });
   elector.start();
