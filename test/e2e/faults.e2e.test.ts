@@ -193,6 +193,11 @@ describe('Redis restarted empty or flushed (items 1 and 2)', () => {
     // ...and is lost: Redis comes back empty (no persistence), the relay has nothing more to say.
     await new Promise((r) => setTimeout(r, 500));
     await redis.pause();
+    // An idle relay used to say nothing at all: now /readyz reports the outage (its marker check fails).
+    await waitFor('the relay to report Redis unreachable', async () => !(await relay.ready()), {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
     await redis.start();
     const backAt = Date.now();
 
