@@ -7,7 +7,10 @@ import {
   AppsV1Api,
   CoordinationV1Api,
   CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
   RbacAuthorizationV1Api,
+  setHeaderOptions,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -15,7 +18,7 @@ import { writeHelloImage } from '../../infra/local/images.js';
 import { SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
 import { type LocalRegistry, pushImage } from '../../infra/local/registry.js';
 import { FIELD_MANAGER } from '../../shared/labels.js';
-import { secretNameFor } from '../../shared/names.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../../shared/names.js';
 import { CHART_DIR, helm, setArgs } from '../support/chart.js';
 import { createCr, deleteCr, patchCrSpec, readCr } from '../support/crs.js';
 import { projectImage, unpackImage } from '../support/image.js';
@@ -216,7 +219,18 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (installed) await helm(['uninstall', RELEASE, '-n', SYSTEM_NAMESPACE, '--wait', ...kubeconfigArgs()]);
-  for (const cr of [CR, ADOPT_CR]) await deleteCr(kc, cr).catch(() => {});
+  // No functions of this release run any more: drop our finalizer ourselves, so that no CR of this file is
+  // left for the next files' functions (they reconcile every CR of the cluster).
+  for (const cr of [CR, ADOPT_CR]) {
+    await deleteCr(kc, cr).catch(() => {});
+    await kc
+      .makeApiClient(CustomObjectsApi)
+      .patchClusterCustomObject(
+        { group: GROUP, version: VERSION, plural: PLURAL, name: cr, body: { metadata: { finalizers: [] } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      )
+      .catch(() => {});
+  }
   for (const ns of [NS_BEFORE, NS_ADOPT, NS_NEW, NS_AFTER_KILL])
     await core.deleteNamespace({ name: ns }).catch(() => {});
   await core.deleteNamespacedSecret({ namespace: SYSTEM_NAMESPACE, name: PULL_SECRET }).catch(() => {});
