@@ -152,7 +152,8 @@ export async function buildImage(
       '--oci-worker-snapshotter=overlayfs',
       '--oci-worker-net=host',
       '--oci-worker-gc',
-      '--oci-worker-gc-keepstorage=4000',
+      // MB: the current build's layers (base, node_modules, bundles) with room for one older generation.
+      '--oci-worker-gc-keepstorage=1500',
     ],
     logFile: path.join(work, 'buildkitd.log'),
     cleanupDir: work,
