@@ -28,7 +28,7 @@ export const WebhookEnv = CommonEnv.pick({ KUBECONFIG: true, KUBE_CONTEXT: true,
   /** /healthz, /readyz, /metrics (plain HTTP). */
   HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /** A request for a namespace the view has not seen yet waits this long for it (then: unchanged). */
-  NAMESPACE_WAIT_MS: ms('NAMESPACE_WAIT_MS', 0).default(500),
+  NAMESPACE_WAIT_MS: ms('NAMESPACE_WAIT_MS', 0).default(1000),
   WATCHDOG_SILENCE_MS: ms('WATCHDOG_SILENCE_MS', 1000).default(150_000),
   /** After SIGTERM: keep answering this long while the Service stops sending (not ready), then exit. */
   SHUTDOWN_DELAY_MS: ms('SHUTDOWN_DELAY_MS', 0).default(3000),

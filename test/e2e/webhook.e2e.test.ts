@@ -379,10 +379,11 @@ describe('admission webhook', () => {
     });
     webhook = await startWebhook(
       {
-        CERT_VALIDITY_SECONDS: '12',
-        CERT_RENEW_BEFORE_SECONDS: '8',
-        CA_VALIDITY_SECONDS: '24',
-        CA_RENEW_BEFORE_SECONDS: '14',
+        // Renewed 6 s into a 20 s life: 14 s of slack for a loaded machine.
+        CERT_VALIDITY_SECONDS: '20',
+        CERT_RENEW_BEFORE_SECONDS: '14',
+        CA_VALIDITY_SECONDS: '40',
+        CA_RENEW_BEFORE_SECONDS: '24',
         CA_PROPAGATION_SECONDS: '2',
         CERT_BACKDATE_SECONDS: '0',
         CERT_CHECK_MS: '500',
