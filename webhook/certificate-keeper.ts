@@ -193,6 +193,8 @@ export class CertificateKeeper {
   private loaded: string | undefined;
   private running: Promise<void> | undefined;
   private failing = false;
+  /** The CA bundle (PEM) last read from the Secret: what the configuration's caBundle must be. */
+  private bundle = '';
 
   constructor(private readonly opts: KeeperOptions) {
     this.core = opts.kc.makeApiClient(CoreV1Api);
@@ -285,8 +287,6 @@ export class CertificateKeeper {
     const serving = stored.state.serving;
     if (serving) this.opts.metrics.certificateExpiry.set(serving.notAfter / 1000);
   }
-
-  private bundle = '';
 
   private serve(cert: ServingCertificate): void {
     if (cert.certPem === this.loaded) return;

@@ -52,6 +52,10 @@ async function main(): Promise<void> {
       );
     },
   });
+  admission.server.on('error', (error) => {
+    log.error({ err: error.message, port: env.WEBHOOK_PORT }, 'cannot serve admission requests');
+    process.exit(1);
+  });
   let stopping = false;
   const health = await serveHealthHttp(env.HTTP_PORT, metrics.registry, () => {
     if (stopping) return { ready: false, detail: 'stopping' };
