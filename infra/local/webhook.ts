@@ -86,6 +86,11 @@ export async function installWebhook(
   const first = await renderWebhookObjects(443);
   const byKind = (objects: KubernetesObject[], kind: string) => objects.filter((o) => o.kind === kind);
   await applyManifests(admin, byKind(first, 'Secret'));
+  // A Service left by an earlier install has our port patched in: apply would add a second "https" port.
+  await admin
+    .makeApiClient(CoreV1Api)
+    .deleteNamespacedService({ namespace: SYSTEM_NAMESPACE, name: WEBHOOK_SERVICE })
+    .catch(() => {});
   const [service] = (await applyManifests(admin, byKind(first, 'Service'))) as V1Service[];
   const clusterIp = service?.spec?.clusterIP;
   if (!clusterIp?.startsWith('127.'))
