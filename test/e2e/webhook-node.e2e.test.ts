@@ -24,6 +24,7 @@ import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/funct
 import { adminKubeConfig, uniqueName } from '../support/kube.js';
 import { podState, requireNode, runNode } from '../support/node.js';
 import { type RelayProcess, startRelayProcess } from '../support/relay.js';
+import { waitFor } from '../support/wait.js';
 
 // The race the webhook closes, on the real node: "create a namespace, then a pod with a private image as soon
 // as its `default` ServiceAccount exists" (what `helm install --create-namespace` and GitOps tools do), with
@@ -107,7 +108,16 @@ beforeAll(async () => {
     LEASE_RETRY_MS: '300',
   });
   await relay.waitReady(60_000);
-}, 180_000);
+  // Ready includes standing by (a Lease another file's relay held): wait until it leads.
+  const leading = relay;
+  await waitFor('the relay to lead', async () => (await leading.metric('tcr_relay_leader')) === 1, {
+    timeoutMs: 60_000,
+    intervalMs: 250,
+  });
+  // The relay's start-up resync covers every CR of the shared cluster, including ones earlier test files
+  // are still cleaning up: let that work finish, so the trials measure the job path at rest.
+  await fx.drain(600_000);
+}, 900_000);
 
 afterAll(async () => {
   await webhook?.stop();
