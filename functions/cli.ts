@@ -13,11 +13,11 @@
 // REDIS_URL (or KUBECONFIG, for commands that talk to a cluster) is named and the CLI exits 2; a Redis that does
 // not answer is said once and the CLI exits 1 (`npm start` writes a file to source with all of it).
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { FunctionsEnv, parseEnv } from '../shared/config.js';
 import { describeError } from '../shared/errors.js';
 import { type JobKey, JobKey as JobKeySchema, REGISTRY_TOKENS_KEY } from '../shared/jobs.js';
 import { enqueueJobs } from '../shared/queue.js';
+import { createRedisClient } from '../shared/redis-connection.js';
 import { withTimeout } from '../shared/timeout.js';
 import { AuditFilter, followAudit, listAudit, parseSince } from './adapters/audit-reader.js';
 import { runJob } from './core/run-job.js';
@@ -50,16 +50,10 @@ export function missingEnvironment(command: string, env: NodeJS.ProcessEnv): str
   return undefined;
 }
 
-/** `redis://host:port/db` without user or password, for messages. */
+/** REDIS_URL without user or password, for messages (`redis://host:port/db`, `redis+cluster://h:p,h:p`). */
 function describeRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return '(invalid REDIS_URL)';
-  }
+  const m = /^([a-z+]+:\/\/)(?:[^@/]*@)?([^/?#]*)(\/\d*)?/i.exec(url);
+  return m ? `${m[1]}${m[2]}${m[3] && m[3] !== '/' ? m[3] : ''}` : '(invalid REDIS_URL)';
 }
 
 /**
@@ -67,7 +61,7 @@ function describeRedisUrl(url: string): string {
  * retry forever, as a worker's must).
  */
 async function reachRedis(url: string): Promise<void> {
-  const probe = new Redis(url, {
+  const probe = createRedisClient(url, {
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,

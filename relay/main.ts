@@ -1,12 +1,12 @@
 // The relay process: `tsx relay/main.ts` locally (KUBECONFIG) or in a cluster (its ServiceAccount).
 // Configuration from the environment (see relay/config.ts); SIGTERM stops watching, flushes, releases the Lease.
-import { Redis } from 'ioredis';
 import { parseEnv } from '../shared/config.js';
 import { describeError } from '../shared/errors.js';
 import { serveHealthHttp } from '../shared/http-server.js';
 import { loadKubeConfig } from '../shared/kube/kubeconfig.js';
 import { createLogger } from '../shared/logging.js';
 import { openQueue } from '../shared/queue.js';
+import { createRedisClient } from '../shared/redis-connection.js';
 import { RelayEnv } from './config.js';
 import { LeaderElector } from './leader-election.js';
 import { createRelayMetrics } from './metrics.js';
@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const kc = loadKubeConfig({ kubeconfig: env.KUBECONFIG, context: env.KUBE_CONTEXT });
   const metrics = createRelayMetrics();
   // Producers fail fast while Redis is down (no offline queue): the relay keeps dirty keys itself.
-  const redis = new Redis(env.REDIS_URL, {
+  const redis = createRedisClient(env.REDIS_URL, {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     retryStrategy: (times) => Math.min(times * 200, 2000),

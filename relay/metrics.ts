@@ -46,6 +46,11 @@ export function createRelayMetrics(registry = new Registry()) {
       help: 'Times the queue was found emptied under the relay (Redis restarted empty or flushed): each is a full resync.',
       registers: [registry],
     }),
+    queueServerChanged: new Counter({
+      name: 'tcr_relay_queue_server_changed_total',
+      help: 'Times another Redis server answered for the queue (failover, restart): each is a full resync.',
+      registers: [registry],
+    }),
     redisErrors: new Counter({
       name: 'tcr_relay_redis_errors_total',
       help: 'Failed attempts to hand jobs to Redis.',

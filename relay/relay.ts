@@ -80,6 +80,7 @@ export class Relay {
       checkEveryMs: opts.queueCheckMs ?? 2000,
       log: opts.log,
       countLoss: () => opts.metrics.queueLost.inc(),
+      countServerChange: () => opts.metrics.queueServerChanged.inc(),
       onLost: () => this.resync('resync'),
     });
     this.watchers = sources.map(

@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { parseEnv } from '../shared/config.js';
+import type { RedisClient } from '../shared/redis-connection.js';
 import { WakeSlots } from '../shared/wake-slots.js';
 import { ScfInvoker } from './scf-invoker.js';
 import { ScfWakeEnv } from './scf-wake-config.js';
@@ -13,7 +13,7 @@ import { ScfWaker } from './scf-waker.js';
  * A bad setting fails the relay's start, naming the variable.
  */
 export function startScfWaker(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   registry: Registry,
   log: Logger,

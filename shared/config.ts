@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ClusterId } from './jobs.js';
+import { redisUrlProblem } from './redis-connection.js';
 
 const intFrom = (name: string, min: number) =>
   z.coerce
@@ -19,9 +20,13 @@ export const emptyAsUnset = z
 
 /** Settings shared by every component, from the environment. */
 export const CommonEnv = z.object({
+  /** One server (redis://, rediss://) or a Redis Cluster's seed nodes (redis+cluster://h:p,h:p): shared/redis-connection.ts. */
   REDIS_URL: z
     .string()
-    .regex(/^rediss?:\/\//, 'REDIS_URL must start with redis:// or rediss://')
+    .superRefine((url, ctx) => {
+      const problem = redisUrlProblem(url);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .default('redis://127.0.0.1:6379'),
   QUEUE_PREFIX: z.string().min(1).default('{tcr}'),
   CLUSTER_ID: ClusterId.default('local'),

@@ -1,5 +1,4 @@
 import { type ConnectionOptions, Queue } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
 import {
   dedupIdOf,
   type JobData,
@@ -8,31 +7,24 @@ import {
   QUEUE_NAME,
   type Trigger,
 } from './jobs.js';
+import {
+  type ClientBehaviour,
+  createRedisClient,
+  type RedisClient,
+  requireHashTag,
+} from './redis-connection.js';
 
 /**
- * A Redis connection for BullMQ. `maxRetriesPerRequest: null` is what BullMQ requires of workers and what
- * keeps producers waiting through a Redis outage instead of failing each command after 20 tries.
+ * A Redis connection for BullMQ (one server or a cluster: shared/redis-connection.ts). `maxRetriesPerRequest:
+ * null` is what BullMQ requires of workers and what keeps producers waiting through a Redis outage instead of
+ * failing each command after 20 tries.
  */
-export function connectRedis(url: string, extra: RedisOptions = {}): Redis {
-  const redis = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...extra });
+export function connectRedis(url: string, extra: ClientBehaviour = {}): RedisClient {
+  const redis = createRedisClient(url, { maxRetriesPerRequest: null, ...extra });
   // Connection errors surface through the commands that fail (and are retried or reported there); without
   // a listener ioredis would also print every reconnect attempt during an outage.
   redis.on('error', () => {});
   return redis;
-}
-
-/** ioredis options from a redis:// or rediss:// URL, for BullMQ to open (and close) its own connections. */
-export function redisOptionsFromUrl(url: string): ConnectionOptions {
-  const u = new URL(url);
-  return {
-    host: u.hostname,
-    port: Number(u.port || 6379),
-    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-    ...(u.pathname.length > 1 ? { db: Number(u.pathname.slice(1)) } : {}),
-    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
-    maxRetriesPerRequest: null,
-  };
 }
 
 export interface QueueSettings {
@@ -43,6 +35,7 @@ export interface QueueSettings {
 }
 
 export function openQueue(connection: ConnectionOptions, settings: QueueSettings): Queue {
+  if ((connection as { isCluster?: boolean }).isCluster === true) requireHashTag(settings.prefix);
   return new Queue(QUEUE_NAME, {
     connection,
     prefix: settings.prefix,

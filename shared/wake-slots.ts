@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { QUEUE_NAME } from './jobs.js';
+import type { RedisClient } from './redis-connection.js';
 
 // Wake slots: how the relay and the SCF invocations it wakes agree on "one invocation in flight per slot",
 // in the same Redis as the queue (same key prefix, so with a `{tcr}` prefix every key below and the queue's
@@ -92,7 +92,7 @@ export class WakeSlots {
   private readonly keys: ReturnType<typeof wakeKeys>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
   ) {
     this.keys = wakeKeys(prefix);

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { duplicateClient, type RedisClient } from '../../shared/redis-connection.js';
 import { AuditRecord as AuditRecordSchema } from './redis-audit.js';
 
 export type AuditRecord = z.infer<typeof AuditRecordSchema>;
@@ -47,7 +47,7 @@ const decode = (fields: string[]): AuditRecord | undefined => {
  * the stream is read backwards from its end, 500 entries at a time, down to `since` at most.
  */
 export async function listAudit(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   filter: AuditFilter,
   limit = 1000,
@@ -70,13 +70,13 @@ export async function listAudit(
 
 /** Follows the stream from now on (XREAD BLOCK), yielding matching entries until the signal aborts. */
 export async function* followAudit(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   filter: AuditFilter,
   signal: AbortSignal,
 ): AsyncGenerator<AuditRecord> {
   let last = '$';
-  const reader = redis.duplicate();
+  const reader = duplicateClient(redis);
   reader.on('error', () => {});
   try {
     while (!signal.aborted) {

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import type { RedisClient } from '../../shared/redis-connection.js';
 import type { FailedNamespace } from '../core/model.js';
 import type { AuditEntry, AuditPort, FailureStorePort } from '../core/ports.js';
 import type { TokenReportPort } from '../core/refresh-registry-tokens.js';
@@ -13,7 +13,7 @@ export const auditStreamKey = (prefix: string) => `${prefix}:audit`;
  */
 export class RedisAudit implements AuditPort {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key: string,
     private readonly maxLen: number,
   ) {}
@@ -42,7 +42,7 @@ export const AuditRecord = z.object({
 /** Namespaces whose last attempt failed, per CR: a Redis hash each, cleared as they recover. */
 export class RedisFailureStore implements FailureStorePort {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 
@@ -74,7 +74,7 @@ export class RedisFailureStore implements FailureStorePort {
 /** The token refresher's last outcome per token key (`{error?, at}`), for the fleet view. Messages only. */
 export class RedisTokenReports implements TokenReportPort {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

@@ -1,6 +1,5 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { UPDATER_NAMESPACE } from '../../relay/hosts-updater/config-map.js';
 import { type FunctionsEnv, parseEnv } from '../../shared/config.js';
@@ -11,6 +10,7 @@ import { loadKubeConfig } from '../../shared/kube/kubeconfig.js';
 import { createLogger } from '../../shared/logging.js';
 import { outageLog } from '../../shared/outage-log.js';
 import { connectRedis, enqueueJobs, openQueue } from '../../shared/queue.js';
+import type { RedisClient } from '../../shared/redis-connection.js';
 import { KubeCluster } from '../adapters/kube-cluster.js';
 import { KubeSystemObjects } from '../adapters/kube-system-objects.js';
 import { auditStreamKey, RedisAudit, RedisFailureStore, RedisTokenReports } from '../adapters/redis-audit.js';
@@ -31,7 +31,7 @@ export interface ClusterConnection {
 
 export interface FunctionsRuntime {
   env: FunctionsEnv;
-  redis: Redis;
+  redis: RedisClient;
   queue: Queue;
   log: Logger;
   metrics: FunctionsMetrics;

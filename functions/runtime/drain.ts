@@ -1,6 +1,6 @@
 import { Worker } from 'bullmq';
 import { QUEUE_NAME } from '../../shared/jobs.js';
-import { redisOptionsFromUrl } from '../../shared/queue.js';
+import { bullConnection } from '../../shared/redis-connection.js';
 import { withTimeout } from '../../shared/timeout.js';
 import type { ReleaseOutcome } from '../../shared/wake-slots.js';
 import type { FunctionsRuntime } from './build-runtime.js';
@@ -57,6 +57,7 @@ export async function drainQueue(rt: FunctionsRuntime, opts: DrainOptions): Prom
   let active = 0;
   let stalledRecovered = 0;
   let lastBusy = now();
+  const redis = bullConnection(rt.env.REDIS_URL);
   const worker = new Worker(
     QUEUE_NAME,
     async (job, _token, signal) => {
@@ -79,7 +80,7 @@ export async function drainQueue(rt: FunctionsRuntime, opts: DrainOptions): Prom
       }
     },
     {
-      connection: redisOptionsFromUrl(rt.env.REDIS_URL),
+      connection: redis.connection,
       prefix: rt.env.QUEUE_PREFIX,
       concurrency: opts.concurrency,
       autorun: false,
@@ -89,6 +90,7 @@ export async function drainQueue(rt: FunctionsRuntime, opts: DrainOptions): Prom
       drainDelay: 1,
     },
   );
+  worker.once('closed', redis.release);
   worker.on('error', (error) => rt.log.warn({ err: error.message }, 'drain: worker error'));
   worker.on('stalled', (jobId) => {
     stalledRecovered += 1;

@@ -3,7 +3,8 @@ import { startDeadline } from '../../shared/deadline.js';
 import { TerminalError } from '../../shared/errors.js';
 import { describeKey, JobData, QUEUE_NAME } from '../../shared/jobs.js';
 import { outageLog } from '../../shared/outage-log.js';
-import { enqueueJobs, redisOptionsFromUrl } from '../../shared/queue.js';
+import { enqueueJobs } from '../../shared/queue.js';
+import { bullConnection } from '../../shared/redis-connection.js';
 import type { ReconcileResult } from '../core/reconcile-namespace.js';
 import { runJob } from '../core/run-job.js';
 import type { FunctionsRuntime } from './build-runtime.js';
@@ -68,15 +69,17 @@ export async function processJob(
 
 /** The local, embedded default runtime: a BullMQ Worker with the configured concurrency. */
 export function startWorker(rt: FunctionsRuntime): Worker {
+  const redis = bullConnection(rt.env.REDIS_URL);
   const worker = new Worker(
     QUEUE_NAME,
     (job, _token, signal) => processJob(rt, job, { deadlineAt: Date.now() + rt.env.JOB_TIMEOUT_MS, signal }),
     {
-      connection: redisOptionsFromUrl(rt.env.REDIS_URL),
+      connection: redis.connection,
       prefix: rt.env.QUEUE_PREFIX,
       concurrency: rt.env.WORKER_CONCURRENCY,
     },
   );
+  worker.once('closed', redis.release);
   worker.on('error', outageLog(rt.log, 'worker: Redis unreachable or a job could not be handled (retrying)'));
   return worker;
 }

@@ -1,16 +1,22 @@
 // `npm run control-plane [-- --name NAME] [-- --node]`: a control plane and Redis for people, until Ctrl-C.
-// With --node, a real node (kubelet + containerd, loopback only; docs/adr-008-real-node.md) is attached.
+// With --node, a real node (kubelet + containerd, loopback only; docs/adr-008-real-node.md) is attached; with
+// --redis-cluster, Redis is a Redis Cluster of 3 primaries and 3 replicas (infra/local/redis-cluster.ts).
 import { parseArgs } from 'node:util';
 import { startControlPlane } from './control-plane.js';
 import { type LocalNode, probeNodeSupport, startNode } from './node.js';
 import { CRD_FILE } from './paths.js';
 import { startRedis } from './redis.js';
+import { startRedisCluster } from './redis-cluster.js';
 
 const { values } = parseArgs({
-  options: { name: { type: 'string', default: 'local' }, node: { type: 'boolean', default: false } },
+  options: {
+    name: { type: 'string', default: 'local' },
+    node: { type: 'boolean', default: false },
+    'redis-cluster': { type: 'boolean', default: false },
+  },
 });
 const cluster = await startControlPlane({ name: values.name ?? 'local', forNode: values.node ?? false });
-const redis = await startRedis();
+const redis = values['redis-cluster'] ? await startRedisCluster() : await startRedis();
 let node: LocalNode | undefined;
 if (values.node) {
   const support = probeNodeSupport(cluster.binDir);

@@ -31,6 +31,7 @@ import {
   SYSTEM_NAMESPACE,
 } from './paths.js';
 import { type LocalRedis, startRedis } from './redis.js';
+import { type LocalRedisCluster, startRedisCluster } from './redis-cluster.js';
 import { createTokenSigner, type LocalRegistry, pushImage, startRegistry } from './registry.js';
 import { type DeployedScf, deployScfFunction } from './scf-runtime.js';
 import { startLocalWebhook, type WebhookProcess } from './webhook.js';
@@ -45,7 +46,8 @@ export interface LocalStack {
   /** The emulator's API key the functions use (made up per run; for the CLI against the demo). */
   apiKey: { secretId: string; secretKey: string };
   cluster: ControlPlane;
-  redis: LocalRedis;
+  /** One redis-server, or (`redisCluster`) a Redis Cluster of 3 primaries and 3 replicas. */
+  redis: LocalRedis | LocalRedisCluster;
   admin: KubeConfig;
   functions: FunctionsRuntime;
   /** The BullMQ workers (runtime `worker`); absent on SCF. */
@@ -96,6 +98,8 @@ export interface StackOptions {
    * says why in `nodeUnavailable`.
    */
   node?: boolean;
+  /** Queue, audit and the rest on a real Redis Cluster (3 primaries, 3 replicas) instead of one server. */
+  redisCluster?: boolean;
 }
 
 /**
@@ -111,7 +115,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
       controllerManagerQps: opts.controllerManagerQps,
       forNode: opts.node ?? false,
     }),
-    startRedis(),
+    opts.redisCluster ? startRedisCluster() : startRedis(),
   ]);
   const support = opts.node ? probeNodeSupport(cluster.binDir) : undefined;
   const nodeStarting = support?.ok ? startNode(cluster) : Promise.resolve(undefined);

@@ -23,7 +23,12 @@ import { LOCAL_REGION, LOCAL_REGISTRY, startLocalStack, waitForRelay } from './s
 const say = (msg: string) => console.log(`[tcr-assistant] ${msg}`);
 const exitWhenDone = process.env.TCR_LOCAL_EXIT_AFTER_READY === '1';
 const { values: args } = parseArgs({
-  options: { runtime: { type: 'string', default: 'worker' }, 'no-node': { type: 'boolean', default: false } },
+  options: {
+    runtime: { type: 'string', default: 'worker' },
+    'no-node': { type: 'boolean', default: false },
+    // Redis Cluster (3 primaries, 3 replicas on loopback) instead of one redis-server: REDIS_URL redis+cluster://.
+    'redis-cluster': { type: 'boolean', default: false },
+  },
 });
 if (args.runtime !== 'worker' && args.runtime !== 'scf') {
   console.error(`--runtime must be worker or scf, not "${args.runtime}"`);
@@ -31,7 +36,12 @@ if (args.runtime !== 'worker' && args.runtime !== 'scf') {
 }
 const runtime = args.runtime;
 const started = Date.now();
-const stack = await startLocalStack({ clusterId: 'local', runtime, node: !args['no-node'] });
+const stack = await startLocalStack({
+  clusterId: 'local',
+  runtime,
+  node: !args['no-node'],
+  redisCluster: args['redis-cluster'],
+});
 const abort = new AbortController();
 let stopping = false;
 const shutdown = async (reason: string, code = 0) => {
