@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listAudit } from '../../functions/adapters/audit-reader.js';
 import { drainQueue } from '../../functions/runtime/drain.js';
@@ -139,7 +140,10 @@ describe('the pipeline on a Redis Cluster (3 primaries, 3 replicas)', () => {
 
     // Every key we keep (queue, audit, failures, wake slots, markers) is under the prefix, in its slot.
     const primary = await cluster.primaryFor(fx.prefix);
-    const keys = (await client.call('CLUSTER', 'GETKEYSINSLOT', slot, 10_000)) as string[];
+    // Asked of that primary itself (a cluster client would send a keyless command to any node).
+    const direct = new Redis({ host: '127.0.0.1', port: primary.port, lazyConnect: true });
+    const keys = (await direct.call('CLUSTER', 'GETKEYSINSLOT', slot, 10_000)) as string[];
+    direct.disconnect();
     expect(keys).toContain(`${fx.prefix}:audit`);
     expect(keys).toContain(`${fx.prefix}:${QUEUE_NAME}:meta`);
     expect(keys.every((k) => k.startsWith(fx.prefix))).toBe(true);
