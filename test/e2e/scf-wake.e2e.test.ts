@@ -114,18 +114,16 @@ async function removeCr(name: string): Promise<void> {
   if (!cr) return;
   const index = cr.metadata.finalizers?.indexOf(FINALIZER) ?? -1;
   if (index >= 0)
-    await kc
-      .makeApiClient(CustomObjectsApi)
-      .patchClusterCustomObject(
-        {
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          name,
-          body: [{ op: 'remove', path: `/metadata/finalizers/${index}` }],
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
-      );
+    await kc.makeApiClient(CustomObjectsApi).patchClusterCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        name,
+        body: [{ op: 'remove', path: `/metadata/finalizers/${index}` }],
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+    );
   await deleteCr(kc, name);
 }
 
