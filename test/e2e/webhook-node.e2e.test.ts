@@ -34,6 +34,8 @@ import { waitFor } from '../support/wait.js';
 // recovers at the kubelet's next back-off. Trials per phase: WEBHOOK_RACE_TRIALS (default 100).
 
 const TRIALS = Number(process.env.WEBHOOK_RACE_TRIALS ?? 100);
+/** At most one trial per this many ms: the trials measure the race, not how many pods a node starts at once. */
+const TRIAL_EVERY_MS = Number(process.env.WEBHOOK_RACE_EVERY_MS ?? 500);
 const STUCK_AFTER_MS = 30_000;
 /** How long a pod that is not stuck may take to succeed at all (a loaded node is slow to start pods). */
 const GIVE_UP_MS = 180_000;
@@ -194,6 +196,7 @@ async function runTrials(phase: string): Promise<Trial[]> {
   })();
   // One after the other, as a CI pipeline or a GitOps sync would: namespace, then at once its pod.
   for (let i = 0; i < TRIALS; i++) {
+    const due = Date.now() + TRIAL_EVERY_MS;
     const ns = uniqueName(`race-${phase}-${i}`);
     namespaces.push(ns);
     const exists = new Promise<void>((resolve) => waiting.set(ns, resolve));
@@ -219,6 +222,7 @@ async function runTrials(phase: string): Promise<Trial[]> {
     };
     trials.push(trial);
     byNs.set(ns, trial);
+    await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
   }
   creating = false;
   controller?.abort();
