@@ -1,6 +1,7 @@
 // `npx tsx bench/relay-footprint.ts [--namespaces 5000]`: the relay's memory while it watches N namespaces
-// and N ServiceAccounts (each namespace's `default`), with and without the heap settings its Deployment uses.
-import { spawn } from 'node:child_process';
+// and N ServiceAccounts (each namespace's `default`), with and without the heap settings its Deployment uses;
+// then the admission webhook's (its view of the N namespaces), as the image runs it (a bundle).
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -9,6 +10,7 @@ import { startControlPlane } from '../infra/local/control-plane.js';
 import { findFreePort } from '../infra/local/free-port.js';
 import { CRD_FILE, NAMESPACE_FILE, RELAY_RBAC_FILE, REPO_ROOT } from '../infra/local/paths.js';
 import { startRedis } from '../infra/local/redis.js';
+import { installWebhook, startWebhookProcess } from '../infra/local/webhook.js';
 import { applyManifests, readManifests } from '../shared/kube/manifests.js';
 import { runPool } from './observe.js';
 
@@ -80,11 +82,52 @@ for (const [label, nodeOptions] of [
   relay.kill('SIGTERM');
   await new Promise((r) => relay.once('exit', r));
 }
+const webhookRows: string[] = [];
+execFileSync(process.execPath, [
+  path.join(REPO_ROOT, 'infra', 'scripts', 'build-bundles.mjs'),
+  path.join(REPO_ROOT, 'dist', 'image'),
+]);
+const endpoint = await installWebhook(kc);
+for (const [label, nodeOptions] of [
+  ['node defaults', ''],
+  [
+    "the chart's settings (--max-semi-space-size=2 --max-old-space-size=96)",
+    '--max-semi-space-size=2 --max-old-space-size=96',
+  ],
+] as const) {
+  const webhook = await startWebhookProcess({
+    kubeconfig: await cp.kubeconfigAs('system:serviceaccount:tcr-assistant-system:tcr-assistant-webhook'),
+    endpoint,
+    logFile: path.join(cp.dir, 'webhook-footprint.log'),
+    env: { NODE_OPTIONS: nodeOptions, LOG_LEVEL: 'warn' },
+    bundle: path.join(REPO_ROOT, 'dist', 'image', 'webhook.cjs'),
+  });
+  await webhook.waitReady(120_000);
+  await new Promise((r) => setTimeout(r, 5000));
+  const pid = webhook.process.child.pid as number;
+  const child = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0]);
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child}/status`, 'utf8'))?.[1]) / 1024;
+  const samples: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    samples.push(rss());
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const heap = (await webhook.metric('tcr_webhook_nodejs_heap_size_used_bytes')) / 2 ** 20;
+  const viewed = await webhook.metric('tcr_webhook_view_objects', { kind: 'namespace' });
+  webhookRows.push(
+    `| ${label} | ${viewed} | ${Math.max(...samples).toFixed(1)} MiB | ${heap.toFixed(1)} MiB |`,
+  );
+  await webhook.stop();
+}
 console.log(
   [
     '| relay run | namespaces + ServiceAccounts each | RSS (max of 10 samples) | heap used |',
     '|---|---|---|---|',
     ...rows,
+    '',
+    '| webhook run | namespaces in its view | RSS (max of 10 samples) | heap used |',
+    '|---|---|---|---|',
+    ...webhookRows,
   ].join('\n'),
 );
 await cp.stop();

@@ -73,6 +73,12 @@ const log = (m: string) => console.log(`[bench ${new Date().toISOString().slice(
 execFileSync(process.execPath, [path.join(REPO_ROOT, 'infra', 'scripts', 'build-relay.mjs')], {
   stdio: 'inherit',
 });
+// The webhook as the image runs it (a bundle, plain node): its memory is measured.
+execFileSync(
+  process.execPath,
+  [path.join(REPO_ROOT, 'infra', 'scripts', 'build-bundles.mjs'), path.join(REPO_ROOT, 'dist', 'image')],
+  { stdio: 'inherit' },
+);
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
   machine: {
@@ -144,6 +150,7 @@ async function benchRuntime(runtime: Runtime) {
     statusDelayMs: 5000,
     relayBundle: path.join(REPO_ROOT, 'dist', 'relay', 'main.cjs'),
     relayEnv: { LOG_LEVEL: 'warn' },
+    webhookBundle: path.join(REPO_ROOT, 'dist', 'image', 'webhook.cjs'),
     runtime,
     webhook: values.webhook === 'on',
   });
@@ -190,6 +197,8 @@ async function benchRuntime(runtime: Runtime) {
             operation: 'CREATE',
           })
         : { buckets: [], count: 0, sum: 0 },
+      // Requests that found their namespace not yet in the webhook's view and waited for its watch.
+      namespaceWaits: stack.webhook ? await stack.webhook.metric('tcr_webhook_namespace_waits_total') : 0,
     };
   }
   /** The webhook's node process (the managed process is its supervisor). */
@@ -295,6 +304,7 @@ async function benchRuntime(runtime: Runtime) {
         },
         webhookServer: { p50Ms: ms(quantile(server, 0.5)), p99Ms: ms(quantile(server, 0.99)) },
         failOpen: after.failOpen - admissionBefore.failOpen,
+        namespaceWaits: after.namespaceWaits - admissionBefore.namespaceWaits,
         bornWithEntry: ours.filter((ns) => observer.carrying.get(ns) === observer.appeared.get(ns)).length,
         withWebhook: perNamespace(settled, n),
         loadDuringBurst: os.loadavg()[0],

@@ -83,6 +83,8 @@ export interface StackOptions {
   /** Start the admission webhook (default true); its environment. */
   webhook?: boolean;
   webhookEnv?: Record<string, string>;
+  /** Run this bundled webhook (dist/image/webhook.cjs) with plain node instead of the TypeScript sources. */
+  webhookBundle?: string;
   /**
    * Where the functions run: `worker` (BullMQ workers in this process, the default) or `scf` (the bundle on
    * the emulator's SCF, woken by the relay, with serverless.yml's timers; infra/local/scf-runtime.ts).
@@ -262,7 +264,12 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
   const webhook =
     opts.webhook === false
       ? undefined
-      : await startLocalWebhook(cluster, admin, { LOG_LEVEL: 'warn', ...opts.webhookEnv });
+      : await startLocalWebhook(
+          cluster,
+          admin,
+          { LOG_LEVEL: 'warn', ...opts.webhookEnv },
+          opts.webhookBundle,
+        );
 
   return {
     cluster,

@@ -166,12 +166,14 @@ export async function startWebhookProcess(opts: {
   endpoint: WebhookEndpoint;
   logFile: string;
   env?: Record<string, string>;
+  /** Run this bundle (dist/image/webhook.cjs) with plain node, as the image does, instead of the sources. */
+  bundle?: string | undefined;
 }): Promise<WebhookProcess> {
   const httpPort = await findFreePort();
   const proc = startProcess({
     name: 'webhook',
     command: process.execPath,
-    args: ['--import', 'tsx', path.join(REPO_ROOT, 'webhook', 'main.ts')],
+    args: opts.bundle ? [opts.bundle] : ['--import', 'tsx', path.join(REPO_ROOT, 'webhook', 'main.ts')],
     logFile: opts.logFile,
     env: {
       ...process.env,
@@ -182,7 +184,7 @@ export async function startWebhookProcess(opts: {
       LOG_LEVEL: 'info',
       SHUTDOWN_DELAY_MS: '0',
       // The chart's heap settings for the webhook (values.yaml webhook.nodeOptions).
-      NODE_OPTIONS: '--max-semi-space-size=2 --max-old-space-size=64',
+      NODE_OPTIONS: '--max-semi-space-size=2 --max-old-space-size=96',
       ...opts.env,
     },
   });
@@ -229,6 +231,7 @@ export async function startLocalWebhook(
   cluster: { dir: string; kubeconfigAs(user: string): Promise<string> },
   admin: KubeConfig,
   env: Record<string, string> = {},
+  bundle?: string,
 ): Promise<WebhookProcess> {
   const endpoint = await installWebhook(admin);
   const webhook = await startWebhookProcess({
@@ -238,6 +241,7 @@ export async function startLocalWebhook(
     endpoint,
     logFile: path.join(cluster.dir, 'webhook.log'),
     env,
+    bundle,
   });
   await webhook.waitReady();
   return webhook;
