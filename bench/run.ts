@@ -37,6 +37,10 @@ import {
 } from './observe.js';
 import { renderTable } from './render-table.js';
 
+// `npm run bench -- --fleet [--clusters K --namespaces N --redis cluster|single]`: the fleet scenario instead
+// (bench/fleet.ts: one shared token rotated across K control planes; it exits when done).
+if (process.argv.includes('--fleet')) await import('./fleet.js');
+
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '1000,5000' },
