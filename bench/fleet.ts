@@ -422,10 +422,18 @@ try {
   const mints = emulator.calls('CreateInstanceToken') - mints0;
   // Jobs the rotation ran (the audit stream: one entry per processed job), by kind, trigger and outcome.
   const jobs: Record<string, number> = {};
+  const jobMs: Record<string, number[]> = {};
   for (const e of await listAudit(rt.redis, rt.auditKey, { since: r0 }, 1_000_000)) {
     const k = `${e.kind} (${e.trigger}) ${e.outcome}`;
     jobs[k] = (jobs[k] ?? 0) + 1;
+    jobMs[e.kind] = [...(jobMs[e.kind] ?? []), e.durationMs];
   }
+  const jobDurationsMs = Object.fromEntries(
+    Object.entries(jobMs).map(([kind, ms]) => [
+      kind,
+      { min: Math.min(...ms), max: Math.max(...ms), total: ms.reduce((a, b) => a + b, 0) },
+    ]),
+  );
   const ours =
     /^(GET|LIST|POST|PUT|PATCH|DELETE) (secrets|serviceaccounts|imagepullsecrets|namespaces|events)/;
   const perCluster = ids.map((id, i) => {
@@ -479,6 +487,7 @@ try {
       settledMs,
       perClusterCarriesMs: { min: Math.min(...carried), mean: Math.round(mean(carried)), max: everywhereMs },
       jobs,
+      jobDurationsMs,
       functionsCpuSeconds: +((functionsCpu.user + functionsCpu.system) / 1e6).toFixed(2),
       functionsRssMiB: +(process.memoryUsage().rss / 2 ** 20).toFixed(1),
       redisCommandsPerNode: redisPerNode,
@@ -542,6 +551,10 @@ function renderFleetTable(r: Record<string, any>): string {
       .join(
         ', ',
       )} | ${rot.redisCommandsPerNode[rot.redisQueuePrimary]} / ${rot.redisCommandsTotal} (idle ${rot.redisCommandsIdlePerSecond}/s) | ${rot.functionsCpuSeconds} s |`,
+    '',
+    `Job durations (ms): ${Object.entries(rot.jobDurationsMs as Record<string, { min: number; max: number }>)
+      .map(([k, d]) => `${k} ${d.min}–${d.max}`)
+      .join(', ')}`,
     '',
     `API requests per cluster by verb (mean, API server's count of every client): ${perVerb}`,
     '',
