@@ -54,7 +54,8 @@ beforeAll(async () => {
     LEASE_RETRY_MS: '300',
     POD_NAME: 'relay-faults',
   });
-  await relay.waitReady();
+  // A node process compiling TypeScript at start: slow on 2 busy cores (over 30 s with three suites running).
+  await relay.waitReady(120_000);
   await waitFor('the schedulers of the worker', async () => {
     const ids = (await queue.getJobSchedulers()).map((s) => s.key);
     return SCHEDULERS.every((id) => ids.includes(id));
@@ -63,7 +64,7 @@ beforeAll(async () => {
   // namespaces, some being deleted): let that settle, so that what is measured below is the pipeline's own
   // answer, not a place in a backlog.
   await quiet(240_000);
-}, 300_000);
+}, 420_000);
 
 afterAll(async () => {
   for (const cr of crs) await deleteCr(kc, cr).catch(() => {});
