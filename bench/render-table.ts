@@ -46,13 +46,14 @@ function renderRun(r: Record<string, any>): string[] {
         p50Ms: number;
         p99Ms: number;
         maxMs: number;
+        loadAtEnd?: number;
         scf?: ScfPhase;
       }
     | undefined;
   if (l)
     lines.push(
       '',
-      `Latency (${l.rate}/s for ${l.durationSeconds} s, default ServiceAccount seen → carrying the entry, its Secret present): p50 ${l.p50Ms} ms (≤ 300), p99 ${l.p99Ms} ms (≤ 1500), max ${l.maxMs} ms`,
+      `Latency (${l.rate}/s for ${l.durationSeconds} s, default ServiceAccount seen → carrying the entry, its Secret present): p50 ${l.p50Ms} ms (≤ 300), p99 ${l.p99Ms} ms (≤ 1500), max ${l.maxMs} ms${l.loadAtEnd === undefined ? '' : ` (load average ${l.loadAtEnd} at its end)`}`,
     );
   const scfLines = [
     ...(r.bursts as { n: number; scf?: ScfPhase }[])

@@ -545,6 +545,8 @@ async function benchRuntime(runtime: Runtime) {
     p50Ms: Math.round(percentile(latencies, 50)),
     p99Ms: Math.round(percentile(latencies, 99)),
     maxMs: Math.round(Math.max(...latencies)),
+    // The machine is shared: the 1-minute load average as the stream ends says how contended it was.
+    loadAtEnd: +os.loadavg()[0]!.toFixed(2),
     ...(scfL0 ? { scf: scfPhase(stack, scfL0, lat.length) } : {}),
   };
   log(
