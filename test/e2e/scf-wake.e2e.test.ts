@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listAudit } from '../../functions/adapters/audit-reader.js';
@@ -127,6 +128,35 @@ async function removeCr(name: string): Promise<void> {
   await deleteCr(kc, name);
 }
 
+/** Whether process `pid` has an established TCP connection to 127.0.0.1:`port` (/proc: its sockets' inodes). */
+function connectedTo(pid: number, port: number): boolean {
+  const remote = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  try {
+    const sockets = new Set<string>();
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      const link = (() => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          return ''; // closed while listed
+        }
+      })();
+      const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+      if (inode) sockets.add(inode);
+    }
+    for (const table of ['tcp', 'tcp6']) {
+      for (const line of readFileSync(`/proc/${pid}/net/${table}`, 'utf8').split('\n').slice(1)) {
+        // sl local_address rem_address st ... inode (10th field); st 01 = ESTABLISHED
+        const f = line.trim().split(/\s+/);
+        if (f[2]?.endsWith(remote) && f[3] === '01' && sockets.has(f[9] ?? '')) return true;
+      }
+    }
+  } catch {
+    // The process ended: not the one holding the call.
+  }
+  return false;
+}
+
 beforeAll(async () => {
   buildScfBundle();
   emulator = await startTencentEmulator({
@@ -163,41 +193,60 @@ describe('the relay wakes SCF', () => {
   let namespaces: string[] = [];
 
   beforeAll(async () => {
-    // No timers at all: whatever converges here was woken by the relay.
-    s.deployed = deploy('tcr-wake-e2e', s.prefix, { timers: [] });
+    // serverless.yml's drain timer, deployed, but firing once a day 12 hours from now: the safety net is
+    // there and never fires during the test, so only a wake-up by the relay can explain convergence.
+    const farHour = (new Date().getUTCHours() + 12) % 24;
+    s.deployed = deploy('tcr-wake-e2e', s.prefix, {
+      timers: [{ name: 'drain-queue', cronExpression: `0 0 ${farHour} * * * *`, argument: 'drain' }],
+    });
     await startRelay(s);
   });
   afterAll(() => s.relay?.kill());
 
-  it('a new namespace is served within seconds, by an invocation the relay started', async () => {
+  // How fast is the benchmark's to say (latency p50/p99 with --runtime scf); this says by what.
+  it('a new namespace is served by an invocation the relay woke (an Event), not by a timer', async () => {
     crs.push(cr);
     await createCr(kc, cr, {
       namespaces: '*',
       namespaceSelector: { matchLabels: { 'scf-e2e': cr } },
       docker: docker(PASSWORD),
     });
-    const started = Date.now();
     namespaces = await namespacesFor(cr, 3);
     await waitFor('namespaces to carry the pull secret', () => converged(namespaces, cr), {
-      timeoutMs: 30_000,
+      timeoutMs: 60_000,
     });
-    expect(Date.now() - started).toBeLessThan(15_000);
     const records = emulator.scf.invocations('tcr-wake-e2e');
     expect(records.length).toBeGreaterThan(0);
-    expect(records.every((r) => r.type === 'Event')).toBe(true);
+    expect(records.filter((r) => r.type !== 'Event')).toEqual([]);
     expect(await s.relay!.metric('tcr_relay_scf_invocations_total')).toBeGreaterThan(0);
+    // Each namespace's Secret was created by a job that ran inside one of those Event invocations.
+    const audit = await listAudit(redis, auditStreamKey(s.prefix), {});
+    for (const ns of namespaces) {
+      const object = `Secret ${ns}/${secretNameFor(cr)}`;
+      const creation = audit.find(
+        (e) => e.outcome === 'success' && e.actions.some((a) => a.verb === 'created' && a.object === object),
+      );
+      expect(creation, `the audit entry that created ${object}`).toBeDefined();
+      const at = Date.parse(creation!.time);
+      const by = records.filter(
+        (r) => r.startedAt !== undefined && r.startedAt <= at && at <= (r.endedAt ?? Date.now()),
+      );
+      expect(by.length, `invocations running when ${object} was created`).toBeGreaterThan(0);
+      expect(by.every((r) => r.type === 'Event')).toBe(true);
+    }
   });
 
   it('a burst costs a bounded number of invocations (coalesced per slot)', async () => {
     const before = emulator.scf.invocations('tcr-wake-e2e').length;
+    const coalescedBefore = await s.relay!.metric('tcr_relay_scf_wakes_coalesced_total');
     const burst = await namespacesFor(cr, 40);
     await waitFor('the burst to converge', () => converged(burst, cr), { timeoutMs: 60_000 });
     const used = emulator.scf.invocations('tcr-wake-e2e').length - before;
     // 40 namespaces, 80+ jobs: a handful of invocations at most (one per slot at a time), not one per job;
     // none at all when the invocation woken before is still draining.
     expect(used).toBeLessThanOrEqual(10);
-    expect(emulator.scf.invocations('tcr-wake-e2e').length).toBeGreaterThan(0);
-    expect(await s.relay!.metric('tcr_relay_scf_wakes_coalesced_total')).toBeGreaterThan(0);
+    // Wake-ups the burst asked for while an invocation was already draining were not made.
+    expect(await s.relay!.metric('tcr_relay_scf_wakes_coalesced_total')).toBeGreaterThan(coalescedBefore);
     // Never more instances than the function's concurrency.
     expect(emulator.scf.instances('tcr-wake-e2e').length).toBeLessThanOrEqual(3);
     namespaces.push(...burst);
@@ -229,7 +278,10 @@ describe('the relay wakes SCF', () => {
       functionLog: emulator.scf.logs('tcr-wake-e2e'),
       audit,
     };
+    // Each haystack holds what it should (a scan of an empty text proves nothing).
     expect(haystacks.functionLog).toContain('scf invocation done');
+    expect(haystacks.relayLog).toContain('SCF wake-ups on');
+    expect(haystacks.relayMetrics).toContain('tcr_relay_scf_invocations_total');
     for (const [where, text] of Object.entries(haystacks)) {
       for (const secret of secrets)
         expect(text.includes(secret), `${where} contains a credential`).toBe(false);
@@ -307,7 +359,9 @@ describe('an invocation killed by its time limit in the middle of a job', () => 
     await core
       .deleteNamespacedConfigMap({ namespace: SYSTEM_NAMESPACE, name: UPDATER_CONFIG_MAP_NAME })
       .catch(() => {});
-    // One instance at a time, a timer every second: invocations keep coming, each runs the stalled check.
+    // A timer every second: invocations keep coming, each runs the stalled check. Two instances, so that
+    // while the victim below is frozen other invocations run beside it and could take its job if its lock
+    // expired before SCF killed it (with one instance, "never twice at once" would hold trivially).
     s.deployed = deploy(
       'tcr-kill-e2e',
       s.prefix,
@@ -315,7 +369,7 @@ describe('an invocation killed by its time limit in the middle of a job', () => 
         timeoutSeconds: LIMIT_S,
         timers: [{ name: 'drain-queue', cronExpression: '* * * * * * *', argument: 'drain' }],
       },
-      { env: { SCF_LOCK_MARGIN_MS: String(LOCK_MARGIN_MS) }, concurrency: 1 },
+      { env: { SCF_LOCK_MARGIN_MS: String(LOCK_MARGIN_MS) }, concurrency: 2 },
     );
   });
 
@@ -342,8 +396,11 @@ describe('an invocation killed by its time limit in the middle of a job', () => 
     ]);
     await waitFor('the job to call TCR', () => calls().length >= 1, { timeoutMs: 30_000, intervalMs: 10 });
     // Freeze the instance in the middle of the job (a stall no deadline can interrupt): only SCF's time
-    // limit ends it.
-    const running = emulator.scf.invocations('tcr-kill-e2e').filter((r) => r.startedAt && !r.endedAt);
+    // limit ends it. The victim: the running invocation whose instance holds the connection to TCR.
+    const emulatorPort = Number(emulator.endpoint.split(':').pop());
+    const running = emulator.scf
+      .invocations('tcr-kill-e2e')
+      .filter((r) => r.startedAt && !r.endedAt && r.pid !== undefined && connectedTo(r.pid, emulatorPort));
     expect(running).toHaveLength(1);
     const victim = running[0]!;
     process.kill(victim.pid!, 'SIGSTOP');
