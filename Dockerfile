@@ -4,12 +4,12 @@
 #
 # The chart runs `node /app/relay.cjs`, `node /app/functions.cjs worker`, `node /app/hosts-updater.cjs` and
 # `node /app/webhook.cjs`.
-# This project's machines cannot pull a base image; infra/scripts/build-image.mjs builds this same file with
+# This project's machines cannot pull a base image; infra/image/build-image.ts builds this same file with
 # BuildKit built from source, supplying NODE_IMAGE as a local named context with the same Node release, and
 # the host's npm cache as the `npm-cache` context. Why that keeps the two images the same:
 # docs/adr-011-one-image.md.
 
-# The base of both stages. Keep NODE_VERSION and this tag on the same release (build-image.mjs checks both).
+# The base of both stages. Keep NODE_VERSION and this tag on the same release (build-image.ts checks both).
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 
 # npm's content cache to install from. Empty by default (npm downloads);
@@ -28,6 +28,7 @@ RUN --mount=type=bind,from=npm-cache,target=/tmp/npm-cache/_cacache,rw \
 COPY tsconfig.json ./
 COPY shared ./shared
 COPY relay ./relay
+COPY hosts-updater ./hosts-updater
 COPY functions ./functions
 COPY webhook ./webhook
 COPY infra/scripts/build-bundles.mjs ./infra/scripts/

@@ -36,12 +36,12 @@ import { type LocalRedis, startRedis } from '../infra/local/redis.js';
 import { type LocalRedisCluster, startRedisCluster } from '../infra/local/redis-cluster.js';
 import { startTencentEmulator } from '../infra/tencent-emulator/server.js';
 import { FunctionsEnv, parseEnv } from '../shared/config.js';
-import { REGISTRY_TOKENS_KEY } from '../shared/jobs.js';
+import { REGISTRY_TOKENS_KEY } from '../shared/contracts/jobs.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
 import { waitForCrdEstablished } from '../shared/kube/crd.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { applyManifests, readManifests } from '../shared/kube/manifests.js';
 import { createLogger } from '../shared/logging.js';
-import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
 import { enqueueJobs } from '../shared/queue.js';
 import { diffTotals, parseRequestTotals, runPool, waitQueueIdle } from './observe.js';
 

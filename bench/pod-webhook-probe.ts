@@ -8,8 +8,8 @@
 //    webhook hung (SIGSTOP): the case every pod in the cluster would pay up to timeoutSeconds for.
 import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { startLocalStack, waitForRelay } from '../infra/local/stack.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
-import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
 import { parseHistogram, shareAtMost } from './admission.js';
 import { percentile, runPool, ServiceAccountObserver, waitQueueIdle } from './observe.js';
 

@@ -4,8 +4,8 @@
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { listAudit } from '../functions/adapters/audit-reader.js';
 import { startLocalStack, waitForRelay } from '../infra/local/stack.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
-import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
 import { runPool, waitQueueIdle } from './observe.js';
 
 const n = Number(process.argv[2] ?? 1000);

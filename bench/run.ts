@@ -15,8 +15,8 @@ import {
 } from '@kubernetes/client-node';
 import { REPO_ROOT } from '../infra/local/paths.js';
 import { type LocalStack, startLocalStack, waitForRelay } from '../infra/local/stack.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
-import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
 import { enqueueJobs } from '../shared/queue.js';
 import {
   apiserverWebhookHistogram,

@@ -14,8 +14,8 @@
 // not answer is said once and the CLI exits 1 (`npm start` writes a file to source with all of it).
 import { parseArgs } from 'node:util';
 import { FunctionsEnv, parseEnv } from '../shared/config.js';
+import { type JobKey, JobKey as JobKeySchema, REGISTRY_TOKENS_KEY } from '../shared/contracts/jobs.js';
 import { describeError } from '../shared/errors.js';
-import { type JobKey, JobKey as JobKeySchema, REGISTRY_TOKENS_KEY } from '../shared/jobs.js';
 import { enqueueJobs } from '../shared/queue.js';
 import { createRedisClient } from '../shared/redis-connection.js';
 import { withTimeout } from '../shared/timeout.js';

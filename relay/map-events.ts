@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
+import type { Enqueue } from '../shared/contracts/jobs.js';
+import { ADOPT_ANNOTATION } from '../shared/contracts/labels.js';
+import { SECRET_PREFIX } from '../shared/contracts/names.js';
 import type { ChangeType, WatchedObject } from '../shared/kube/resource-watcher.js';
-import { ADOPT_ANNOTATION } from '../shared/labels.js';
-import { SECRET_PREFIX } from '../shared/names.js';
-import type { Enqueue } from '../shared/queue.js';
 
 // Pure mapping from watch events to level-triggered jobs (keys only). What cannot matter is dropped here,
 // so that a busy cluster does not flood the queue: the fingerprint of an object is exactly the part of it

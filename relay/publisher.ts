@@ -1,7 +1,8 @@
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import { dedupIdOf } from '../shared/jobs.js';
-import { type Enqueue, enqueueJobs } from '../shared/queue.js';
+import type { Enqueue } from '../shared/contracts/jobs.js';
+import { dedupIdOf } from '../shared/contracts/jobs.js';
+import { enqueueJobs } from '../shared/queue.js';
 import { withTimeout } from '../shared/timeout.js';
 import type { RelayMetrics } from './metrics.js';
 

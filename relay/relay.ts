@@ -1,13 +1,13 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
+import type { Enqueue } from '../shared/contracts/jobs.js';
 import { type Change, type ResourceSource, ResourceWatcher } from '../shared/kube/resource-watcher.js';
 import {
   imagePullSecretCollection,
   namespaceCollection,
   serviceAccountCollection,
 } from '../shared/kube/sources.js';
-import type { Enqueue } from '../shared/queue.js';
 import {
   fingerprintOf,
   isEchoOfOwnWrite,

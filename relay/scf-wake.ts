@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { parseEnv } from '../shared/config.js';
+import { WakeSlots } from '../shared/contracts/wake-slots.js';
 import type { RedisClient } from '../shared/redis-connection.js';
-import { WakeSlots } from '../shared/wake-slots.js';
 import { ScfInvoker } from './scf-invoker.js';
 import { ScfWakeEnv } from './scf-wake-config.js';
 import { createWakeMetrics } from './scf-wake-metrics.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { WakeSnapshot } from '../shared/wake-slots.js';
+import type { WakeSnapshot } from '../shared/contracts/wake-slots.js';
 import type { WakeMetrics } from './scf-wake-metrics.js';
 
 // The relay wakes the SCF function when it enqueues, instead of leaving new jobs to the next timer: an
@@ -9,7 +9,7 @@ import type { WakeMetrics } from './scf-wake-metrics.js';
 // grows, up to a ceiling that fits the function's concurrency quota. A failed Invoke is retried with backoff
 // and jitter; nothing here ever blocks enqueueing, and the timers of serverless.yml keep draining regardless.
 
-/** The slots' state in Redis (shared/wake-slots.ts). */
+/** The slots' state in Redis (shared/contracts/wake-slots.ts). */
 export interface WakeStore {
   inspect(slots: number): Promise<WakeSnapshot>;
   acquire(slot: number, id: string, now: number, leaseMs: number, startTimeoutMs: number): Promise<boolean>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ClusterId } from './jobs.js';
+import { ClusterId } from './contracts/jobs.js';
 import { redisUrlProblem } from './redis-connection.js';
 
 const intFrom = (name: string, min: number) =>

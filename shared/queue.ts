@@ -1,12 +1,11 @@
 import { type ConnectionOptions, Queue } from 'bullmq';
 import {
   dedupIdOf,
+  type Enqueue,
   type JobData,
   JobData as JobDataSchema,
-  type JobKey,
   QUEUE_NAME,
-  type Trigger,
-} from './jobs.js';
+} from './contracts/jobs.js';
 import {
   type ClientBehaviour,
   createRedisClient,
@@ -46,14 +45,6 @@ export function openQueue(connection: ConnectionOptions, settings: QueueSettings
       removeOnFail: { count: 5000 },
     },
   });
-}
-
-export interface Enqueue {
-  key: JobKey;
-  trigger: Trigger;
-  at?: number;
-  /** Delays the job: used to coalesce status updates into one write per window. */
-  delayMs?: number;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { FIELD_MANAGER } from '../shared/labels.js';
-import { entriesFor, type MatchableCr, type MatchableNamespace } from '../shared/matching.js';
+import { FIELD_MANAGER } from '../shared/contracts/labels.js';
+import { entriesFor, type MatchableCr, type MatchableNamespace } from '../shared/contracts/matching.js';
 
 // The admission decision for ServiceAccounts, pure: the request and the view in, the JSON patch out.
 // It only ever adds entries (never removes one), and every request is allowed: the webhook can make a

@@ -10,7 +10,7 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { FIELD_MANAGER } from '../shared/labels.js';
+import { FIELD_MANAGER } from '../shared/contracts/labels.js';
 import type { WebhookMetrics } from './metrics.js';
 import {
   type CertificatePolicy,

@@ -1,11 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { ImagePullSecretSpec } from '../shared/contracts/image-pull-secret.js';
+import { SKIP_ANNOTATION } from '../shared/contracts/labels.js';
+import {
+  type MatchableCr,
+  type MatchableNamespace,
+  toMatchableNamespace,
+} from '../shared/contracts/matching.js';
 import { type Change, ResourceWatcher, type WatchedObject } from '../shared/kube/resource-watcher.js';
 import { imagePullSecretCollection, namespaceCollection } from '../shared/kube/sources.js';
-import { SKIP_ANNOTATION } from '../shared/labels.js';
-import { type MatchableCr, type MatchableNamespace, toMatchableNamespace } from '../shared/matching.js';
-import { ImagePullSecretSpec } from '../shared/schemas/image-pull-secret.js';
 import type { WebhookMetrics } from './metrics.js';
 
 // The webhook's in-memory view of what matching looks at: every CR's rules and every namespace's labels

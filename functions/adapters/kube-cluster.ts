@@ -12,10 +12,7 @@ import {
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { abortable, abortReason, bindSignal, type SignalBound } from '../../shared/deadline.js';
-import { RetryableError, TerminalError } from '../../shared/errors.js';
-import { signalOptions } from '../../shared/kube/abort.js';
-import { shareConnections } from '../../shared/kube/kubeconfig.js';
+import { ImagePullSecretSpec } from '../../shared/contracts/image-pull-secret.js';
 import {
   ADOPT_ANNOTATION,
   CR_NAME_ANNOTATION,
@@ -24,10 +21,13 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   OUR_SECRETS_SELECTOR,
-} from '../../shared/labels.js';
-import { toMatchableNamespace } from '../../shared/matching.js';
-import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../../shared/names.js';
-import { ImagePullSecretSpec } from '../../shared/schemas/image-pull-secret.js';
+} from '../../shared/contracts/labels.js';
+import { toMatchableNamespace } from '../../shared/contracts/matching.js';
+import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../../shared/contracts/names.js';
+import { abortable, abortReason, bindSignal, type SignalBound } from '../../shared/deadline.js';
+import { RetryableError, TerminalError } from '../../shared/errors.js';
+import { signalOptions } from '../../shared/kube/abort.js';
+import { shareConnections } from '../../shared/kube/kubeconfig.js';
 import type { CredentialCheckPort } from '../core/credential-sources.js';
 import type { DesiredSecret } from '../core/desired-secret.js';
 import type {

@@ -6,11 +6,11 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/contracts/labels.js';
 import { abortable, abortReason, bindSignal, type SignalBound } from '../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
 import { signalOptions } from '../../shared/kube/abort.js';
 import { shareConnections } from '../../shared/kube/kubeconfig.js';
-import { FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/labels.js';
 import type { ConfigMapView, SystemConfigMaps } from '../core/refresh-private-endpoints.js';
 import type { SecretReader } from '../core/tcr-api.js';
 import {

@@ -1,5 +1,10 @@
-import { CR_NAME_ANNOTATION, CR_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/labels.js';
-import { API_VERSION, KIND, SECRET_PREFIX, secretNameFor } from '../../shared/names.js';
+import {
+  CR_NAME_ANNOTATION,
+  CR_UID_LABEL,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+} from '../../shared/contracts/labels.js';
+import { API_VERSION, KIND, SECRET_PREFIX, secretNameFor } from '../../shared/contracts/names.js';
 import { DOCKER_CONFIG_KEY, DOCKER_CONFIG_TYPE, renderDockerConfigJson } from './docker-config.js';
 import type { CrView, SecretView } from './model.js';
 

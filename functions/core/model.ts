@@ -1,9 +1,9 @@
-import type { LabelSelector } from '../../shared/label-selector.js';
 import type {
   DockerCredentials,
   PrivateNetwork,
   TcrTokenSource,
-} from '../../shared/schemas/image-pull-secret.js';
+} from '../../shared/contracts/image-pull-secret.js';
+import type { LabelSelector } from '../../shared/contracts/label-selector.js';
 import type { RegistryCredential } from './docker-config.js';
 
 // Plain views of cluster objects: what the planners look at, nothing more. Adapters build them from API

@@ -4,8 +4,8 @@
 // CR's adopt-addon-secrets annotation, which wins) a Secret that has exactly the add-on's shape is replaced
 // by ours (guarded by the resourceVersion we read), so ServiceAccounts that already list it keep working and
 // running pods never notice. Anything else of that name stays a Conflict.
-import { MANAGED_BY_LABEL } from '../../shared/labels.js';
-import { API_VERSION, KIND, secretNameFor } from '../../shared/names.js';
+import { MANAGED_BY_LABEL } from '../../shared/contracts/labels.js';
+import { API_VERSION, KIND, secretNameFor } from '../../shared/contracts/names.js';
 import { DOCKER_CONFIG_KEY, DOCKER_CONFIG_TYPE } from './docker-config.js';
 import type { CrView, SecretView } from './model.js';
 

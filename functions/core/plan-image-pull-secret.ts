@@ -1,6 +1,6 @@
-import { FINALIZER } from '../../shared/labels.js';
-import { wantsNamespace, wantsServiceAccount } from '../../shared/matching.js';
-import { secretNameFor } from '../../shared/names.js';
+import { FINALIZER } from '../../shared/contracts/labels.js';
+import { wantsNamespace, wantsServiceAccount } from '../../shared/contracts/matching.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import { desiredSecretFor, isSecretConverged } from './desired-secret.js';
 import type {
   Condition,

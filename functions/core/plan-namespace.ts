@@ -1,5 +1,9 @@
-import { crsForServiceAccount, wantsNamespace, wantsServiceAccount } from '../../shared/matching.js';
-import { SECRET_PREFIX, secretNameFor } from '../../shared/names.js';
+import {
+  crsForServiceAccount,
+  wantsNamespace,
+  wantsServiceAccount,
+} from '../../shared/contracts/matching.js';
+import { SECRET_PREFIX, secretNameFor } from '../../shared/contracts/names.js';
 import { crNameOfSecret, type DesiredSecret, desiredSecretFor, isSecretConverged } from './desired-secret.js';
 import type { CrView, NamespaceView, SecretView, ServiceAccountView } from './model.js';
 import { mayAdopt } from './plan-adoption.js';

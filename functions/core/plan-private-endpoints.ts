@@ -1,9 +1,9 @@
-import { formatUpdaterConfigData } from '../../relay/hosts-updater/config-map.js';
 import {
   describeDomainProblem,
   describeIpProblem,
+  formatUpdaterConfigData,
   type HostEntry,
-} from '../../relay/hosts-updater/hosts-file.js';
+} from '../../shared/contracts/updater-config.js';
 import type { CrView } from './model.js';
 import type { InternalEndpoint } from './tcr-api.js';
 

@@ -1,4 +1,4 @@
-import type { Enqueue } from '../../shared/queue.js';
+import type { Enqueue } from '../../shared/contracts/jobs.js';
 import type { DesiredSecret } from './desired-secret.js';
 import type {
   CrView,

@@ -1,9 +1,9 @@
+import type { Enqueue } from '../../shared/contracts/jobs.js';
+import { REGISTRY_TOKENS_KEY } from '../../shared/contracts/jobs.js';
+import { FINALIZER } from '../../shared/contracts/labels.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import { throwIfAborted } from '../../shared/deadline.js';
 import { describeError, TerminalError } from '../../shared/errors.js';
-import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
-import { FINALIZER } from '../../shared/labels.js';
-import { secretNameFor } from '../../shared/names.js';
-import type { Enqueue } from '../../shared/queue.js';
 import { desiredSecretFor } from './desired-secret.js';
 import { planImagePullSecret } from './plan-image-pull-secret.js';
 import type { Action } from './ports.js';

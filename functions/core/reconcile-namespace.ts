@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
+import type { Enqueue } from '../../shared/contracts/jobs.js';
 import { throwIfAborted } from '../../shared/deadline.js';
 import { describeError, TerminalError } from '../../shared/errors.js';
-import type { Enqueue } from '../../shared/queue.js';
 import type { DesiredSecret } from './desired-secret.js';
 import { addonShapeProblem } from './plan-adoption.js';
 import {

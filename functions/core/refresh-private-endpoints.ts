@@ -1,14 +1,14 @@
 import type { Logger } from 'pino';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/contracts/labels.js';
+import { SYSTEM_NAMESPACE } from '../../shared/contracts/names.js';
 import {
+  type HostEntry,
   readDesiredHosts,
   UPDATER_CONFIG_MAP_NAME,
-  UPDATER_NAMESPACE,
   UpdaterConfigDataSchema,
-} from '../../relay/hosts-updater/config-map.js';
-import type { HostEntry } from '../../relay/hosts-updater/hosts-file.js';
+} from '../../shared/contracts/updater-config.js';
 import { throwIfAborted } from '../../shared/deadline.js';
 import { describeError, RetryableError, TerminalError } from '../../shared/errors.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/labels.js';
 import type { CrView } from './model.js';
 import {
   type EndpointLookup,
@@ -56,7 +56,7 @@ export interface PrivateEndpointsDeps {
   signal?: AbortSignal | undefined;
 }
 
-const OBJECT = `ConfigMap ${UPDATER_NAMESPACE}/${UPDATER_CONFIG_MAP_NAME}`;
+const OBJECT = `ConfigMap ${SYSTEM_NAMESPACE}/${UPDATER_CONFIG_MAP_NAME}`;
 
 interface LookupFailure {
   registry: string;

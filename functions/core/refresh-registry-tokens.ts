@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import { throwIfAborted } from '../../shared/deadline.js';
 import { describeError, RetryableError, TerminalError } from '../../shared/errors.js';
-import { secretNameFor } from '../../shared/names.js';
 import { withTimeout } from '../../shared/timeout.js';
 import { type CredentialCandidate, CredentialChooser } from './credential-sources.js';
 import { DOCKER_CONFIG_KEY } from './docker-config.js';

@@ -1,5 +1,5 @@
+import { describeKey, JobData } from '../../shared/contracts/jobs.js';
 import { describeError, TerminalError } from '../../shared/errors.js';
-import { describeKey, JobData } from '../../shared/jobs.js';
 import type { AuditPort } from './ports.js';
 import { reconcileImagePullSecret } from './reconcile-image-pull-secret.js';
 import { type ReconcileDeps, type ReconcileResult, reconcileNamespace } from './reconcile-namespace.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { UPDATER_NAMESPACE } from '../../relay/hosts-updater/config-map.js';
+import type { TcrTokenSource } from '../../shared/contracts/image-pull-secret.js';
+import { SYSTEM_NAMESPACE } from '../../shared/contracts/names.js';
 import { TerminalError } from '../../shared/errors.js';
-import type { TcrTokenSource } from '../../shared/schemas/image-pull-secret.js';
 
 // Narrow ports to Tencent Cloud's TCR API and to where its API key comes from. The real adapters are
 // functions/adapters/tencent-tcr.ts (tencentcloud-sdk-nodejs) and functions/adapters/kube-system-objects.ts
@@ -85,7 +85,7 @@ export interface SecretReader {
  * deputy), and the functions would need cluster-wide `get` on Secrets. Here only those who may write
  * Secrets in our own namespace supply keys, and RBAC stays a Role.
  */
-export const CREDENTIALS_NAMESPACE = UPDATER_NAMESPACE;
+export const CREDENTIALS_NAMESPACE = SYSTEM_NAMESPACE;
 
 /** The Secret's keys, as the Tencent Cloud console names them. */
 const CredentialSecretData = z.object({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/labels.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/contracts/labels.js';
 
 // Where an issued TCR token lives in each cluster: a Secret of ours in tcr-assistant-system, one per registry
 // and token type, never the CR. The token and username are Secret data; everything else (expiry, ids, the

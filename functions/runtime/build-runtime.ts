@@ -1,11 +1,11 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import { UPDATER_NAMESPACE } from '../../relay/hosts-updater/config-map.js';
 import { type FunctionsEnv, parseEnv } from '../../shared/config.js';
+import { clustersOfRegistry, type Fleet, loadFleetFile } from '../../shared/contracts/fleet.js';
+import { SYSTEM_NAMESPACE } from '../../shared/contracts/names.js';
 import type { SignalBound } from '../../shared/deadline.js';
 import { describeError, TerminalError } from '../../shared/errors.js';
-import { clustersOfRegistry, type Fleet, loadFleetFile } from '../../shared/fleet.js';
 import { loadKubeConfig } from '../../shared/kube/kubeconfig.js';
 import { createLogger } from '../../shared/logging.js';
 import { outageLog } from '../../shared/outage-log.js';
@@ -158,7 +158,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
     if (!connection) {
       connection = loadClusterConfig(id).then((kc) => {
         // Our own namespace's ConfigMap, API-key and token Secrets (infra/rbac/functions-system.yaml).
-        const system = new KubeSystemObjects(kc, UPDATER_NAMESPACE, metrics.observeRequest);
+        const system = new KubeSystemObjects(kc, SYSTEM_NAMESPACE, metrics.observeRequest);
         const checks = new CachedCredentialChecks({ secrets: system, defaultCredential });
         return { cluster: new KubeCluster(id, kc, metrics.observeRequest, system, checks), system, kc };
       });

@@ -1,8 +1,8 @@
 import { Worker } from 'bullmq';
-import { QUEUE_NAME } from '../../shared/jobs.js';
+import { QUEUE_NAME } from '../../shared/contracts/jobs.js';
+import type { ReleaseOutcome } from '../../shared/contracts/wake-slots.js';
 import { bullConnection } from '../../shared/redis-connection.js';
 import { withTimeout } from '../../shared/timeout.js';
-import type { ReleaseOutcome } from '../../shared/wake-slots.js';
 import type { FunctionsRuntime } from './build-runtime.js';
 import { processJob } from './worker.js';
 

@@ -6,7 +6,7 @@ import {
   JobData as JobDataSchema,
   type JobKey,
   REGISTRY_TOKENS_KEY,
-} from '../../shared/jobs.js';
+} from '../../shared/contracts/jobs.js';
 import type { FunctionsRuntime } from './build-runtime.js';
 
 // Periodic jobs of the local (BullMQ) runtime. In the cloud the same jobs come from SCF timers

@@ -2,17 +2,17 @@ import { CoreV1Api, type KubeConfig, Watch } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { parseEnv } from '../../shared/config.js';
+import type { Enqueue, JobKey } from '../../shared/contracts/jobs.js';
+import { FIELD_MANAGER, OUR_SECRETS_SELECTOR } from '../../shared/contracts/labels.js';
+import { SECRET_PREFIX } from '../../shared/contracts/names.js';
 import { describeError } from '../../shared/errors.js';
-import type { JobKey } from '../../shared/jobs.js';
 import {
   type Change,
   type ListPage,
   ResourceWatcher,
   type WatchedObject,
 } from '../../shared/kube/resource-watcher.js';
-import { FIELD_MANAGER, OUR_SECRETS_SELECTOR } from '../../shared/labels.js';
-import { SECRET_PREFIX } from '../../shared/names.js';
-import { type Enqueue, enqueueJobs } from '../../shared/queue.js';
+import { enqueueJobs } from '../../shared/queue.js';
 import type { FunctionsRuntime } from './build-runtime.js';
 
 // Our pull Secrets deleted or edited by hand (docs/adr-012-secret-repair.md). The relay cannot read Secrets,

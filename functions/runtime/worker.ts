@@ -1,7 +1,7 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { describeKey, JobData, QUEUE_NAME } from '../../shared/contracts/jobs.js';
 import { startDeadline } from '../../shared/deadline.js';
 import { TerminalError } from '../../shared/errors.js';
-import { describeKey, JobData, QUEUE_NAME } from '../../shared/jobs.js';
 import { outageLog } from '../../shared/outage-log.js';
 import { enqueueJobs } from '../../shared/queue.js';
 import { bullConnection } from '../../shared/redis-connection.js';

@@ -5,11 +5,11 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
+import { REGISTRY_TOKENS_KEY } from '../../shared/contracts/jobs.js';
+import { WakeSlots } from '../../shared/contracts/wake-slots.js';
 import { describeError } from '../../shared/errors.js';
-import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
 import { enqueueJobs } from '../../shared/queue.js';
 import { withTimeout } from '../../shared/timeout.js';
-import { WakeSlots } from '../../shared/wake-slots.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../runtime/build-runtime.js';
 import { type DrainResult, drainQueue, type HeldSlot } from '../runtime/drain.js';
 import { privateEndpointsKey } from '../runtime/schedules.js';

@@ -14,9 +14,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { followAudit } from '../../functions/adapters/audit-reader.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../../shared/contracts/names.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
 import { formatTable, getClusterCustomObjectTable } from '../../shared/kube/table.js';
-import { GROUP, PLURAL, secretNameFor, VERSION } from '../../shared/names.js';
 import { SAMPLE_CR_FILE } from './paths.js';
 import { LOCAL_REGION, LOCAL_REGISTRY, startLocalStack, waitForRelay } from './stack.js';
 

@@ -2,7 +2,7 @@
 // inlined, so the image's runtime stage needs no node_modules and no TypeScript loader):
 //   relay.cjs          relay/main.ts                 the relay Deployment
 //   functions.cjs      functions/cli.ts              the functions worker Deployment and the CLI
-//   hosts-updater.cjs  relay/hosts-updater/main.ts   the hosts-updater DaemonSet
+//   hosts-updater.cjs  hosts-updater/main.ts         the hosts-updater DaemonSet
 //   webhook.cjs        webhook/main.ts               the admission webhook Deployment
 // The Dockerfile runs this in its build stage; tests run it to boot the same files.
 // Usage: node infra/scripts/build-bundles.mjs [outdir]   (default dist/image)
@@ -14,7 +14,7 @@ import { build } from 'esbuild';
 export const ENTRY_POINTS = {
   relay: 'relay/main.ts',
   functions: 'functions/cli.ts',
-  'hosts-updater': 'relay/hosts-updater/main.ts',
+  'hosts-updater': 'hosts-updater/main.ts',
   webhook: 'webhook/main.ts',
 };
 

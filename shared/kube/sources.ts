@@ -1,6 +1,6 @@
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { GROUP, PLURAL, VERSION } from '../names.js';
+import { GROUP, PLURAL, VERSION } from '../contracts/names.js';
 import type { ListPage, ResourceSource, WatchedObject } from './resource-watcher.js';
 
 // Where each watched collection is listed and watched; each consumer adds what it looks at (keyOf,

@@ -6,7 +6,7 @@ import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listAudit, parseSince } from '../../functions/adapters/audit-reader.js';
 import { REPO_ROOT } from '../../infra/local/paths.js';
-import { GROUP, PLURAL, secretNameFor, VERSION } from '../../shared/names.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../../shared/contracts/names.js';
 import { createCr, deleteCr, docker } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
 import { adminKubeConfig, createNamespace, uniqueName } from '../support/kube.js';

@@ -17,7 +17,7 @@ import { parse as parseYaml } from 'yaml';
 import { findFreePort } from '../../infra/local/free-port.js';
 import { REPO_ROOT, SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
 import type { ManagedProcess } from '../../infra/local/processes.js';
-import { UPDATER_CONFIG_MAP_NAME } from '../../relay/hosts-updater/config-map.js';
+import { UPDATER_CONFIG_MAP_NAME } from '../../shared/contracts/updater-config.js';
 import { applyManifests } from '../../shared/kube/manifests.js';
 import { CHART_NAMESPACE, containersOf, type Manifest, renderChart } from '../support/chart.js';
 import { containerPid, projectImage, runInImage, unpackImage } from '../support/image.js';

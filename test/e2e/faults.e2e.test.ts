@@ -3,7 +3,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
-import { secretNameFor } from '../../shared/names.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import { connectRedis, openQueue } from '../../shared/queue.js';
 import type { RedisClient } from '../../shared/redis-connection.js';
 import { createCr, deleteCr, docker, patchCrSpec, readCr } from '../support/crs.js';

@@ -27,11 +27,11 @@ import {
 } from '../../infra/local/paths.js';
 import { startTencentEmulator, type TencentEmulator } from '../../infra/tencent-emulator/server.js';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
-import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
+import { REGISTRY_TOKENS_KEY } from '../../shared/contracts/jobs.js';
+import { GROUP, PLURAL, VERSION } from '../../shared/contracts/names.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
 import { createLogger } from '../../shared/logging.js';
-import { GROUP, PLURAL, VERSION } from '../../shared/names.js';
 import { enqueueJobs } from '../../shared/queue.js';
 import { createCr, deleteCr } from '../support/crs.js';
 import { LogCapture } from '../support/functions.js';

@@ -6,10 +6,10 @@ import {
 } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { CRD_NAME, SAMPLE_CR_FILE } from '../../infra/local/paths.js';
+import { findSpecProblems } from '../../shared/contracts/image-pull-secret.js';
+import { GROUP, PLURAL, VERSION } from '../../shared/contracts/names.js';
 import { readManifests } from '../../shared/kube/manifests.js';
 import { getClusterCustomObjectTable } from '../../shared/kube/table.js';
-import { GROUP, PLURAL, VERSION } from '../../shared/names.js';
-import { findSpecProblems } from '../../shared/schemas/image-pull-secret.js';
 import { crCases } from '../fixtures/cr-cases.js';
 import {
   adminKubeConfig,

@@ -9,9 +9,9 @@ import { runJob } from '../../functions/core/run-job.js';
 import { tokenSecretName } from '../../functions/core/token-store.js';
 import { FUNCTIONS_SERVICE_ACCOUNT, SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
 import { startTencentEmulator, type TencentEmulator } from '../../infra/tencent-emulator/server.js';
-import { UPDATER_CONFIG_MAP_NAME } from '../../relay/hosts-updater/config-map.js';
-import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
-import { GROUP, PLURAL, secretNameFor, VERSION } from '../../shared/names.js';
+import { REGISTRY_TOKENS_KEY } from '../../shared/contracts/jobs.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../../shared/contracts/names.js';
+import { UPDATER_CONFIG_MAP_NAME } from '../../shared/contracts/updater-config.js';
 import { createCr, deleteCr, docker, readCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
 import {

@@ -19,15 +19,15 @@ import {
   refreshPrivateEndpoints,
 } from '../../functions/core/refresh-private-endpoints.js';
 import { ensureSchedules, privateEndpointsSchedulerId } from '../../functions/runtime/schedules.js';
+import { runHostsUpdater } from '../../hosts-updater/agent.js';
+import { BLOCK_BEGIN, BLOCK_END } from '../../hosts-updater/hosts-block.js';
 import { FUNCTIONS_SERVICE_ACCOUNT, SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
 import { startTencentEmulator, type TencentEmulator } from '../../infra/tencent-emulator/server.js';
-import { runHostsUpdater } from '../../relay/hosts-updater/agent.js';
-import { UPDATER_CONFIG_MAP_NAME } from '../../relay/hosts-updater/config-map.js';
-import { BLOCK_BEGIN, BLOCK_END } from '../../relay/hosts-updater/hosts-file.js';
+import { FINALIZER } from '../../shared/contracts/labels.js';
+import { GROUP, PLURAL, VERSION } from '../../shared/contracts/names.js';
+import { UPDATER_CONFIG_MAP_NAME } from '../../shared/contracts/updater-config.js';
 import { TerminalError } from '../../shared/errors.js';
-import { FINALIZER } from '../../shared/labels.js';
 import { createLogger } from '../../shared/logging.js';
-import { GROUP, PLURAL, VERSION } from '../../shared/names.js';
 import { createCr, deleteCr, patchCrSpec, readCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, LogCapture, startFunctions } from '../support/functions.js';
 import {

@@ -1,8 +1,8 @@
 import { CoreV1Api as Core, CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listAudit } from '../../functions/adapters/audit-reader.js';
-import { QUEUE_NAME } from '../../shared/jobs.js';
-import { secretNameFor } from '../../shared/names.js';
+import { QUEUE_NAME } from '../../shared/contracts/jobs.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import { createCr, deleteCr, docker, patchCrSpec, readCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
 import {

@@ -1,6 +1,6 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { secretNameFor } from '../../shared/names.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import { createCr, deleteCr, docker, patchCrSpec, readCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
 import {

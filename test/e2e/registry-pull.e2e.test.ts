@@ -10,7 +10,7 @@ import { type BuiltImage, writeHelloImage } from '../../infra/local/images.js';
 import { SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
 import { type LocalRegistry, pushImage } from '../../infra/local/registry.js';
 import type { TencentEmulator } from '../../infra/tencent-emulator/server.js';
-import { REGISTRY_TOKENS_KEY } from '../../shared/jobs.js';
+import { REGISTRY_TOKENS_KEY } from '../../shared/contracts/jobs.js';
 import { createCr, deleteCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
 import { adminKubeConfig, createNamespace, statusOf, uniqueName } from '../support/kube.js';

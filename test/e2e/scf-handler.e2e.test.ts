@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listAudit } from '../../functions/adapters/audit-reader.js';
 import { auditStreamKey } from '../../functions/adapters/redis-audit.js';
 import { REPO_ROOT } from '../../infra/local/paths.js';
-import { secretNameFor } from '../../shared/names.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import { connectRedis, enqueueJobs, openQueue } from '../../shared/queue.js';
 import { createCr, deleteCr, docker } from '../support/crs.js';
 import { adminKubeConfig, createNamespace, uniqueName } from '../support/kube.js';

@@ -18,7 +18,7 @@ import {
   type WebhookProcess,
 } from '../../infra/local/webhook.js';
 import { startTencentEmulator, type TencentEmulator } from '../../infra/tencent-emulator/server.js';
-import { secretNameFor } from '../../shared/names.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import { createCr, deleteCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
 import { adminKubeConfig, uniqueName } from '../support/kube.js';

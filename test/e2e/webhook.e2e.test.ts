@@ -18,8 +18,8 @@ import {
   type WebhookEndpoint,
   type WebhookProcess,
 } from '../../infra/local/webhook.js';
-import { FIELD_MANAGER, SKIP_ANNOTATION } from '../../shared/labels.js';
-import { secretNameFor } from '../../shared/names.js';
+import { FIELD_MANAGER, SKIP_ANNOTATION } from '../../shared/contracts/labels.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import { createCr, deleteCr, docker, readCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
 import {

@@ -1,5 +1,5 @@
 import { CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { GROUP, PLURAL, VERSION } from '../../shared/names.js';
+import { GROUP, PLURAL, VERSION } from '../../shared/contracts/names.js';
 
 export interface CrObject {
   metadata: { name: string; uid: string; generation: number; finalizers?: string[]; resourceVersion: string };

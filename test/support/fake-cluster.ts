@@ -18,12 +18,17 @@ import type {
   QueuePort,
 } from '../../functions/core/ports.js';
 import type { ReconcileDeps } from '../../functions/core/reconcile-namespace.js';
+import type { Enqueue } from '../../shared/contracts/jobs.js';
+import { dedupIdOf } from '../../shared/contracts/jobs.js';
+import type { LabelSelector } from '../../shared/contracts/label-selector.js';
+import {
+  CR_NAME_ANNOTATION,
+  FINALIZER,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+} from '../../shared/contracts/labels.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
-import { dedupIdOf } from '../../shared/jobs.js';
-import type { LabelSelector } from '../../shared/label-selector.js';
-import { CR_NAME_ANNOTATION, FINALIZER, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/labels.js';
 import { createLogger } from '../../shared/logging.js';
-import type { Enqueue } from '../../shared/queue.js';
 
 // An in-memory ClusterPort that behaves like the Kubernetes adapter (functions/adapters/kube-cluster.ts)
 // as ports.ts documents it: optimistic concurrency by resourceVersion, preconditions on delete, creates

@@ -10,7 +10,7 @@ import {
 import { startWorker } from '../../functions/runtime/worker.js';
 import { FUNCTIONS_SERVICE_ACCOUNT, SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
-import type { JobKey, Trigger } from '../../shared/jobs.js';
+import type { JobKey, Trigger } from '../../shared/contracts/jobs.js';
 import { createLogger } from '../../shared/logging.js';
 import { enqueueJobs } from '../../shared/queue.js';
 import { impersonatingKubeConfig, serviceAccountUser } from './kube.js';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { planNamespace } from '../../functions/core/plan-namespace.js';
-import { FIELD_MANAGER, SKIP_ANNOTATION } from '../../shared/labels.js';
-import type { MatchableCr, MatchableNamespace } from '../../shared/matching.js';
-import { secretNameFor } from '../../shared/names.js';
+import { FIELD_MANAGER, SKIP_ANNOTATION } from '../../shared/contracts/labels.js';
+import type { MatchableCr, MatchableNamespace } from '../../shared/contracts/matching.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import {
   type AdmissionRequest,
   AdmissionReview,

@@ -3,8 +3,8 @@ import { addonShapeProblem, mayAdopt, planAdoption } from '../../functions/core/
 import { planImagePullSecret } from '../../functions/core/plan-image-pull-secret.js';
 import { reconcileImagePullSecret } from '../../functions/core/reconcile-image-pull-secret.js';
 import { reconcileNamespace } from '../../functions/core/reconcile-namespace.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/labels.js';
-import { secretNameFor } from '../../shared/names.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../shared/contracts/labels.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import {
   addonSecretView,
   crView,

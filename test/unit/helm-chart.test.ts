@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { RBAC_DIR } from '../../infra/local/paths.js';
 import { ENTRY_POINTS } from '../../infra/scripts/build-bundles.mjs';
-import { QUEUE_NAME } from '../../shared/jobs.js';
+import { QUEUE_NAME } from '../../shared/contracts/jobs.js';
 import {
   byKind,
   CHART_DIR,

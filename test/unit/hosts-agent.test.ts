@@ -9,13 +9,14 @@ import {
   type ConfigMapSource,
   runHostsUpdater,
   WatchExpiredError,
-} from '../../relay/hosts-updater/agent.js';
+} from '../../hosts-updater/agent.js';
+import { HostsFileDetachedError, nodeFs } from '../../hosts-updater/crash-safe-write.js';
+import { applyHostsBlock } from '../../hosts-updater/hosts-block.js';
 import {
   formatUpdaterConfigData,
   readDesiredHosts,
   UpdaterConfigDataSchema,
-} from '../../relay/hosts-updater/config-map.js';
-import { applyHostsBlock, HostsFileDetachedError, nodeFs } from '../../relay/hosts-updater/hosts-file.js';
+} from '../../shared/contracts/updater-config.js';
 import { createLogger } from '../../shared/logging.js';
 import { waitFor } from '../support/wait.js';
 

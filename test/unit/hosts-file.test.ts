@@ -18,21 +18,22 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  applyHostsBlock,
-  BLOCK_BEGIN,
-  BLOCK_END,
-  type HostEntry,
   HostsFileDetachedError,
   type HostsFileHandle,
   type HostsFs,
   nodeFs,
   readHostsFile,
   recoverHostsFile,
-  renderHostsBlock,
-  syncHostsFile,
-  validateEntries,
   writeHostsFileSafely,
-} from '../../relay/hosts-updater/hosts-file.js';
+} from '../../hosts-updater/crash-safe-write.js';
+import {
+  applyHostsBlock,
+  BLOCK_BEGIN,
+  BLOCK_END,
+  renderHostsBlock,
+} from '../../hosts-updater/hosts-block.js';
+import { syncHostsFile } from '../../hosts-updater/hosts-file.js';
+import { type HostEntry, validateEntries } from '../../shared/contracts/updater-config.js';
 
 const REG = 'myreg.tencentcloudcr.com';
 const e = (domain: string, ip: string): HostEntry => ({ domain, ip });
@@ -570,7 +571,7 @@ describe('crash safety', () => {
       work = path.join(root, 'sigkill');
       mkdirSync(work, { recursive: true });
       await build({
-        entryPoints: [path.join(here, '../../relay/hosts-updater/hosts-file.ts')],
+        entryPoints: [path.join(here, '../../hosts-updater/crash-safe-write.ts')],
         bundle: true,
         platform: 'node',
         format: 'esm',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findSpecProblems, matchesNameRule } from '../../shared/schemas/image-pull-secret.js';
+import { findSpecProblems, matchesNameRule } from '../../shared/contracts/image-pull-secret.js';
 import { crCases } from '../fixtures/cr-cases.js';
 
 describe('ImagePullSecret zod schema', () => {

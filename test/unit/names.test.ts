@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_CR_NAME_LENGTH, secretNameFor } from '../../shared/names.js';
+import { MAX_CR_NAME_LENGTH, secretNameFor } from '../../shared/contracts/names.js';
 
 describe('secretNameFor', () => {
   it('follows the add-on naming: tcr.ips<cr-name>', () => {

@@ -15,8 +15,8 @@ import {
   STATUS_LIST_CAP,
   statusEquals,
 } from '../../functions/core/plan-image-pull-secret.js';
-import { FINALIZER, SKIP_ANNOTATION } from '../../shared/labels.js';
-import { secretNameFor } from '../../shared/names.js';
+import { FINALIZER, SKIP_ANNOTATION } from '../../shared/contracts/labels.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import { crView, foreignSecretView, nsView, ourSecretView, saView } from '../support/fake-cluster.js';
 
 const A = secretNameFor('a');

@@ -8,9 +8,9 @@ import {
   type NamespaceState,
   planNamespace,
 } from '../../functions/core/plan-namespace.js';
-import type { LabelSelector } from '../../shared/label-selector.js';
-import { SKIP_ANNOTATION } from '../../shared/labels.js';
-import { secretNameFor } from '../../shared/names.js';
+import type { LabelSelector } from '../../shared/contracts/label-selector.js';
+import { SKIP_ANNOTATION } from '../../shared/contracts/labels.js';
+import { secretNameFor } from '../../shared/contracts/names.js';
 import { crView, nsView, ourSecretView, saView } from '../support/fake-cluster.js';
 
 const NS = 'team-a';

@@ -6,7 +6,7 @@ import {
   registryKeyOf,
 } from '../../functions/core/plan-private-endpoints.js';
 import type { InternalEndpoint } from '../../functions/core/tcr-api.js';
-import { UpdaterConfigDataSchema } from '../../relay/hosts-updater/config-map.js';
+import { UpdaterConfigDataSchema } from '../../shared/contracts/updater-config.js';
 
 const REGION = 'ap-guangzhou';
 

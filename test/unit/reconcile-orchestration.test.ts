@@ -6,11 +6,11 @@ import { reconcileImagePullSecret } from '../../functions/core/reconcile-image-p
 import { reconcileNamespace } from '../../functions/core/reconcile-namespace.js';
 import { reconcileServiceAccount } from '../../functions/core/reconcile-service-account.js';
 import { type JobContext, type RunJobDeps, runJob } from '../../functions/core/run-job.js';
+import type { JobKey } from '../../shared/contracts/jobs.js';
+import { FINALIZER, SKIP_ANNOTATION } from '../../shared/contracts/labels.js';
+import { SECRET_PREFIX, secretNameFor } from '../../shared/contracts/names.js';
 import { DeadlineExceededError } from '../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
-import type { JobKey } from '../../shared/jobs.js';
-import { FINALIZER, SKIP_ANNOTATION } from '../../shared/labels.js';
-import { SECRET_PREFIX, secretNameFor } from '../../shared/names.js';
 import {
   CLUSTER_ID,
   crView,

@@ -24,8 +24,8 @@ import {
   type TokenStorePort,
   toTokenSecret,
 } from '../../functions/core/token-store.js';
+import { parseFleet } from '../../shared/contracts/fleet.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
-import { parseFleet } from '../../shared/fleet.js';
 import { createLogger } from '../../shared/logging.js';
 import { crView, FakeCluster, FakeQueue, ourSecretView } from '../support/fake-cluster.js';
 

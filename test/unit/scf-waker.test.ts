@@ -12,10 +12,10 @@ import {
   type WakerOptions,
   type WakeStore,
 } from '../../relay/scf-waker.js';
+import type { SlotView, WakeSnapshot } from '../../shared/contracts/wake-slots.js';
 import { createLogger } from '../../shared/logging.js';
-import type { SlotView, WakeSnapshot } from '../../shared/wake-slots.js';
 
-/** The slots' semantics of shared/wake-slots.ts, in memory (the Lua scripts run against Redis in e2e). */
+/** The slots' semantics of shared/contracts/wake-slots.ts, in memory (the Lua scripts run against Redis in e2e). */
 class FakeStore implements WakeStore {
   backlog = 0;
   readonly slots = new Map<number, SlotView>();

@@ -176,5 +176,5 @@ affinity:
 {{- end }}
 {{- end }}
 
-{{/* BullMQ's queue name (shared/jobs.ts QUEUE_NAME; a test keeps them equal). */}}
+{{/* BullMQ's queue name (shared/contracts/jobs.ts QUEUE_NAME; a test keeps them equal). */}}
 {{- define "tcr-assistant.queueName" -}}reconcile{{- end }}

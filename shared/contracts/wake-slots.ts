@@ -1,5 +1,5 @@
+import type { RedisClient } from '../redis-connection.js';
 import { QUEUE_NAME } from './jobs.js';
-import type { RedisClient } from './redis-connection.js';
 
 // Wake slots: how the relay and the SCF invocations it wakes agree on "one invocation in flight per slot",
 // in the same Redis as the queue (same key prefix, so with a `{tcr}` prefix every key below and the queue's

@@ -1,7 +1,7 @@
+import { matchesNameRule } from './image-pull-secret.js';
 import { type LabelSelector, matchesLabelSelector } from './label-selector.js';
 import { SKIP_ANNOTATION } from './labels.js';
 import { secretNameFor } from './names.js';
-import { matchesNameRule } from './schemas/image-pull-secret.js';
 
 // Which CRs want a namespace and a ServiceAccount: the one rule shared by the functions' planners and the
 // admission webhook, so that a ServiceAccount is born with exactly the entries the job path would give it.

@@ -23,16 +23,6 @@ const ObjectName = z
   .max(253)
   .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes object name (a-z, 0-9, - and .)');
 
-export const JobKind = z.enum([
-  'namespace',
-  'serviceaccount',
-  'imagepullsecret',
-  'imagepullsecret-status',
-  'private-endpoints',
-  'registry-tokens',
-]);
-export type JobKind = z.infer<typeof JobKind>;
-
 export const JobKey = z.discriminatedUnion('kind', [
   z.object({ cluster: ClusterId, kind: z.literal('namespace'), name: ObjectName }),
   z.object({
@@ -77,6 +67,15 @@ export const JobData = z
   })
   .strict();
 export type JobData = z.infer<typeof JobData>;
+
+/** What a producer asks for: a key and its cause (the payload, JobData, is built from it when enqueued). */
+export interface Enqueue {
+  key: JobKey;
+  trigger: Trigger;
+  at?: number;
+  /** Delays the job: used to coalesce status updates into one write per window. */
+  delayMs?: number;
+}
 
 export const QUEUE_NAME = 'reconcile';
 

@@ -1,14 +1,15 @@
-// The hosts-updater process, one per node (DaemonSet): `tsx relay/hosts-updater/main.ts` locally, or the
+// The hosts-updater process, one per node (DaemonSet): `tsx hosts-updater/main.ts` locally, or the
 // bundle `node /app/hosts-updater.cjs` (infra/scripts/build-bundles.mjs) in the image.
 // SIGTERM/SIGINT: stop watching, let a write in progress finish, exit 0. Exit 1 on bad configuration or
 // when the hosts file was replaced behind the bind mount (the restart gives a fresh mount).
 import { z } from 'zod';
-import { parseEnv } from '../../shared/config.js';
-import { describeError } from '../../shared/errors.js';
-import { loadKubeConfig } from '../../shared/kube/kubeconfig.js';
-import { createLogger } from '../../shared/logging.js';
+import { parseEnv } from '../shared/config.js';
+import { SYSTEM_NAMESPACE } from '../shared/contracts/names.js';
+import { UPDATER_CONFIG_MAP_NAME } from '../shared/contracts/updater-config.js';
+import { describeError } from '../shared/errors.js';
+import { loadKubeConfig } from '../shared/kube/kubeconfig.js';
+import { createLogger } from '../shared/logging.js';
 import { runHostsUpdater } from './agent.js';
-import { UPDATER_CONFIG_MAP_NAME, UPDATER_NAMESPACE } from './config-map.js';
 
 const nonEmpty = z.string().trim().min(1);
 
@@ -17,7 +18,7 @@ export const HostsUpdaterEnv = z.object({
   HOSTS_PATH: nonEmpty.default('/etc/hosts'),
   /** Backup journal of in-place writes; must survive restarts (a hostPath). Default: HOSTS_PATH's directory. */
   STATE_DIR: nonEmpty.optional(),
-  NAMESPACE: nonEmpty.default(UPDATER_NAMESPACE),
+  NAMESPACE: nonEmpty.default(SYSTEM_NAMESPACE),
   CONFIGMAP_NAME: nonEmpty.default(UPDATER_CONFIG_MAP_NAME),
   /** Kubeconfig file; absent or empty: the in-cluster ServiceAccount. */
   KUBECONFIG: z.string().optional(),

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { TcrTokenSource } from './image-pull-secret.js';
 import { ClusterId, FLEET_JOB_CLUSTER } from './jobs.js';
-import { TcrTokenSource } from './schemas/image-pull-secret.js';
 
 // The fleet file: which clusters the functions serve, how to reach each one, and which TCR registries issue
 // tokens for which clusters. One token per registry (and token type) is issued per rotation and copied to

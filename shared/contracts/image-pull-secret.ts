@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { LabelSelector } from '../label-selector.js';
-import { MAX_CR_NAME_LENGTH } from '../names.js';
+import { LabelSelector } from './label-selector.js';
+import { MAX_CR_NAME_LENGTH } from './names.js';
 
 // These rules mirror infra/crd/imagepullsecrets.yaml (OpenAPI + CEL). The e2e agreement test runs one table
 // of CRs through both and requires the same verdict, so change them together.

@@ -1,16 +1,15 @@
 // The node agent: list + watch one ConfigMap, keep the managed block of the hosts file in line with it.
 import { CoreV1Api, type KubeConfig, type V1ConfigMap, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { describeError } from '../../shared/errors.js';
-import { type DesiredHosts, readDesiredHosts } from './config-map.js';
+import { type DesiredHosts, readDesiredHosts } from '../shared/contracts/updater-config.js';
+import { describeError } from '../shared/errors.js';
 import {
   HostsFileDetachedError,
   type HostsFs,
   type HostsIoOptions,
   recoverHostsFile,
-  type SyncResult,
-  syncHostsFile,
-} from './hosts-file.js';
+} from './crash-safe-write.js';
+import { type SyncResult, syncHostsFile } from './hosts-file.js';
 
 export type ConfigMapEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -117,7 +116,7 @@ export interface HostsUpdaterOptions {
   namespace: string;
   configMapName: string;
   hostsPath: string;
-  /** Directory for the in-place write's backup journal (see hosts-file.ts). Default: the hosts file's. */
+  /** Directory for the in-place write's backup journal (see crash-safe-write.ts). Default: the hosts file's. */
   stateDir?: string | undefined;
   log: Logger;
   /** Aborting it stops the agent; runHostsUpdater then resolves. */

@@ -1,3 +1,6 @@
+/** Our own namespace: the relay's Lease, the functions' API keys and token Secrets, the updater-config ConfigMap. */
+export const SYSTEM_NAMESPACE = 'tcr-assistant-system';
+
 /** API group, version and names of the ImagePullSecret custom resource (compatible with Tencent's add-on). */
 export const GROUP = 'tcr.tencentcloudcr.com';
 export const VERSION = 'v1';
