@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node';
 import { Redis } from 'ioredis';
 import { listAudit } from '../functions/adapters/audit-reader.js';
-import { tokenSecretName } from '../functions/core/token-store.js';
+import { tokenSecretName } from '../functions/core/registry-tokens/token-store.js';
 import { buildFunctionsRuntime } from '../functions/runtime/build-runtime.js';
 import { startWorker } from '../functions/runtime/worker.js';
 import { type ControlPlane, startControlPlane } from '../infra/local/control-plane.js';

@@ -56,7 +56,7 @@ export const FunctionsEnv = CommonEnv.extend({
   TOKEN_REVOKE_GRACE_SECONDS: intFrom('TOKEN_REVOKE_GRACE_SECONDS', 0).default(600),
   /** The token refresher gives each cluster this long to answer before reporting it unreachable. */
   TOKEN_CLUSTER_TIMEOUT_MS: intFrom('TOKEN_CLUSTER_TIMEOUT_MS', 100).default(15_000),
-  /** Take over the Secrets Tencent's TCR add-on made (functions/core/plan-adoption.ts); a CR's annotation wins. */
+  /** Take over the Secrets Tencent's TCR add-on made (functions/core/pull-secret/plan-adoption.ts); a CR's annotation wins. */
   ADOPT_ADDON_SECRETS: z
     .enum(['true', 'false', ''], { error: 'ADOPT_ADDON_SECRETS must be "true" or "false"' })
     .default('false')

@@ -1,8 +1,6 @@
 import { z } from 'zod';
 import { duplicateClient, type RedisClient } from '../../shared/redis-connection.js';
-import { AuditRecord as AuditRecordSchema } from './redis-audit.js';
-
-export type AuditRecord = z.infer<typeof AuditRecordSchema>;
+import { AuditEntry } from '../core/ports.js';
 
 export const AuditFilter = z.object({
   cluster: z.string().optional(),
@@ -14,7 +12,7 @@ export const AuditFilter = z.object({
 });
 export type AuditFilter = z.infer<typeof AuditFilter>;
 
-export function matchesAudit(entry: AuditRecord, filter: AuditFilter): boolean {
+export function matchesAudit(entry: AuditEntry, filter: AuditFilter): boolean {
   return (
     (filter.cluster === undefined || entry.cluster === filter.cluster) &&
     (filter.namespace === undefined || entry.namespace === filter.namespace) &&
@@ -36,9 +34,9 @@ export function parseSince(value: string, now = Date.now()): number {
   return t;
 }
 
-const decode = (fields: string[]): AuditRecord | undefined => {
+const decode = (fields: string[]): AuditEntry | undefined => {
   const raw = fields[fields.indexOf('entry') + 1];
-  const parsed = raw === undefined ? undefined : AuditRecordSchema.safeParse(JSON.parse(raw));
+  const parsed = raw === undefined ? undefined : AuditEntry.safeParse(JSON.parse(raw));
   return parsed?.success ? parsed.data : undefined;
 };
 
@@ -51,9 +49,9 @@ export async function listAudit(
   key: string,
   filter: AuditFilter,
   limit = 1000,
-): Promise<AuditRecord[]> {
+): Promise<AuditEntry[]> {
   const stop = filter.since === undefined ? '-' : String(filter.since);
-  const newestFirst: AuditRecord[] = [];
+  const newestFirst: AuditEntry[] = [];
   let cursor = '+';
   while (newestFirst.length < limit) {
     const batch = await redis.xrevrange(key, cursor, stop, 'COUNT', '500');
@@ -74,7 +72,7 @@ export async function* followAudit(
   key: string,
   filter: AuditFilter,
   signal: AbortSignal,
-): AsyncGenerator<AuditRecord> {
+): AsyncGenerator<AuditEntry> {
   let last = '$';
   const reader = duplicateClient(redis);
   reader.on('error', () => {});

@@ -1,8 +1,6 @@
-import { z } from 'zod';
 import type { RedisClient } from '../../shared/redis-connection.js';
 import type { FailedNamespace } from '../core/model.js';
-import type { AuditEntry, AuditPort, FailureStorePort } from '../core/ports.js';
-import type { TokenReportPort } from '../core/refresh-registry-tokens.js';
+import type { AuditEntry, AuditPort, FailureStorePort, TokenReportPort } from '../core/ports.js';
 
 /** The audit stream's key; under the queue prefix so that a Redis Cluster keeps it in the queue's slot. */
 export const auditStreamKey = (prefix: string) => `${prefix}:audit`;
@@ -22,22 +20,6 @@ export class RedisAudit implements AuditPort {
     await this.redis.xadd(this.key, 'MAXLEN', '~', String(this.maxLen), '*', 'entry', JSON.stringify(entry));
   }
 }
-
-export const AuditRecord = z.object({
-  time: z.string(),
-  cluster: z.string(),
-  kind: z.string(),
-  key: z.string(),
-  namespace: z.string().optional(),
-  cr: z.array(z.string()).optional(),
-  trigger: z.string(),
-  actions: z.array(z.object({ verb: z.string(), object: z.string(), detail: z.string().optional() })),
-  outcome: z.enum(['success', 'retry', 'failed']),
-  error: z.string().optional(),
-  durationMs: z.number(),
-  attempt: z.number(),
-  jobId: z.string().optional(),
-});
 
 /** Namespaces whose last attempt failed, per CR: a Redis hash each, cleared as they recover. */
 export class RedisFailureStore implements FailureStorePort {

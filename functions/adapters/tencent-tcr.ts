@@ -6,16 +6,9 @@ import { emptyAsUnset } from '../../shared/config.js';
 import { abortable, abortReason, bindSignal, type SignalBound } from '../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
 import { tencentHttpProfile } from '../../shared/tencent-http.js';
-import {
-  CredentialRejected,
-  type InstanceTokenInfo,
-  type InternalEndpoint,
-  type IssuedToken,
-  type RegistryCall,
-  type TcrApi,
-  type TencentCredential,
-  type TkeApi,
-} from '../core/tcr-api.js';
+import type { InstanceTokenInfo, InternalEndpoint, IssuedToken, TencentCredential } from '../core/model.js';
+import type { RegistryCall, TcrApi, TkeApi } from '../core/ports.js';
+import { CredentialRejected } from '../core/registry-tokens/tencent-credentials.js';
 
 // TCR's API through tencentcloud-sdk-nodejs (there is no per-product package for TCR: deep import). The
 // endpoint is configurable so that the local emulator (infra/tencent-emulator) stands in for the real one.

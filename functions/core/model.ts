@@ -4,7 +4,7 @@ import type {
   TcrTokenSource,
 } from '../../shared/contracts/image-pull-secret.js';
 import type { LabelSelector } from '../../shared/contracts/label-selector.js';
-import type { RegistryCredential } from './docker-config.js';
+import type { RegistryCredential } from './pull-secret/docker-config.js';
 
 // Plain views of cluster objects: what the planners look at, nothing more. Adapters build them from API
 // objects; tests build them by hand.
@@ -112,4 +112,81 @@ export interface CrView {
     privateNetwork?: PrivateNetwork | undefined;
   };
   status: ImagePullSecretStatus;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// What the Tencent Cloud ports and the token store carry
+
+export type CredentialsRef = NonNullable<TcrTokenSource['credentialsSecretRef']>;
+
+/** A Tencent Cloud API key. Never logged, never part of an error message or of anything written. */
+export interface TencentCredential {
+  secretId: string;
+  secretKey: string;
+}
+
+/** One VPC link of a TCR instance (DescribeInternalEndpoints' AccessVpcSet), as the API reports it. */
+export interface InternalEndpoint {
+  vpcId: string;
+  subnetId: string;
+  /** Unchecked: the planner validates it before it can reach a hosts file. */
+  accessIp: string;
+  /** `Running` when usable; others seen in the console: Creating, Deleting, Failed. */
+  status: string;
+}
+
+/** A token CreateInstanceToken issued. `token` is a secret: it goes into Secrets only. */
+export interface IssuedToken {
+  username: string;
+  token: string;
+  /** Epoch ms; 0 = does not expire. */
+  expiresAt: number;
+  /** Long-term tokens only: what DeleteInstanceToken takes. */
+  tokenId?: string | undefined;
+}
+
+/** A long-term token as DescribeInstanceToken lists it (never the token itself). */
+export interface InstanceTokenInfo {
+  tokenId: string;
+  desc: string;
+  enabled: boolean;
+  /** Epoch ms, NaN if the API gave none. */
+  createdAt: number;
+}
+
+export type TokenType = 'temp' | 'longterm';
+
+/** A long-term token replaced by a newer one: revoked once every Secret carries the newer one and the grace period is over. */
+export interface RetiredToken {
+  tokenId: string;
+  /** Epoch ms when it was replaced. */
+  retiredAt: number;
+}
+
+export interface StoredToken {
+  key: string;
+  registryId: string;
+  region: string;
+  tokenType: TokenType;
+  username: string;
+  /** Secret. */
+  token: string;
+  /** Epoch ms; 0 = never. */
+  expiresAt: number;
+  issuedAt: number;
+  tokenId?: string | undefined;
+  retired: RetiredToken[];
+  /** The API key's Secret it is issued with (absent: the functions' environment), to revoke it later. */
+  credentialsRef?: { cluster: string; namespace: string; name: string } | undefined;
+  /** Of the Secret it was read from (absent for one not yet written). */
+  resourceVersion?: string | undefined;
+}
+
+/** A ConfigMap as the refresh needs it. */
+export interface ConfigMapView {
+  name: string;
+  resourceVersion: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  data: Record<string, string>;
 }

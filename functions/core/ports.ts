@@ -1,17 +1,28 @@
+import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { Enqueue } from '../../shared/contracts/jobs.js';
-import type { DesiredSecret } from './desired-secret.js';
+import type { PlannedEvent } from './image-pull-secret/plan-image-pull-secret.js';
 import type {
+  ConfigMapView,
+  CredentialsRef,
   CrView,
   FailedNamespace,
   ImagePullSecretStatus,
+  InstanceTokenInfo,
+  InternalEndpoint,
+  IssuedToken,
   NamespaceView,
   SecretView,
   ServiceAccountView,
+  StoredToken,
+  TencentCredential,
 } from './model.js';
-import type { PlannedEvent } from './plan-image-pull-secret.js';
+import type { DesiredSecret } from './pull-secret/desired-secret.js';
+import type { FleetRegistryInput } from './registry-tokens/plan-registry-tokens.js';
 
-// Narrow ports to the outside world. The reconcile functions depend only on these; the real adapters wrap
-// @kubernetes/client-node, BullMQ and Redis, and orchestration tests use in-memory fakes.
+// Every port of the core and every bundle of dependencies a job's function takes, in one place. The core
+// depends only on these; the real adapters (functions/adapters/) wrap @kubernetes/client-node, BullMQ, Redis
+// and tencentcloud-sdk-nodejs, and unit tests use in-memory fakes.
 
 /** 'exists': one of our own jobs created it concurrently (same CR state, so the same content). */
 export type CreateResult = 'created' | 'exists' | 'conflict' | 'namespace-gone';
@@ -72,31 +83,202 @@ export interface FailureStorePort {
   list(cluster: string, cr: string): Promise<FailedNamespace[]>;
 }
 
-export type ActionVerb = 'created' | 'updated' | 'patched' | 'deleted' | 'noop' | 'conflict' | 'skipped';
+export const ActionVerb = z.enum(['created', 'updated', 'patched', 'deleted', 'noop', 'conflict', 'skipped']);
+export type ActionVerb = z.infer<typeof ActionVerb>;
 
-export interface Action {
-  verb: ActionVerb;
+export const Action = z.object({
+  verb: ActionVerb,
   /** `Secret ns/name`, `ServiceAccount ns/name`, `ImagePullSecret name` (never contents). */
-  object: string;
-  detail?: string;
-}
+  object: z.string(),
+  detail: z.string().optional(),
+});
+export type Action = z.infer<typeof Action>;
 
-export interface AuditEntry {
-  time: string;
-  cluster: string;
-  kind: string;
-  key: string;
-  namespace?: string | undefined;
-  cr?: string[] | undefined;
-  trigger: string;
-  actions: Action[];
-  outcome: 'success' | 'retry' | 'failed';
-  error?: string | undefined;
-  durationMs: number;
-  attempt: number;
-  jobId?: string | undefined;
-}
+/** One processed job, as the audit stream stores it (functions/adapters/redis-audit.ts) and the CLI reads it. */
+export const AuditEntry = z.object({
+  time: z.string(),
+  cluster: z.string(),
+  kind: z.string(),
+  key: z.string(),
+  namespace: z.string().optional(),
+  cr: z.array(z.string()).optional(),
+  trigger: z.string(),
+  actions: z.array(Action),
+  outcome: z.enum(['success', 'retry', 'failed']),
+  error: z.string().optional(),
+  durationMs: z.number(),
+  attempt: z.number(),
+  jobId: z.string().optional(),
+});
+export type AuditEntry = z.infer<typeof AuditEntry>;
 
 export interface AuditPort {
   record(entry: AuditEntry): Promise<void>;
+}
+
+export interface ReconcileResult {
+  actions: Action[];
+  namespace?: string;
+  crs: string[];
+  /** Set when the job found nothing to do because its object is gone. */
+  skipped?: string;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Namespaces, ServiceAccounts and ImagePullSecret CRs
+
+export interface ReconcileDeps {
+  cluster: ClusterPort;
+  queue: QueuePort;
+  failures: FailureStorePort;
+  now: () => Date;
+  /** Status refreshes are delayed by this much so that a burst of namespace jobs costs one status write. */
+  statusDelayMs: number;
+  log: Logger;
+  /** At most this many stale Secrets a CR job rewrites itself per run (the rest: next run or namespace jobs). */
+  directUpdateBudget: number;
+  /** ...and stops starting rewrites after this long (the rest: a follow-up run of the CR job). */
+  directUpdateMs?: number;
+  /** Install-wide: take over the TCR add-on's Secrets (plan-adoption.ts); a CR's annotation wins. */
+  adoptAddonSecrets?: boolean;
+  /** The queue will not retry this job again: a failure now is recorded for the CR's status. */
+  isFinalAttempt: boolean;
+  /**
+   * The job's deadline. The ports given here are already bound to it (their requests carry it); the core
+   * also checks it between steps, so that a job out of time starts no further write.
+   */
+  signal?: AbortSignal | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tencent Cloud and API keys (adapters: functions/adapters/tencent-tcr.ts, kube-system-objects.ts)
+
+export interface RegistryCall {
+  registryId: string;
+  region: string;
+  credential: TencentCredential;
+}
+
+export interface TcrApi {
+  /** One new token. TerminalError for a bad key, registry or region; RetryableError for the rest. */
+  createInstanceToken(
+    input: RegistryCall & { tokenType: 'temp' | 'longterm'; desc: string },
+  ): Promise<IssuedToken>;
+  /** Revokes a long-term token; 'gone' when it no longer exists (already revoked). */
+  deleteInstanceToken(input: RegistryCall & { tokenId: string }): Promise<'deleted' | 'gone'>;
+  /** Every long-term token of the registry (all pages). */
+  listInstanceTokens(input: RegistryCall): Promise<InstanceTokenInfo[]>;
+  /**
+   * The instance's private endpoints. Throws TerminalError for what no retry fixes (bad key, unknown
+   * instance or region) and RetryableError for the rest (rate limit, service errors, network).
+   */
+  describeInternalEndpoints(input: {
+    registryId: string;
+    region: string;
+    credential: TencentCredential;
+  }): Promise<InternalEndpoint[]>;
+}
+
+/** Reads a Secret's data (decoded from base64); undefined when the Secret does not exist. */
+export interface SecretReader {
+  readSecretData(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+}
+
+/** TKE's kubeconfig of a cluster (DescribeClusterKubeconfig), for fleet clusters given by TKE id. */
+export interface TkeApi {
+  describeClusterKubeconfig(input: {
+    clusterId: string;
+    region: string;
+    extranet: boolean;
+    credential: TencentCredential;
+  }): Promise<string>;
+}
+
+/** Why a CR's own key source is unusable (a message for its status), or undefined when it resolves. */
+export interface CredentialCheckPort {
+  check(ref: CredentialsRef | undefined): Promise<string | undefined>;
+}
+
+export interface CredentialResolveDeps {
+  secrets: SecretReader;
+  defaultCredential: TencentCredential | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Registry tokens
+
+/** One cluster's token Secrets (the functions' Role in tcr-assistant-system). */
+export interface TokenStorePort {
+  readToken(key: string): Promise<StoredToken | undefined>;
+  /** Every token Secret of ours in this cluster. */
+  listTokens(): Promise<StoredToken[]>;
+  /** Creates it, or replaces ours guarded by `resourceVersion` (a 409 is retryable). */
+  writeToken(token: StoredToken): Promise<void>;
+  deleteToken(key: string, resourceVersion: string): Promise<'deleted' | 'gone'>;
+}
+
+export interface ClusterConnection {
+  cluster: Pick<ClusterPort, 'listImagePullSecrets' | 'listSecretsNamed'>;
+  tokens: TokenStorePort;
+  secrets: SecretReader;
+}
+
+/** Last outcome per token key, for the fleet view (messages only: never a token or key). */
+export interface TokenReportPort {
+  report(key: string, error: string | undefined): Promise<void>;
+  /** Rotations asked for (token keys or registry ids): done by the next run, then cleared. */
+  rotationRequests(): Promise<string[]>;
+  clearRotationRequests(targets: readonly string[]): Promise<void>;
+}
+
+export interface RegistryTokensDeps {
+  fleetName: string;
+  /** Every cluster of the fleet. */
+  clusters: readonly string[];
+  /** The fleet file's registries, clusters resolved ("*" expanded). */
+  registries: readonly FleetRegistryInput[];
+  connect(cluster: string): Promise<ClusterConnection>;
+  tcr: TcrApi;
+  defaultCredential: TencentCredential | undefined;
+  queue: QueuePort;
+  reports?: TokenReportPort;
+  now: () => Date;
+  /** How long a replaced long-term token stays valid after the new one is stored everywhere. */
+  revokeGraceMs: number;
+  /** Per-cluster read timeout: a cluster that does not answer must not hold up the others. */
+  clusterTimeoutMs: number;
+  /** Token keys (`<registryId>.<tokenType>`) or registry ids to rotate now (the CLI's `rotate`). */
+  force?: ReadonlySet<string>;
+  log: Logger;
+  /** The job's deadline (the ports are bound to it; checked between registries too). */
+  signal?: AbortSignal | undefined;
+}
+
+export interface RegistryTokensResult extends ReconcileResult {
+  unreachable: Record<string, string>;
+  problems: Record<string, string>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Private endpoints
+
+/** ConfigMaps of our own namespace (tcr-assistant-system); a Role grants exactly these calls. */
+export interface SystemConfigMaps {
+  getConfigMap(name: string): Promise<ConfigMapView | undefined>;
+  /** 'exists' when a ConfigMap of that name appeared since it was read. */
+  createConfigMap(configMap: Omit<ConfigMapView, 'resourceVersion'>): Promise<'created' | 'exists'>;
+  /** Guarded by resourceVersion: a concurrent change fails with a retryable 409. */
+  replaceConfigMap(configMap: ConfigMapView): Promise<void>;
+}
+
+export interface PrivateEndpointsDeps {
+  cluster: Pick<ClusterPort, 'clusterId' | 'listImagePullSecrets'>;
+  configMaps: SystemConfigMaps;
+  secrets: SecretReader;
+  tcr: Pick<TcrApi, 'describeInternalEndpoints'>;
+  /** The functions' own key (environment), for CRs without credentialsSecretRef. */
+  defaultCredential: TencentCredential | undefined;
+  log: Logger;
+  /** The job's deadline (the ports are bound to it; a lookup cut short must not be published). */
+  signal?: AbortSignal | undefined;
 }

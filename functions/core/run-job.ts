@@ -1,11 +1,17 @@
 import { describeKey, JobData } from '../../shared/contracts/jobs.js';
 import { describeError, TerminalError } from '../../shared/errors.js';
-import type { AuditPort } from './ports.js';
-import { reconcileImagePullSecret } from './reconcile-image-pull-secret.js';
-import { type ReconcileDeps, type ReconcileResult, reconcileNamespace } from './reconcile-namespace.js';
-import { reconcileServiceAccount } from './reconcile-service-account.js';
-import { type PrivateEndpointsDeps, refreshPrivateEndpoints } from './refresh-private-endpoints.js';
-import { type RegistryTokensDeps, refreshRegistryTokens } from './refresh-registry-tokens.js';
+import { reconcileImagePullSecret } from './image-pull-secret/reconcile-image-pull-secret.js';
+import { reconcileNamespace } from './namespace/reconcile-namespace.js';
+import { reconcileServiceAccount } from './namespace/reconcile-service-account.js';
+import type {
+  AuditPort,
+  PrivateEndpointsDeps,
+  ReconcileDeps,
+  ReconcileResult,
+  RegistryTokensDeps,
+} from './ports.js';
+import { refreshPrivateEndpoints } from './private-endpoints/refresh-private-endpoints.js';
+import { refreshRegistryTokens } from './registry-tokens/refresh-registry-tokens.js';
 import { scrubMessage } from './scrub.js';
 
 export interface JobContext {

@@ -11,15 +11,13 @@ import { createLogger } from '../../shared/logging.js';
 import { outageLog } from '../../shared/outage-log.js';
 import { connectRedis, enqueueJobs, openQueue } from '../../shared/queue.js';
 import type { RedisClient } from '../../shared/redis-connection.js';
-import { KubeCluster } from '../adapters/kube-cluster.js';
-import { KubeSystemObjects } from '../adapters/kube-system-objects.js';
+import { KubeCluster } from '../adapters/kube/kube-cluster.js';
+import { KubeSystemObjects } from '../adapters/kube/kube-system-objects.js';
 import { auditStreamKey, RedisAudit, RedisFailureStore, RedisTokenReports } from '../adapters/redis-audit.js';
 import { defaultCredentialFrom, TencentApiEnv, TencentTcrApi } from '../adapters/tencent-tcr.js';
-import { CachedCredentialChecks } from '../core/credential-sources.js';
-import type { ReconcileDeps } from '../core/reconcile-namespace.js';
-import type { RegistryTokensDeps } from '../core/refresh-registry-tokens.js';
+import type { ReconcileDeps, RegistryTokensDeps, TcrApi, TkeApi } from '../core/ports.js';
+import { CachedCredentialChecks } from '../core/registry-tokens/credential-sources.js';
 import type { RunJobDeps } from '../core/run-job.js';
-import type { TcrApi, TkeApi } from '../core/tcr-api.js';
 import { createFunctionsMetrics, type FunctionsMetrics } from './metrics.js';
 
 /** One cluster's clients, as the functions' identity (and the KubeConfig they were made from). */

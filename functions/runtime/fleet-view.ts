@@ -1,7 +1,7 @@
 import { describeError } from '../../shared/errors.js';
 import { withTimeout } from '../../shared/timeout.js';
+import { tokenKeyOf } from '../core/registry-tokens/token-store.js';
 import { scrubMessage } from '../core/scrub.js';
-import { tokenKeyOf } from '../core/token-store.js';
 import type { FunctionsRuntime } from './build-runtime.js';
 
 // `functions fleet`: per cluster and CR, desired/succeeded, the token's expiry and the last error; per token,

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
-import type { RequestObserver } from '../adapters/kube-cluster.js';
+import type { RequestObserver } from '../adapters/kube/api-call.js';
 import type { JobObserver } from '../core/run-job.js';
 
 /** Prometheus metrics of the functions: jobs, actions, outcomes, durations, API requests and errors. */

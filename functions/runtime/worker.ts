@@ -5,7 +5,7 @@ import { TerminalError } from '../../shared/errors.js';
 import { outageLog } from '../../shared/outage-log.js';
 import { enqueueJobs } from '../../shared/queue.js';
 import { bullConnection } from '../../shared/redis-connection.js';
-import type { ReconcileResult } from '../core/reconcile-namespace.js';
+import type { ReconcileResult } from '../core/ports.js';
 import { runJob } from '../core/run-job.js';
 import type { FunctionsRuntime } from './build-runtime.js';
 

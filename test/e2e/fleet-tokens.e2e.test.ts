@@ -8,8 +8,8 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Secret } from '@kuberne
 import type { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listAudit } from '../../functions/adapters/audit-reader.js';
+import { TOKEN_KEY_LABEL, tokenSecretName } from '../../functions/core/registry-tokens/token-store.js';
 import { runJob } from '../../functions/core/run-job.js';
-import { TOKEN_KEY_LABEL, tokenSecretName } from '../../functions/core/token-store.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../../functions/runtime/build-runtime.js';
 import { describeFleet, formatFleet } from '../../functions/runtime/fleet-view.js';
 import { ensureSchedules } from '../../functions/runtime/schedules.js';

@@ -11,13 +11,11 @@ import {
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { listAudit } from '../../functions/adapters/audit-reader.js';
-import { KubeCluster } from '../../functions/adapters/kube-cluster.js';
-import { KubeSystemObjects } from '../../functions/adapters/kube-system-objects.js';
+import { KubeCluster } from '../../functions/adapters/kube/kube-cluster.js';
+import { KubeSystemObjects } from '../../functions/adapters/kube/kube-system-objects.js';
 import { TencentTcrApi } from '../../functions/adapters/tencent-tcr.js';
-import {
-  type PrivateEndpointsDeps,
-  refreshPrivateEndpoints,
-} from '../../functions/core/refresh-private-endpoints.js';
+import type { PrivateEndpointsDeps } from '../../functions/core/ports.js';
+import { refreshPrivateEndpoints } from '../../functions/core/private-endpoints/refresh-private-endpoints.js';
 import { ensureSchedules, privateEndpointsSchedulerId } from '../../functions/runtime/schedules.js';
 import { runHostsUpdater } from '../../hosts-updater/agent.js';
 import { BLOCK_BEGIN, BLOCK_END } from '../../hosts-updater/hosts-block.js';

@@ -1,5 +1,4 @@
-import type { DesiredSecret } from '../../functions/core/desired-secret.js';
-import { desiredSecretFor } from '../../functions/core/desired-secret.js';
+import type { PlannedEvent } from '../../functions/core/image-pull-secret/plan-image-pull-secret.js';
 import type {
   CrView,
   FailedNamespace,
@@ -8,7 +7,6 @@ import type {
   SecretView,
   ServiceAccountView,
 } from '../../functions/core/model.js';
-import type { PlannedEvent } from '../../functions/core/plan-image-pull-secret.js';
 import type {
   AuditEntry,
   AuditPort,
@@ -16,8 +14,10 @@ import type {
   CreateResult,
   FailureStorePort,
   QueuePort,
+  ReconcileDeps,
 } from '../../functions/core/ports.js';
-import type { ReconcileDeps } from '../../functions/core/reconcile-namespace.js';
+import type { DesiredSecret } from '../../functions/core/pull-secret/desired-secret.js';
+import { desiredSecretFor } from '../../functions/core/pull-secret/desired-secret.js';
 import type { Enqueue } from '../../shared/contracts/jobs.js';
 import { dedupIdOf } from '../../shared/contracts/jobs.js';
 import type { LabelSelector } from '../../shared/contracts/label-selector.js';
@@ -30,7 +30,7 @@ import {
 import { RetryableError, TerminalError } from '../../shared/errors.js';
 import { createLogger } from '../../shared/logging.js';
 
-// An in-memory ClusterPort that behaves like the Kubernetes adapter (functions/adapters/kube-cluster.ts)
+// An in-memory ClusterPort that behaves like the Kubernetes adapter (functions/adapters/kube/kube-cluster.ts)
 // as ports.ts documents it: optimistic concurrency by resourceVersion, preconditions on delete, creates
 // refused in missing or terminating namespaces, foreign Secrets reported as conflicts, atomic
 // imagePullSecrets lists recomputed from the fresh object on a stale patch. Every call is counted by method.

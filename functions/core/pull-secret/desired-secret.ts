@@ -1,0 +1,56 @@
+import {
+  CR_NAME_ANNOTATION,
+  CR_UID_LABEL,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+} from '../../../shared/contracts/labels.js';
+import { API_VERSION, KIND, SECRET_PREFIX, secretNameFor } from '../../../shared/contracts/names.js';
+import type { CrView, SecretView } from '../model.js';
+import { DOCKER_CONFIG_KEY, DOCKER_CONFIG_TYPE, renderDockerConfigJson } from './docker-config.js';
+
+export interface DesiredSecret {
+  namespace: string;
+  name: string;
+  type: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  data: Record<string, string>;
+  owner: { apiVersion: string; kind: string; name: string; uid: string };
+}
+
+/** The Secret a CR wants in a namespace. The owner reference lets the garbage collector clean up even if
+ * our finalizer is ever removed by hand. */
+export function desiredSecretFor(cr: CrView, namespace: string): DesiredSecret {
+  if (!cr.credential) throw new Error(`ImagePullSecret ${cr.name} has no credential yet`);
+  return {
+    namespace,
+    name: secretNameFor(cr.name),
+    type: DOCKER_CONFIG_TYPE,
+    labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CR_UID_LABEL]: cr.uid },
+    annotations: { [CR_NAME_ANNOTATION]: cr.name },
+    data: { [DOCKER_CONFIG_KEY]: renderDockerConfigJson(cr.credential) },
+    owner: { apiVersion: API_VERSION, kind: KIND, name: cr.name, uid: cr.uid },
+  };
+}
+
+const includes = (actual: Record<string, string>, wanted: Record<string, string>) =>
+  Object.entries(wanted).every(([k, v]) => actual[k] === v);
+
+/** Whether a stored Secret already is what we want: then it costs zero writes. */
+export function isSecretConverged(actual: SecretView, desired: DesiredSecret): boolean {
+  const dataKeys = Object.keys(actual.data);
+  return (
+    actual.ours &&
+    actual.type === desired.type &&
+    dataKeys.length === 1 &&
+    actual.data[DOCKER_CONFIG_KEY] === desired.data[DOCKER_CONFIG_KEY] &&
+    includes(actual.labels, desired.labels) &&
+    includes(actual.annotations, desired.annotations) &&
+    actual.ownerUid === desired.owner.uid
+  );
+}
+
+/** The CR an (our) Secret belongs to: its annotation, else the name after the `tcr.ips` prefix. */
+export function crNameOfSecret(secret: SecretView): string {
+  return secret.crName ?? secret.name.slice(SECRET_PREFIX.length);
+}
