@@ -585,7 +585,7 @@ describe('crash safety', () => {
       writeFileSync(
         script,
         `import { readFileSync } from 'node:fs';
-import { nodeFs, writeHostsFileSafely } from '../hosts-file.mjs';
+import { nodeFs, writeHostsFileSafely } from './hosts-file.mjs';
 const [target, stateDir, strategy] = process.argv.slice(2);
 const contents = [readFileSync(new URL('./b.txt', import.meta.url), 'latin1'), readFileSync(new URL('./a.txt', import.meta.url), 'latin1')];
 const busy = Object.assign(new Error('EBUSY: resource busy'), { code: 'EBUSY' });
