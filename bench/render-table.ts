@@ -1,5 +1,6 @@
 // The Markdown table of a results object (bench/run.ts), also on its own: `npx tsx bench/render-table.ts <json>`.
 import { readFileSync } from 'node:fs';
+import type { LatencyResult } from './latency.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: a results JSON of any earlier run
 export function renderTable(r: Record<string, any>): string {
@@ -8,14 +9,17 @@ export function renderTable(r: Record<string, any>): string {
   const header = `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}, controller-manager ${r.controllerManagerQps ?? 20} QPS${r.webhook ? `, admission webhook ${r.webhook}` : ''}${r.loadBefore ? `; load average before ${r.loadBefore.join(' ')}, after ${r.loadAfter?.join(' ') ?? '-'}` : ''}`;
   // A run of several runtimes (`--runtime worker,scf`): one section each, side by side in one run.
   const runs: Record<string, unknown>[] = r.runtimes ?? [r];
-  const sections = runs.map((run) =>
-    [...(r.runtimes ? ['', `Runtime: ${run.runtime}`, ''] : ['']), ...renderRun(run)].join('\n'),
-  );
+  const sections = runs
+    .filter((run) => run.bursts)
+    .map((run) =>
+      [...(r.runtimes ? ['', `Runtime: ${run.runtime}`, ''] : ['']), ...renderRun(run, r.webhook)].join('\n'),
+    );
+  if (r.production) sections.push(['', ...renderProduction(r.production)].join('\n'));
   return `${header}\n${sections.join('\n')}\n`;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: a results JSON of any earlier run
-function renderRun(r: Record<string, any>): string[] {
+function renderRun(r: Record<string, any>, webhook?: 'on' | 'off'): string[] {
   const lines = [
     '| N | burst ours / floor (s) | ratio (≤ 1.25) | resync writes (0) | resync reads / ns (≤ 1) | rotation ours / floor (s) | ratio (≤ 1.25) | relay RSS (≤ 150 MiB) | relay CPU (s) | worker process RSS | Redis (MiB) | CR status (≤ 64 KiB) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -39,7 +43,7 @@ function renderRun(r: Record<string, any>): string[] {
     );
   }
   const l = r.latency as
-    | {
+    | (Partial<LatencyResult> & {
         rate: number;
         durationSeconds: number;
         namespaces?: number;
@@ -48,13 +52,16 @@ function renderRun(r: Record<string, any>): string[] {
         maxMs: number;
         loadAtEnd?: number;
         scf?: ScfPhase;
-      }
+      })
     | undefined;
-  if (l)
-    lines.push(
-      '',
-      `Latency (${l.rate}/s for ${l.durationSeconds} s, default ServiceAccount seen → carrying the entry, its Secret present): p50 ${l.p50Ms} ms (≤ 300), p99 ${l.p99Ms} ms (≤ 1500), max ${l.maxMs} ms${l.loadAtEnd === undefined ? '' : ` (load average ${l.loadAtEnd} at its end)`}`,
-    );
+  if (l) {
+    lines.push('');
+    if (l.createdToConverged) lines.push(...describeLatency('Latency', l as LatencyResult));
+    else
+      lines.push(
+        `Latency (${l.rate}/s for ${l.durationSeconds} s, default ServiceAccount seen → carrying the entry, its Secret present): p50 ${l.p50Ms} ms (≤ 300), p99 ${l.p99Ms} ms (≤ 1500), max ${l.maxMs} ms${l.loadAtEnd === undefined ? '' : ` (load average ${l.loadAtEnd} at its end)`}`,
+      );
+  }
   const scfLines = [
     ...(r.bursts as { n: number; scf?: ScfPhase }[])
       .filter((b) => b.scf)
@@ -69,6 +76,12 @@ function renderRun(r: Record<string, any>): string[] {
       'SCF invocations (relay wake-ups and timers, as the emulator ran them):',
       ...scfLines.map((x) => `- ${x}`),
     );
+  for (const b of r.bursts as { n: number; ourApiRequestsPerNamespace?: Record<string, number> }[])
+    if (b.ourApiRequestsPerNamespace)
+      lines.push(
+        '',
+        `Our identities' API requests per converged namespace (burst N=${b.n}, writes included, queue drained; API Priority and Fairness counts per ServiceAccount): ${describeOurs(b.ourApiRequestsPerNamespace)} (≤ 3)`,
+      );
   const last = (r.bursts as { n: number; apiRequestsPerNamespace?: Record<string, number> }[]).at(-1);
   if (last?.apiRequestsPerNamespace) {
     const perNs = Object.entries(last.apiRequestsPerNamespace)
@@ -83,16 +96,24 @@ function renderRun(r: Record<string, any>): string[] {
   const a = r.admission as
     | {
         n: number;
+        webhook?: 'on' | 'off';
+        ourWithoutWebhook?: Record<string, number>;
         calls: number;
         apiserver: { p50Ms: number; p99Ms: number; meanMs: number; shareAtMost5ms: number };
         webhookServer: { p99Ms: number };
         failOpen: number;
         bornWithEntry: number;
-        withWebhook: Record<string, number>;
+        withWebhook?: Record<string, number>;
         withoutWebhook?: Record<string, number>;
       }
     | undefined;
-  if (a) {
+  // A run with --webhook off has no admission calls: only its patches per namespace, without the webhook.
+  if (a && (a.webhook ?? webhook) === 'off') {
+    lines.push(
+      '',
+      `ServiceAccount patches per namespace: - with the webhook (not run), ${(a.withoutWebhook ?? a.withWebhook)?.['PATCH serviceaccounts'] ?? 0} without (all API requests per namespace, queue drained: - with, ${sumOf(a.withoutWebhook ?? a.withWebhook)} without)`,
+    );
+  } else if (a) {
     const patches = (x: Record<string, number> | undefined) => x?.['PATCH serviceaccounts'] ?? 0;
     const all = (x: Record<string, number> | undefined) =>
       x
@@ -105,7 +126,93 @@ function renderRun(r: Record<string, any>): string[] {
       `Admission webhook (burst N=${a.n}, ${a.calls} calls; API server's apiserver_admission_webhook_admission_duration_seconds): p99 ${a.apiserver.p99Ms} ms (≤ 10; ${(a.apiserver.shareAtMost5ms * 100).toFixed(1)} % of calls ≤ 5 ms), p50 ${a.apiserver.p50Ms} ms, mean ${a.apiserver.meanMs} ms; inside the webhook p99 ${a.webhookServer.p99Ms} ms; failed open ${a.failOpen}; ServiceAccounts born with the entry ${a.bornWithEntry}/${a.n}`,
       `ServiceAccount patches per namespace: ${patches(a.withWebhook)} with the webhook, ${a.withoutWebhook ? patches(a.withoutWebhook) : '-'} without (all API requests per namespace, queue drained: ${all(a.withWebhook)} with, ${all(a.withoutWebhook)} without)`,
     );
+    if (a.ourWithoutWebhook)
+      lines.push(
+        `Our identities' API requests per converged namespace without the webhook (burst N=${a.n}): ${describeOurs(a.ourWithoutWebhook)}`,
+      );
   }
+  return lines;
+}
+
+const sumOf = (x: Record<string, number> | undefined) =>
+  x
+    ? Object.values(x)
+        .reduce((p, q) => p + q, 0)
+        .toFixed(2)
+    : '-';
+
+function describeOurs(o: Record<string, number>): string {
+  return `${o.total} (relay ${o.relay}, functions ${o.functions}, webhook ${o.webhook})`;
+}
+
+function describeLatency(what: string, l: LatencyResult): string[] {
+  const q = (x: { p50Ms: number; p99Ms: number; maxMs?: number }) =>
+    `p50 ${x.p50Ms} ms, p99 ${x.p99Ms} ms${x.maxMs === undefined ? '' : `, max ${x.maxMs} ms`}`;
+  const out = [
+    `${what} (${l.rate}/s for ${l.durationSeconds} s, ${l.namespaces} namespaces; load average ${l.loadAtEnd} at its end): namespace create sent → converged (Secret present, default ServiceAccount carrying the entry) **${q(l.createdToConverged)}** (target p50 ≤ 15 ms, p99 ≤ 60 ms); ServiceAccount seen → converged ${q(l.serviceAccountSeenToConverged)}; the create call itself ${q(l.createCall)}; create sent → default ServiceAccount seen (controller-manager) ${q(l.serviceAccountAppears)}`,
+  ];
+  if (l.hops)
+    out.push(
+      `Hops of each namespace's first job (${l.jobsFound} of ${l.namespaces} found in the queue's history): ${Object.entries(
+        l.hops,
+      )
+        .map(([k, v]) => `${k} p50 ${v.p50Ms} / p99 ${v.p99Ms} ms`)
+        .join('; ')}`,
+    );
+  return out;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a results JSON of any earlier run
+function renderProduction(p: Record<string, any>): string[] {
+  const f = p.footprint as Record<
+    string,
+    { idleMaxRssMiB: number; scalePeakRssMiB: number; peakRssMiB: number }
+  >;
+  const idle = p.idle as {
+    seconds: number;
+    loadAtStart: number[];
+    loadAtEnd: number[];
+    cpuSeconds: Record<string, number>;
+    relayPlusWorkerCpuPer120s: number;
+    ourRequestsPerSecond: number;
+    ourRequestsPerSecondByIdentity: Record<string, number>;
+    auditBreakdown: Record<string, Record<string, number>>;
+  };
+  const lines = [
+    `Production bundles, each its own process (${(p.bundles as string[]).join(', ')}${p.standbyRelay ? '; a second relay standing by, as the chart runs 2' : ''}), ${p.namespaces} namespaces + ${p.namespaces} default ServiceAccounts, controller-manager ${p.controllerManagerQps} QPS, admission webhook ${p.webhook ? 'on' : 'off'}`,
+    '',
+    '| process | RSS idle at N (max over the idle window) | peak while scaling to N | peak overall | idle CPU (s) in the window |',
+    '|---|---|---|---|---|',
+    ...Object.entries(f)
+      .filter(([, v]) => typeof v === 'object')
+      .map(
+        ([k, v]) =>
+          `| ${k}${k === 'relay' ? ' (≤ 80 MiB)' : k === 'worker' ? ' (≤ 150 MiB)' : ''} | ${v.idleMaxRssMiB} MiB | ${v.scalePeakRssMiB} MiB | ${v.peakRssMiB} MiB | ${idle.cpuSeconds[k] ?? '-'} |`,
+      ),
+    '',
+    `Idle window ${idle.seconds} s after convergence (load average ${idle.loadAtStart.join(' ')} → ${idle.loadAtEnd.join(' ')}): relay + worker CPU **${idle.relayPlusWorkerCpuPer120s} s per 120 s** (≤ 0.5); our identities' API requests **${idle.ourRequestsPerSecond}/s** (≤ 0.2): ${Object.entries(
+      idle.ourRequestsPerSecondByIdentity,
+    )
+      .map(([k, v]) => `${k} ${v}/s`)
+      .join(', ')}`,
+    `What they were (API server audit log, requests in the window): ${Object.entries(idle.auditBreakdown)
+      .map(
+        ([k, v]) =>
+          `${k}: ${
+            Object.entries(v)
+              .sort((x, y) => y[1] - x[1])
+              .map(([what, c]) => `${what} ${c}`)
+              .join(', ') || 'none'
+          }`,
+      )
+      .join('; ')}`,
+    '',
+    ...describeLatency('Low load on a fresh cluster', p.lowLoad),
+    `Our identities' API requests per namespace during that stream (Lease renewals included): ${describeOurs(p.lowLoad.ourRequestsPerNamespace)}`,
+    '',
+    ...describeLatency(`Low load at ${p.namespaces} namespaces`, p.lowLoadAtScale),
+    `Our identities' API requests per namespace during that stream (Lease renewals included): ${describeOurs(p.lowLoadAtScale.ourRequestsPerNamespace)}`,
+  ];
   return lines;
 }
 

@@ -28,13 +28,15 @@ import {
 } from './admission.js';
 import { renderChart } from './chart.js';
 import {
-  diffTotals,
-  parseRequestTotals,
-  percentile,
-  runPool,
-  ServiceAccountObserver,
-  waitQueueIdle,
-} from './observe.js';
+  diffIdentityCounts,
+  type IdentityCounts,
+  installIdentityFlowSchemas,
+  parseIdentityCounts,
+  totalOf,
+} from './identities.js';
+import { streamNamespaces } from './latency.js';
+import { diffTotals, parseRequestTotals, runPool, ServiceAccountObserver, waitQueueIdle } from './observe.js';
+import { benchProduction } from './production.js';
 import { renderTable } from './render-table.js';
 
 // `npm run bench -- --fleet [--clusters K --namespaces N --redis cluster|single]`: the fleet scenario instead
@@ -53,8 +55,17 @@ const { values } = parseArgs({
     // at 20 namespaces/s; a higher one measures the pipeline itself.
     'kcm-qps': { type: 'string', default: '20' },
     // Where the functions run: worker (BullMQ workers), scf (the bundle on the emulator's SCF, woken by the
-    // relay), or both in one run (`worker,scf`), each on a fresh stack, reported side by side.
+    // relay), or both in one run (`worker,scf`), each on a fresh stack, reported side by side; `none` runs
+    // only the production scenario.
     runtime: { type: 'string', default: 'worker' },
+    // The production-shaped scenario (bench/production.ts): every component its own process running the
+    // image's bundle; low load (--low-rate/s for --low-duration s), footprint at --production-namespaces,
+    // idle CPU and our identities' API requests over --idle-seconds.
+    production: { type: 'boolean', default: false },
+    'production-namespaces': { type: 'string', default: '5000' },
+    'low-rate': { type: 'string', default: '2' },
+    'low-duration': { type: 'string', default: '60' },
+    'idle-seconds': { type: 'string', default: '120' },
     // With the admission webhook on, a new ServiceAccount carries our entry from birth and the functions only
     // make the Secret; `off` leaves the ServiceAccount patch to the functions too (the whole job path).
     webhook: { type: 'string', default: 'on' },
@@ -62,7 +73,7 @@ const { values } = parseArgs({
 });
 if (values.webhook !== 'on' && values.webhook !== 'off') throw new Error('--webhook must be on or off');
 type Runtime = 'worker' | 'scf';
-const runtimes = values.runtime!.split(',').map((r) => {
+const runtimes = (values.runtime === 'none' ? [] : values.runtime!.split(',')).map((r) => {
   if (r !== 'worker' && r !== 'scf') throw new Error(`--runtime: "${r}" is not worker or scf`);
   return r as Runtime;
 });
@@ -161,6 +172,15 @@ async function benchRuntime(runtime: Runtime) {
   // The floor is a bare script done right: one keep-alive connection pool, as the functions use.
   const core = shareConnections(stack.admin).makeApiClient(CoreV1Api);
   const apiMetrics = async () => parseRequestTotals((await stack.cluster.get('/metrics')).body);
+  // Our identities' requests as the API server counts them (a FlowSchema each: bench/identities.ts).
+  await installIdentityFlowSchemas(stack.admin);
+  const ourMetrics = async () => parseIdentityCounts((await stack.cluster.get('/metrics')).body);
+  const ourPerNamespace = (c: IdentityCounts, n: number) => ({
+    relay: +(c.relay / n).toFixed(3),
+    functions: +(c.functions / n).toFixed(3),
+    webhook: +(c.webhook / n).toFixed(3),
+    total: +(totalOf(c) / n).toFixed(3),
+  });
   const k8sVersion = JSON.parse((await stack.cluster.get('/version')).body).gitVersion as string;
   results.versions = { node: process.version, kubernetes: k8sVersion, redis: stack.redis.version };
   const bursts: unknown[] = [];
@@ -276,6 +296,7 @@ async function benchRuntime(runtime: Runtime) {
     const scf0 = runtime === 'scf' ? Date.now() : undefined;
     const admissionBefore = await admissionSnapshot();
     const before = await apiMetrics();
+    const oursBefore = await ourMetrics();
     const relayBefore = await procStats(stack.relay.pid!);
     const t0 = performance.now();
     await createNamespaces(ours, { 'bench-owner': 'tcr-assistant' });
@@ -288,16 +309,22 @@ async function benchRuntime(runtime: Runtime) {
     if (scfBurst) log(`scf N=${n}: ${JSON.stringify(scfBurst)}`);
     observer.stop();
     log(`ours N=${n}: ${oursMs.toFixed(0)} ms`);
+    const admissionAfter = await admissionSnapshot();
+    // What the burst cost our identities once everything it caused is done (status writes included), before
+    // the floor's namespaces give the relay and the functions other work.
+    await waitQueueIdle(stack.functions.queue);
+    const settled = diffTotals(await apiMetrics(), before);
+    const ourBurst = ourPerNamespace(diffIdentityCounts(await ourMetrics(), oursBefore), n);
+    log(`ours N=${n}: our identities' API requests per namespace ${JSON.stringify(ourBurst)}`);
     if (n === sizes[0]) {
       // Admission during a burst of N new namespaces (each `default` ServiceAccount is one call), and what
       // the whole burst cost once the queue is idle (compared below with the same burst without the webhook).
-      const after = await admissionSnapshot();
-      await waitQueueIdle(stack.functions.queue);
-      const settled = diffTotals(await apiMetrics(), before);
+      const after = admissionAfter;
       const api = diffHistogram(after.api, admissionBefore.api);
       const server = diffHistogram(after.server, admissionBefore.server);
       admission = {
         n,
+        webhook: values.webhook,
         calls: api.count,
         apiserver: {
           p50Ms: ms(quantile(api, 0.5)),
@@ -310,7 +337,8 @@ async function benchRuntime(runtime: Runtime) {
         failOpen: after.failOpen - admissionBefore.failOpen,
         namespaceWaits: after.namespaceWaits - admissionBefore.namespaceWaits,
         bornWithEntry: ours.filter((ns) => observer.carrying.get(ns) === observer.appeared.get(ns)).length,
-        withWebhook: perNamespace(settled, n),
+        // All clients' requests per namespace for this burst, with the webhook on or off as the run says.
+        [values.webhook === 'on' ? 'withWebhook' : 'withoutWebhook']: perNamespace(settled, n),
         loadDuringBurst: os.loadavg()[0],
       };
       log(`admission N=${n}: ${JSON.stringify(admission)}`);
@@ -476,6 +504,8 @@ async function benchRuntime(runtime: Runtime) {
       },
       ...(scfBurst ? { scf: scfBurst } : {}),
       apiRequestsPerNamespace: perNamespace(burstRequests, n),
+      // Ours only (relay, functions, webhook ServiceAccounts), writes included, queue drained.
+      ourApiRequestsPerNamespace: ourBurst,
     });
   }
 
@@ -496,12 +526,14 @@ async function benchRuntime(runtime: Runtime) {
     );
     await obs.start();
     const b0 = await apiMetrics();
+    const ours0 = await ourMetrics();
     const t0 = performance.now();
     await createNamespaces(names, { 'bench-owner': 'tcr-assistant' });
     await waitAll(obs.converged, names, `without webhook N=${n}`);
     const withoutMs = Math.max(...names.map((ns) => obs.converged.get(ns)!)) - t0;
     await waitQueueIdle(stack.functions.queue);
     const requests = diffTotals(await apiMetrics(), b0);
+    admission.ourWithoutWebhook = ourPerNamespace(diffIdentityCounts(await ourMetrics(), ours0), n);
     obs.stop();
     const body: V1MutatingWebhookConfiguration = {
       ...saved,
@@ -513,44 +545,30 @@ async function benchRuntime(runtime: Runtime) {
     log(`without webhook N=${n}: ${withoutMs.toFixed(0)} ms, ${JSON.stringify(admission.withoutWebhook)}`);
   }
 
-  // --- latency: a steady stream of new namespaces ---
-  const rate = Number(values.rate);
-  const duration = Number(values.duration);
-  const lat = Array.from({ length: rate * duration }, (_, i) => `lat-${i}`);
-  const latSet = new Set(lat);
-  const lobs = new ServiceAccountObserver(
-    stack.admin,
-    () => [secret],
-    (ns) => latSet.has(ns),
-  );
-  await lobs.start();
+  // --- latency: a steady stream of new namespaces (`--rate 2` is the low-load figure), each timed from its
+  // create request to converged; the hops of each namespace's job from the queue's history ---
   const scfL0 = runtime === 'scf' ? Date.now() : undefined;
-  const l0 = performance.now();
-  await Promise.all(
-    lat.map(async (name, i) => {
-      const due = l0 + (i * 1000) / rate;
-      await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
-      await core.createNamespace({
-        body: { metadata: { name, labels: { 'bench-owner': 'tcr-assistant' } } },
-      });
-    }),
-  );
-  await waitAll(lobs.converged, lat, 'latency');
-  lobs.stop();
-  const latencies = lat.map((ns) => lobs.converged.get(ns)! - lobs.appeared.get(ns)!);
+  const lat = await streamNamespaces({
+    admin: stack.admin,
+    core,
+    rate: Number(values.rate),
+    durationSeconds: Number(values.duration),
+    prefix: 'lat',
+    labels: { 'bench-owner': 'tcr-assistant' },
+    secretName: secret,
+    queue: stack.functions.queue,
+    timeoutMs: 1_800_000,
+  });
   const latency = {
-    rate,
-    durationSeconds: duration,
-    namespaces: lat.length,
-    p50Ms: Math.round(percentile(latencies, 50)),
-    p99Ms: Math.round(percentile(latencies, 99)),
-    maxMs: Math.round(Math.max(...latencies)),
-    // The machine is shared: the 1-minute load average as the stream ends says how contended it was.
-    loadAtEnd: +os.loadavg()[0]!.toFixed(2),
-    ...(scfL0 ? { scf: scfPhase(stack, scfL0, lat.length) } : {}),
+    ...lat,
+    // As earlier runs wrote them (bench/render-table.ts): ServiceAccount seen → converged.
+    p50Ms: Math.round(lat.serviceAccountSeenToConverged.p50Ms),
+    p99Ms: Math.round(lat.serviceAccountSeenToConverged.p99Ms),
+    maxMs: Math.round(lat.serviceAccountSeenToConverged.maxMs),
+    ...(scfL0 ? { scf: scfPhase(stack, scfL0, lat.namespaces) } : {}),
   };
   log(
-    `latency: p50 ${percentile(latencies, 50).toFixed(0)} ms, p99 ${percentile(latencies, 99).toFixed(0)} ms`,
+    `latency: created → converged p50 ${lat.createdToConverged.p50Ms} ms, p99 ${lat.createdToConverged.p99Ms} ms; hops ${JSON.stringify(lat.hops)}`,
   );
 
   const scfTotals = runtime === 'scf' ? scfSummary(stack) : undefined;
@@ -559,7 +577,24 @@ async function benchRuntime(runtime: Runtime) {
 }
 
 const runs = [];
+const footprintSeries: typeof series = [];
 for (const runtime of runtimes) runs.push(await benchRuntime(runtime));
+if (values.production) {
+  const production = await benchProduction({
+    namespaces: Number(values['production-namespaces']),
+    lowRate: Number(values['low-rate']),
+    lowDurationSeconds: Number(values['low-duration']),
+    idleSeconds: Number(values['idle-seconds']),
+    controllerManagerQps: Number(values['kcm-qps']) === 20 ? undefined : Number(values['kcm-qps']),
+    webhook: values.webhook === 'on',
+    standby: true,
+    concurrency,
+    log,
+  });
+  results.production = production.result;
+  results.versions ??= { node: process.version, ...production.versions };
+  footprintSeries.push(...production.series);
+}
 // The first runtime's results at the top level too, as earlier runs wrote them (bench/render-table.ts).
 Object.assign(results, {
   runtime: runs[0]?.runtime,
@@ -575,7 +610,16 @@ const dir = path.join(REPO_ROOT, 'bench', 'results');
 if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
 const stamp = (results.date as string).slice(0, 19).replace(/[:T]/g, '-');
 writeFileSync(path.join(dir, `${stamp}.json`), `${JSON.stringify(results, null, 2)}\n`);
-writeFileSync(path.join(dir, `${stamp}.svg`), renderChart(series, 'Namespaces converged over time (burst)'));
+if (series.length > 0)
+  writeFileSync(
+    path.join(dir, `${stamp}.svg`),
+    renderChart(series, 'Namespaces converged over time (burst)'),
+  );
+if (footprintSeries.length > 0)
+  writeFileSync(
+    path.join(dir, `${stamp}${series.length > 0 ? '-footprint' : ''}.svg`),
+    renderChart(footprintSeries, 'RSS (MiB) over seconds: production bundles, own processes'),
+  );
 writeFileSync(path.join(dir, `${stamp}.md`), renderTable(results));
 console.log(renderTable(results));
 process.exit(0);

@@ -1,0 +1,375 @@
+// The production-shaped scenario (`npm run bench -- --production`): every component as its own process
+// running the image's bundle as the image runs it (`node dist/image/<x>.cjs`, the chart's NODE_OPTIONS), each
+// as its own ServiceAccount, on a control plane of its own whose API server keeps an audit log. It measures
+// what only separate processes can show:
+//   - low load: a few namespaces a second, create sent → converged, with the hops of each namespace's job;
+//   - footprint: the relay's and the worker's RSS at N namespaces + N ServiceAccounts (and their peaks on the
+//     way there), sampled from /proc;
+//   - idle: after convergence, the CPU the relay and the worker burn and the API requests our identities make
+//     per second, from the API server's own counts (bench/identities.ts), with the audit log's breakdown.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { startControlPlane } from '../infra/local/control-plane.js';
+import { findFreePort } from '../infra/local/free-port.js';
+import {
+  CRD_FILE,
+  CRD_NAME,
+  FUNCTIONS_RBAC_FILE,
+  FUNCTIONS_SERVICE_ACCOUNT,
+  FUNCTIONS_SYSTEM_RBAC_FILE,
+  NAMESPACE_FILE,
+  RELAY_RBAC_FILE,
+  RELAY_SERVICE_ACCOUNT,
+  REPO_ROOT,
+  SYSTEM_NAMESPACE,
+} from '../infra/local/paths.js';
+import { type ManagedProcess, startProcess, waitUntilReady } from '../infra/local/processes.js';
+import { startRedis } from '../infra/local/redis.js';
+import { startLocalWebhook } from '../infra/local/webhook.js';
+import { QUEUE_NAME } from '../shared/jobs.js';
+import { waitForCrdEstablished } from '../shared/kube/crd.js';
+import { shareConnections } from '../shared/kube/kubeconfig.js';
+import { applyManifests, readManifests } from '../shared/kube/manifests.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
+import { connectRedis, openQueue } from '../shared/queue.js';
+import {
+  auditArgs,
+  diffIdentityCounts,
+  installIdentityFlowSchemas,
+  parseIdentityCounts,
+  readAuditCounts,
+  totalOf,
+} from './identities.js';
+import { type LatencyResult, streamNamespaces } from './latency.js';
+import { diffTotals, parseRequestTotals, runPool, ServiceAccountObserver, waitQueueIdle } from './observe.js';
+
+/** The chart's NODE_OPTIONS (infra/helm/tcr-assistant/values.yaml); the worker's Deployment sets none. */
+const RELAY_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=96';
+const BUNDLES = path.join(REPO_ROOT, 'dist', 'image');
+
+export interface ProductionOptions {
+  namespaces: number;
+  lowRate: number;
+  lowDurationSeconds: number;
+  idleSeconds: number;
+  controllerManagerQps?: number | undefined;
+  webhook: boolean;
+  /** A second relay replica standing by (the chart runs 2). */
+  standby: boolean;
+  concurrency: number;
+  log: (m: string) => void;
+}
+
+interface ProcStats {
+  rssMiB: number;
+  cpuSeconds: number;
+}
+
+function procStats(pid: number): ProcStats {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return { rssMiB: +(rssKb / 1024).toFixed(1), cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100 };
+}
+
+/** The program a supervised process runs (its supervisor is a bash). */
+function programPid(proc: ManagedProcess): number {
+  const supervisor = proc.child.pid as number;
+  const children = readFileSync(`/proc/${supervisor}/task/${supervisor}/children`, 'utf8').trim().split(' ');
+  if (!children[0]) throw new Error(`${proc.name}: no program under its supervisor`);
+  return Number(children[0]);
+}
+
+async function httpText(port: number, p: string): Promise<{ status: number; text: string }> {
+  const r = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(2000) });
+  return { status: r.status, text: await r.text() };
+}
+
+export async function benchProduction(opts: ProductionOptions) {
+  const { log } = opts;
+  const auditDir = mkdtempSync(path.join(os.tmpdir(), 'tcr-bench-audit-'));
+  const audit = auditArgs(auditDir);
+  const cp = await startControlPlane({
+    name: 'production',
+    controllerManagerQps: opts.controllerManagerQps,
+    extraApiserverArgs: audit.args,
+  });
+  const redis = await startRedis();
+  const admin = new KubeConfig();
+  admin.loadFromFile(cp.kubeconfigPath);
+  const core = shareConnections(admin).makeApiClient(CoreV1Api);
+  await applyManifests(admin, await readManifests(CRD_FILE));
+  await waitForCrdEstablished(admin, CRD_NAME);
+  for (const file of [NAMESPACE_FILE, FUNCTIONS_RBAC_FILE, FUNCTIONS_SYSTEM_RBAC_FILE, RELAY_RBAC_FILE])
+    await applyManifests(admin, await readManifests(file));
+  await installIdentityFlowSchemas(admin);
+  const metrics = async () => (await cp.get('/metrics')).body;
+  const versions = {
+    kubernetes: JSON.parse((await cp.get('/version')).body).gitVersion as string,
+    redis: redis.version,
+  };
+
+  const webhook = opts.webhook
+    ? await startLocalWebhook(cp, admin, { LOG_LEVEL: 'warn' }, path.join(BUNDLES, 'webhook.cjs'))
+    : undefined;
+  const startRelay = async (podName: string) => {
+    const port = await findFreePort();
+    const proc = startProcess({
+      name: podName,
+      command: process.execPath,
+      args: [path.join(BUNDLES, 'relay.cjs')],
+      logFile: path.join(cp.dir, `${podName}.log`),
+      env: {
+        ...process.env,
+        KUBECONFIG: await cp.kubeconfigAs(
+          `system:serviceaccount:${SYSTEM_NAMESPACE}:${RELAY_SERVICE_ACCOUNT}`,
+        ),
+        REDIS_URL: redis.url,
+        CLUSTER_ID: 'bench',
+        QUEUE_PREFIX: '{tcr}',
+        HTTP_PORT: String(port),
+        LOG_LEVEL: 'warn',
+        NODE_OPTIONS: RELAY_NODE_OPTIONS,
+        POD_NAME: podName,
+        LEASE_NAMESPACE: SYSTEM_NAMESPACE,
+        LEASE_NAME: 'tcr-assistant-relay',
+        LEASE_DURATION_MS: '15000',
+        RESYNC_PERIOD_MS: '600000',
+      },
+    });
+    return { proc, port };
+  };
+  const relay = await startRelay('relay-0');
+  await waitUntilReady(
+    relay.proc,
+    async () => (await httpText(relay.port, '/readyz')).text === 'leading',
+    120_000,
+    'leading',
+  );
+  const standby = opts.standby ? await startRelay('relay-1') : undefined;
+  if (standby)
+    await waitUntilReady(
+      standby.proc,
+      async () => (await httpText(standby.port, '/healthz')).status === 200,
+      60_000,
+      'healthz',
+    );
+  const workerPort = await findFreePort();
+  const worker = startProcess({
+    name: 'worker',
+    command: process.execPath,
+    args: [path.join(BUNDLES, 'functions.cjs'), 'worker'],
+    logFile: path.join(cp.dir, 'worker.log'),
+    env: {
+      ...process.env,
+      KUBECONFIG: await cp.kubeconfigAs(
+        `system:serviceaccount:${SYSTEM_NAMESPACE}:${FUNCTIONS_SERVICE_ACCOUNT}`,
+      ),
+      REDIS_URL: redis.url,
+      CLUSTER_ID: 'bench',
+      QUEUE_PREFIX: '{tcr}',
+      METRICS_PORT: String(workerPort),
+      WORKER_CONCURRENCY: '16',
+      LOG_LEVEL: 'warn',
+      NODE_OPTIONS: '',
+      ADOPT_ADDON_SECRETS: 'false',
+    },
+  });
+  await waitUntilReady(
+    worker,
+    async () => (await httpText(workerPort, '/readyz')).status === 200,
+    120_000,
+    'ready',
+  );
+  const pids: Record<string, number> = {
+    relay: programPid(relay.proc),
+    worker: programPid(worker),
+    ...(standby ? { relayStandby: programPid(standby.proc) } : {}),
+    ...(webhook ? { webhook: programPid(webhook.process) } : {}),
+  };
+  const queue = openQueue(connectRedis(redis.url), { prefix: '{tcr}', attempts: 1, backoffMs: 1000 });
+  if (queue.name !== QUEUE_NAME) throw new Error(`queue ${queue.name} is not ${QUEUE_NAME}`);
+
+  // RSS of every process once a second (the chart: RSS over time; the peaks).
+  const t0 = performance.now();
+  const rss: Record<string, [number, number][]> = Object.fromEntries(Object.keys(pids).map((k) => [k, []]));
+  const sample = () => {
+    const at = (performance.now() - t0) / 1000;
+    for (const [k, pid] of Object.entries(pids)) {
+      try {
+        rss[k]?.push([at, procStats(pid).rssMiB]);
+      } catch {
+        // the process is gone; its log says why
+      }
+    }
+  };
+  const sampler = setInterval(sample, 1000);
+  const maxRss = (k: string, from = 0, to = Number.POSITIVE_INFINITY) =>
+    Math.max(0, ...(rss[k] ?? []).filter(([t]) => t >= from && t <= to).map(([, v]) => v));
+
+  const crName = 'bench';
+  const secret = secretNameFor(crName);
+  const labels = { 'bench-owner': 'tcr-assistant' };
+  await admin.makeApiClient(CustomObjectsApi).createClusterCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    body: {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'ImagePullSecret',
+      metadata: { name: crName },
+      spec: {
+        namespaces: '*',
+        serviceAccounts: '*',
+        namespaceSelector: { matchLabels: labels },
+        docker: { server: 'bench.tencentcloudcr.com', username: 'bench', password: 'v1' },
+      },
+    },
+  });
+  await waitQueueIdle(queue);
+  log(
+    `production: stack up (${Object.entries(pids)
+      .map(([k, v]) => `${k} pid ${v}`)
+      .join(', ')})`,
+  );
+
+  // --- low load on a small cluster ---
+  const lowLoad = async (prefix: string): Promise<LatencyResult> => {
+    const before = parseIdentityCounts(await metrics());
+    const r = await streamNamespaces({
+      admin,
+      core,
+      rate: opts.lowRate,
+      durationSeconds: opts.lowDurationSeconds,
+      prefix,
+      labels,
+      secretName: secret,
+      queue,
+    });
+    await waitQueueIdle(queue);
+    const ours = diffIdentityCounts(parseIdentityCounts(await metrics()), before);
+    log(`production ${prefix}: ${JSON.stringify(r.createdToConverged)} ${JSON.stringify(r.hops)}`);
+    return Object.assign(r, {
+      ourRequestsPerNamespace: {
+        ...Object.fromEntries(Object.entries(ours).map(([k, v]) => [k, +(v / r.namespaces).toFixed(2)])),
+        total: +(totalOf(ours) / r.namespaces).toFixed(2),
+      },
+    });
+  };
+  const lowLoadSmall = await lowLoad('low');
+
+  // --- scale to N namespaces (+ their N `default` ServiceAccounts) ---
+  const bulk = Array.from(
+    { length: Math.max(0, opts.namespaces - lowLoadSmall.namespaces) },
+    (_, i) => `fp-${i}`,
+  );
+  const bulkSet = new Set(bulk);
+  const obs = new ServiceAccountObserver(
+    admin,
+    () => [secret],
+    (ns) => bulkSet.has(ns),
+  );
+  await obs.start();
+  const scaleFrom = (performance.now() - t0) / 1000;
+  const s0 = performance.now();
+  await runPool(bulk, opts.concurrency, async (name) => {
+    await core.createNamespace({ body: { metadata: { name, labels } } });
+  });
+  while (bulk.some((n) => !obs.converged.has(n))) await new Promise((r) => setTimeout(r, 500));
+  obs.stop();
+  const scaleMs = performance.now() - s0;
+  await waitQueueIdle(queue);
+  const scaleTo = (performance.now() - t0) / 1000;
+  log(`production: ${opts.namespaces} namespaces converged in ${(scaleMs / 1000).toFixed(1)} s`);
+
+  // --- idle: settle, then a window of nothing but our processes and the control plane's own upkeep ---
+  await new Promise((r) => setTimeout(r, 15_000));
+  const idleFrom = (performance.now() - t0) / 1000;
+  const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, procStats(pid).cpuSeconds]));
+  const m0 = await metrics();
+  const w0 = Date.now();
+  const load0 = os.loadavg().map((l) => +l.toFixed(2));
+  await new Promise((r) => setTimeout(r, opts.idleSeconds * 1000));
+  const m1 = await metrics();
+  const w1 = Date.now();
+  const cpu1 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, procStats(pid).cpuSeconds]));
+  const idleTo = (performance.now() - t0) / 1000;
+  const ours = diffIdentityCounts(parseIdentityCounts(m1), parseIdentityCounts(m0));
+  const seconds = (w1 - w0) / 1000;
+  // The audit log is written in batches of up to 1 s.
+  await new Promise((r) => setTimeout(r, 3000));
+  const breakdown = readAuditCounts(audit.logFile, w0, w1);
+  const cpu = Object.fromEntries(
+    Object.keys(pids).map((k) => [k, +((cpu1[k] ?? 0) - (cpu0[k] ?? 0)).toFixed(2)]),
+  );
+  const idle = {
+    seconds: +seconds.toFixed(1),
+    loadAtStart: load0,
+    loadAtEnd: os.loadavg().map((l) => +l.toFixed(2)),
+    cpuSeconds: cpu,
+    /** Relay (leader) + worker, scaled to 120 s: the target's unit. */
+    relayPlusWorkerCpuPer120s: +((((cpu.relay ?? 0) + (cpu.worker ?? 0)) * 120) / seconds).toFixed(3),
+    ourRequests: ours,
+    ourRequestsPerSecond: +(totalOf(ours) / seconds).toFixed(3),
+    ourRequestsPerSecondByIdentity: Object.fromEntries(
+      Object.entries(ours).map(([k, v]) => [k, +(v / seconds).toFixed(3)]),
+    ),
+    auditBreakdown: breakdown,
+    /** Every client, by verb and resource (the control plane's own upkeep included). */
+    allRequests: diffTotals(parseRequestTotals(m1), parseRequestTotals(m0)),
+  };
+  log(`production idle: ${JSON.stringify({ cpu, ours, perSecond: idle.ourRequestsPerSecond })}`);
+
+  // --- low load again, on the big cluster ---
+  const lowLoadBig = await lowLoad('low-big');
+
+  clearInterval(sampler);
+  const footprint = Object.fromEntries(
+    Object.keys(pids).map((k) => [
+      k,
+      {
+        idleMaxRssMiB: maxRss(k, idleFrom, idleTo),
+        scalePeakRssMiB: maxRss(k, scaleFrom, scaleTo),
+        peakRssMiB: maxRss(k),
+      },
+    ]),
+  );
+  const workerMetrics = (await httpText(workerPort, '/metrics')).text;
+  const heapUsed = (text: string) =>
+    +(Number(/nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+)/.exec(text)?.[1] ?? 0) / 2 ** 20).toFixed(1);
+  const relayMetrics = (await httpText(relay.port, '/metrics')).text;
+
+  await worker.stop('SIGTERM', 30_000);
+  await standby?.proc.stop('SIGTERM', 15_000);
+  await relay.proc.stop('SIGTERM', 15_000);
+  await webhook?.stop();
+  await queue.close();
+  await Promise.allSettled([cp.stop(), redis.stop()]);
+  rmSync(auditDir, { recursive: true, force: true });
+
+  const series = Object.entries(rss).map(([label, points]) => ({ label: `${label} RSS (MiB)`, points }));
+  return {
+    versions,
+    result: {
+      namespaces: opts.namespaces,
+      controllerManagerQps: opts.controllerManagerQps ?? 20,
+      webhook: opts.webhook,
+      standbyRelay: opts.standby,
+      bundles: ['relay.cjs', 'functions.cjs worker', ...(opts.webhook ? ['webhook.cjs'] : [])].map(
+        (b) => `node dist/image/${b}`,
+      ),
+      lowLoad: lowLoadSmall,
+      lowLoadAtScale: lowLoadBig,
+      scale: { seconds: +(scaleMs / 1000).toFixed(1), namespaces: bulk.length },
+      footprint: {
+        ...footprint,
+        relayHeapUsedMiB: heapUsed(relayMetrics),
+        workerHeapUsedMiB: heapUsed(workerMetrics),
+      },
+      idle,
+    },
+    series,
+  };
+}
