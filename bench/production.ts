@@ -33,7 +33,7 @@ import { waitForCrdEstablished } from '../shared/kube/crd.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { applyManifests, readManifests } from '../shared/kube/manifests.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
-import { connectRedis, openQueue } from '../shared/queue.js';
+import { connectRedis, enqueueJobs, openQueue } from '../shared/queue.js';
 import {
   auditArgs,
   diffIdentityCounts,
@@ -322,6 +322,29 @@ export async function benchProduction(opts: ProductionOptions) {
   };
   log(`production idle: ${JSON.stringify({ cpu, ours, perSecond: idle.ourRequestsPerSecond })}`);
 
+  // --- the periodic resync (the relay enqueues one CR job per CR every RESYNC_PERIOD_MS, 10 minutes in the
+  // chart): what one costs, so that its share of an idle 120 s can be stated (cost × 120 / 600) ---
+  const rc0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, procStats(pid).cpuSeconds]));
+  const rm0 = parseIdentityCounts(await metrics());
+  await enqueueJobs(queue, [
+    { key: { cluster: 'bench', kind: 'imagepullsecret', name: crName }, trigger: 'resync' },
+  ]);
+  await new Promise((r) => setTimeout(r, 500));
+  await waitQueueIdle(queue);
+  const rc1 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, procStats(pid).cpuSeconds]));
+  const resyncOurs = diffIdentityCounts(parseIdentityCounts(await metrics()), rm0);
+  const resyncCpu = Object.fromEntries(
+    Object.keys(pids).map((k) => [k, +((rc1[k] ?? 0) - (rc0[k] ?? 0)).toFixed(2)]),
+  );
+  const resync = {
+    periodSeconds: 600,
+    cpuSeconds: resyncCpu,
+    ourRequests: resyncOurs,
+    relayPlusWorkerCpuPer120s: +((((resyncCpu.relay ?? 0) + (resyncCpu.worker ?? 0)) * 120) / 600).toFixed(3),
+    ourRequestsPerSecond: +(totalOf(resyncOurs) / 600).toFixed(4),
+  };
+  log(`production resync: ${JSON.stringify(resync)}`);
+
   // --- low load again, on the big cluster ---
   const lowLoadBig = await lowLoad('low-big');
 
@@ -369,6 +392,7 @@ export async function benchProduction(opts: ProductionOptions) {
         workerHeapUsedMiB: heapUsed(workerMetrics),
       },
       idle,
+      resync,
     },
     series,
   };

@@ -195,6 +195,11 @@ function renderProduction(p: Record<string, any>): string[] {
     )
       .map(([k, v]) => `${k} ${v}/s`)
       .join(', ')}`,
+    ...(p.resync
+      ? [
+          `One periodic resync (the chart's 600 s; one CR job over all ${p.namespaces} namespaces), measured after the window: relay + worker CPU ${p.resync.cpuSeconds.relay} + ${p.resync.cpuSeconds.worker} s, our requests ${Object.values(p.resync.ourRequests as Record<string, number>).reduce((x, y) => x + y, 0)}; its share of every 120 s: ${p.resync.relayPlusWorkerCpuPer120s} s CPU, ${p.resync.ourRequestsPerSecond} requests/s`,
+        ]
+      : []),
     `What they were (API server audit log, requests in the window): ${Object.entries(idle.auditBreakdown)
       .map(
         ([k, v]) =>
