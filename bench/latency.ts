@@ -139,7 +139,7 @@ async function jobHops(
     'relay saw → job added': [],
     'job added → picked up': [],
     'picked up → finished (reads, writes)': [],
-    'job finished → observer saw converged': [],
+    'job finished → observer saw converged (negative: converged before the job ended)': [],
   };
   const push = (k: string, v: number) => hops[k]?.push(v);
   for (const [ns, job] of first) {
@@ -148,7 +148,10 @@ async function jobHops(
     push('relay saw → job added', job.timestamp - at);
     push('job added → picked up', (job.processedOn ?? Number.NaN) - job.timestamp);
     push('picked up → finished (reads, writes)', (job.finishedOn ?? Number.NaN) - (job.processedOn ?? 0));
-    push('job finished → observer saw converged', convergedAt(ns) - (job.finishedOn ?? Number.NaN));
+    push(
+      'job finished → observer saw converged (negative: converged before the job ended)',
+      convergedAt(ns) - (job.finishedOn ?? Number.NaN),
+    );
   }
   return {
     found: first.size,

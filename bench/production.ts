@@ -238,6 +238,7 @@ export async function benchProduction(opts: ProductionOptions) {
   // --- low load on a small cluster ---
   const lowLoad = async (prefix: string): Promise<LatencyResult> => {
     const before = parseIdentityCounts(await metrics());
+    const from = Date.now();
     const r = await streamNamespaces({
       admin,
       core,
@@ -250,8 +251,22 @@ export async function benchProduction(opts: ProductionOptions) {
     });
     await waitQueueIdle(queue);
     const ours = diffIdentityCounts(parseIdentityCounts(await metrics()), before);
+    const to = Date.now();
+    await new Promise((res) => setTimeout(res, 3000));
+    // What our identities asked, per namespace of the stream (audit log; Lease renewals included).
+    const perNamespace = Object.fromEntries(
+      Object.entries(readAuditCounts(audit.logFile, from, to)).map(([id, counts]) => [
+        id,
+        Object.fromEntries(
+          Object.entries(counts)
+            .sort((a, b) => b[1] - a[1])
+            .map(([k, v]) => [k, +(v / r.namespaces).toFixed(2)]),
+        ),
+      ]),
+    );
     log(`production ${prefix}: ${JSON.stringify(r.createdToConverged)} ${JSON.stringify(r.hops)}`);
     return Object.assign(r, {
+      ourRequestsByVerbPerNamespace: perNamespace,
       ourRequestsPerNamespace: {
         ...Object.fromEntries(Object.entries(ours).map(([k, v]) => [k, +(v / r.namespaces).toFixed(2)])),
         total: +(totalOf(ours) / r.namespaces).toFixed(2),

@@ -141,6 +141,19 @@ const sumOf = (x: Record<string, number> | undefined) =>
         .toFixed(2)
     : '-';
 
+function describeVerbs(v: Record<string, Record<string, number>> | undefined): string {
+  if (!v) return '';
+  return `: ${Object.entries(v)
+    .filter(([, c]) => Object.keys(c).length > 0)
+    .map(
+      ([id, c]) =>
+        `${id} ${Object.entries(c)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')}`,
+    )
+    .join('; ')}`;
+}
+
 function describeOurs(o: Record<string, number>): string {
   return `${o.total} (relay ${o.relay}, functions ${o.functions}, webhook ${o.webhook})`;
 }
@@ -213,10 +226,10 @@ function renderProduction(p: Record<string, any>): string[] {
       .join('; ')}`,
     '',
     ...describeLatency('Low load on a fresh cluster', p.lowLoad),
-    `Our identities' API requests per namespace during that stream (Lease renewals included): ${describeOurs(p.lowLoad.ourRequestsPerNamespace)}`,
+    `Our identities' API requests per namespace during that stream (Lease renewals included): ${describeOurs(p.lowLoad.ourRequestsPerNamespace)}${describeVerbs(p.lowLoad.ourRequestsByVerbPerNamespace)}`,
     '',
     ...describeLatency(`Low load at ${p.namespaces} namespaces`, p.lowLoadAtScale),
-    `Our identities' API requests per namespace during that stream (Lease renewals included): ${describeOurs(p.lowLoadAtScale.ourRequestsPerNamespace)}`,
+    `Our identities' API requests per namespace during that stream (Lease renewals included): ${describeOurs(p.lowLoadAtScale.ourRequestsPerNamespace)}${describeVerbs(p.lowLoadAtScale.ourRequestsByVerbPerNamespace)}`,
   ];
   return lines;
 }
