@@ -28,11 +28,11 @@ import {
 import { type ManagedProcess, startProcess, waitUntilReady } from '../infra/local/processes.js';
 import { startRedis } from '../infra/local/redis.js';
 import { startLocalWebhook } from '../infra/local/webhook.js';
-import { QUEUE_NAME } from '../shared/jobs.js';
+import { QUEUE_NAME } from '../shared/contracts/jobs.js';
+import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
 import { waitForCrdEstablished } from '../shared/kube/crd.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { applyManifests, readManifests } from '../shared/kube/manifests.js';
-import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/names.js';
 import { connectRedis, enqueueJobs, openQueue } from '../shared/queue.js';
 import {
   auditArgs,
