@@ -12,18 +12,20 @@
 // Configuration comes from the environment (REDIS_URL, QUEUE_PREFIX, CLUSTER_ID, KUBECONFIG, ...): a missing
 // REDIS_URL (or KUBECONFIG, for commands that talk to a cluster) is named and the CLI exits 2; a Redis that does
 // not answer is said once and the CLI exits 1 (`npm start` writes a file to source with all of it).
+
 import { parseArgs } from 'node:util';
 import { FunctionsEnv, parseEnv } from '../shared/config.js';
 import { type JobKey, JobKey as JobKeySchema, REGISTRY_TOKENS_KEY } from '../shared/contracts/jobs.js';
 import { describeError } from '../shared/errors.js';
+import { serveHealthHttp } from '../shared/http-server.js';
 import { enqueueJobs } from '../shared/queue.js';
 import { createRedisClient } from '../shared/redis-connection.js';
 import { withTimeout } from '../shared/timeout.js';
+import { describeIssues } from '../shared/zod-issues.js';
 import { AuditFilter, followAudit, listAudit, parseSince } from './adapters/audit-reader.js';
 import { runJob } from './core/run-job.js';
 import { buildFunctionsRuntime } from './runtime/build-runtime.js';
 import { describeFleet, formatFleet } from './runtime/fleet-view.js';
-import { serveMetrics } from './runtime/metrics.js';
 import { registerOperationalGauges } from './runtime/operational-metrics.js';
 import { keepSchedules } from './runtime/schedule-keeper.js';
 import { watchOurSecrets } from './runtime/secret-watch.js';
@@ -99,10 +101,7 @@ function keyFrom(cluster: string, kind: string | undefined, name: string | undef
   const raw =
     kind === 'serviceaccount' ? { cluster, kind, namespace: ns, name: sa } : { cluster, kind, name };
   const key = JobKeySchema.safeParse(raw);
-  if (!key.success)
-    throw new Error(
-      `bad key: ${key.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
+  if (!key.success) throw new Error(`bad key: ${describeIssues(key.error.issues)}`);
   return key.data;
 }
 
@@ -144,7 +143,7 @@ async function main(argv: string[]): Promise<number> {
         const secrets = await watchOurSecrets(rt);
         registerOperationalGauges(rt.metrics.registry, rt);
         // Ready once Redis answers and the workers run: a worker that cannot reach Redis takes no jobs.
-        const server = await serveMetrics(rt.metrics.registry, env.METRICS_PORT, () =>
+        const server = await serveHealthHttp(env.METRICS_PORT, rt.metrics.registry, () =>
           rt.redis.status !== 'ready'
             ? { ready: false, detail: `redis ${rt.redis.status}` }
             : worker.isRunning()

@@ -1,8 +1,17 @@
 // The node agent: list + watch one ConfigMap, keep the managed block of the hosts file in line with it.
-import { CoreV1Api, type KubeConfig, type V1ConfigMap, Watch } from '@kubernetes/client-node';
+import type { KubeConfig, V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { Backoff, sleep } from '../shared/backoff.js';
 import { type DesiredHosts, readDesiredHosts } from '../shared/contracts/updater-config.js';
 import { describeError } from '../shared/errors.js';
+import { configMapCollection } from '../shared/kube/collections.js';
+import {
+  type ResourceSource,
+  ResourceWatcher,
+  type WatchEventType,
+  type WatchedObject,
+  type WatchMetrics,
+} from '../shared/kube/resource-watcher.js';
 import {
   HostsFileDetachedError,
   type HostsFs,
@@ -11,12 +20,12 @@ import {
 } from './crash-safe-write.js';
 import { type SyncResult, syncHostsFile } from './hosts-file.js';
 
-export type ConfigMapEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+export type ConfigMapEventType = WatchEventType;
 
 /** Where the ConfigMap comes from: the API server (createConfigMapSource) or a test double. */
 export interface ConfigMapSource {
   /** The ConfigMap (undefined when it does not exist) and the resourceVersion of that read. */
-  list(): Promise<{ configMap: V1ConfigMap | undefined; resourceVersion: string }>;
+  list(signal?: AbortSignal): Promise<{ configMap: V1ConfigMap | undefined; resourceVersion: string }>;
   /**
    * Streams changes after `resourceVersion`. Resolves when the server ends the watch or `signal` aborts;
    * rejects on failure (WatchExpiredError when the resourceVersion is too old).
@@ -28,14 +37,9 @@ export interface ConfigMapSource {
   ): Promise<void>;
 }
 
-/** 410 Gone: the watch must restart from a fresh list. */
-export class WatchExpiredError extends Error {
-  override readonly name = 'WatchExpiredError';
-}
-
 /**
- * Reads one ConfigMap through list/watch restricted by `fieldSelector=metadata.name=<name>`: that is what
- * lets RBAC grant list/watch with `resourceNames: [<name>]` and nothing else.
+ * Reads one ConfigMap through list/watch restricted by `fieldSelector=metadata.name=<name>` (the shared
+ * collection): that is what lets RBAC grant list/watch with `resourceNames: [<name>]` and nothing else.
  */
 export function createConfigMapSource(
   kc: KubeConfig,
@@ -43,72 +47,43 @@ export function createConfigMapSource(
   name: string,
   watchTimeoutSeconds = 330,
 ): ConfigMapSource {
-  const core = kc.makeApiClient(CoreV1Api);
-  const fieldSelector = `metadata.name=${name}`;
-  const watchPath = `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`;
+  const collection = configMapCollection(kc, namespace, name, watchTimeoutSeconds);
   return {
-    async list() {
-      const list = await core.listNamespacedConfigMap({ namespace, fieldSelector });
+    async list(signal) {
+      const page = await collection.listPage(undefined, signal ?? new AbortController().signal);
       return {
-        configMap: list.items.find((cm) => cm.metadata?.name === name),
-        resourceVersion: list.metadata?.resourceVersion ?? '',
+        configMap: (page.items as V1ConfigMap[]).find((cm) => cm.metadata?.name === name),
+        resourceVersion: page.resourceVersion,
       };
     },
-    watch(resourceVersion, onEvent, signal) {
-      return new Promise<void>((resolve, reject) => {
-        let controller: AbortController | undefined;
-        let settled = false;
-        const finish = (error?: unknown) => {
-          if (settled) return;
-          settled = true;
-          signal.removeEventListener('abort', onAbort);
-          controller?.abort();
-          if (error) reject(error);
-          else resolve();
-        };
-        const onAbort = () => finish();
-        if (signal.aborted) return finish();
-        signal.addEventListener('abort', onAbort, { once: true });
-        new Watch(kc)
-          .watch(
-            watchPath,
-            {
-              fieldSelector,
-              resourceVersion,
-              allowWatchBookmarks: true,
-              // The server ends the watch; the caller's resync timer is the guard against a silent stall.
-              timeoutSeconds: watchTimeoutSeconds,
-            },
-            (type: string, obj: V1ConfigMap & { code?: number; message?: string }) => {
-              if (settled) return;
-              if (type === 'ERROR') {
-                finish(
-                  obj?.code === 410
-                    ? new WatchExpiredError('watch expired (410 Gone)')
-                    : new Error(`watch error ${obj?.code ?? ''}: ${obj?.message ?? 'unknown'}`),
-                );
-              } else if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') {
-                onEvent(type, obj);
-              }
-            },
-            (err: unknown) => {
-              const aborted = signal.aborted || (err instanceof Error && err.name === 'AbortError');
-              const status = (err as { statusCode?: number } | null)?.statusCode;
-              if (status === 410) finish(new WatchExpiredError('watch expired (410 Gone)'));
-              else finish(err && !aborted ? err : undefined);
-            },
-          )
-          .then(
-            (c) => {
-              controller = c;
-              if (settled) c.abort();
-            },
-            (error: unknown) => finish(error),
-          );
-      });
-    },
+    watch: (resourceVersion, onEvent, signal) =>
+      collection.watch(resourceVersion, (type, obj) => onEvent(type, obj as V1ConfigMap), signal),
   };
 }
+
+/** The ConfigMap as a source of the shared watcher: one key, fingerprinted by its data. */
+function asResourceSource(source: ConfigMapSource): ResourceSource<'configmap'> {
+  return {
+    kind: 'configmap',
+    async listPage(_token, signal) {
+      const { configMap, resourceVersion } = await source.list(signal);
+      return { items: configMap ? [configMap as WatchedObject] : [], resourceVersion };
+    },
+    watch: (resourceVersion, onEvent, signal) =>
+      source.watch(resourceVersion, (type, cm) => onEvent(type, cm as WatchedObject), signal),
+    keyOf: (obj) => obj.metadata?.name ?? '',
+    fingerprintOf: (obj) => JSON.stringify((obj as V1ConfigMap).data ?? {}),
+  };
+}
+
+/** The watcher's counters: the agent exports no metrics, its log lines say what happened. */
+const noMetrics: WatchMetrics = {
+  events: { inc: () => {} },
+  dropped: { inc: () => {} },
+  watchRestarts: { inc: () => {} },
+  relists: { inc: () => {} },
+  sawEvent: () => {},
+};
 
 export interface HostsUpdaterOptions {
   /** Needed unless `source` is given. */
@@ -130,31 +105,6 @@ export interface HostsUpdaterOptions {
   source?: ConfigMapSource | undefined;
   fs?: HostsFs | undefined;
 }
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/** Settles like `promise`, or rejects as soon as `signal` aborts (a list request cannot be cancelled). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('stopped'));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
-const jitter = (ms: number) => Math.round(ms * (0.5 + Math.random()));
 
 function summarize(value: unknown): string {
   let text: string;
@@ -211,26 +161,23 @@ class HostsApplier {
   }
 
   private async drain(): Promise<void> {
-    let retryMs = this.opts.retryInitialMs;
+    const backoff = new Backoff({ baseMs: this.opts.retryInitialMs, capMs: this.opts.retryMaxMs });
     while (this.pending && !this.opts.stop.aborted) {
       const { desired, cause } = this.pending;
       this.pending = undefined;
       try {
         await this.apply(desired, cause);
-        retryMs = this.opts.retryInitialMs;
+        backoff.reset();
       } catch (error) {
         if (error instanceof HostsFileDetachedError) {
           this.fatalError = error;
           this.opts.onFatal(error);
           return;
         }
-        this.opts.log.error(
-          { err: describeError(error), retryInMs: retryMs },
-          'could not update the hosts file',
-        );
+        const retryInMs = backoff.next();
+        this.opts.log.error({ err: describeError(error), retryInMs }, 'could not update the hosts file');
         this.pending ??= { desired, cause };
-        await sleep(jitter(retryMs), this.opts.stop);
-        retryMs = Math.min(retryMs * 2, this.opts.retryMaxMs);
+        await sleep(retryInMs, this.opts.stop);
       }
     }
   }
@@ -276,10 +223,11 @@ class HostsApplier {
 }
 
 /**
- * Runs until `signal` aborts. Start-up repairs a write interrupted by a crash; then, in a loop: list the
- * ConfigMap (apply it), watch it (apply ADDED/MODIFIED, remove the block on DELETED) until the server ends
- * the watch or the resync interval passes, and list again. Failures back off exponentially with jitter.
- * Rejects only with HostsFileDetachedError (the process should exit so the mount is renewed).
+ * Runs until `signal` aborts. Start-up repairs a write interrupted by a crash; then the shared list+watch
+ * loop (shared/kube/resource-watcher.ts) follows the ConfigMap: every list (the first, each resync interval,
+ * after 410 Gone or a failure) re-applies it whole, and each watch event applies the change (DELETED
+ * removes the block). Failures back off exponentially with jitter. Rejects only with HostsFileDetachedError
+ * (the process should exit so the mount is renewed).
  */
 export async function runHostsUpdater(options: HostsUpdaterOptions): Promise<void> {
   const resyncIntervalMs = options.resyncIntervalMs ?? 300_000;
@@ -328,46 +276,32 @@ export async function runHostsUpdater(options: HostsUpdaterOptions): Promise<voi
     'hosts updater started',
   );
 
-  let backoffMs = retryInitialMs;
+  const watcher = new ResourceWatcher(asResourceSource(source), {
+    // The resync interval is the guard against a silent stall: no separate watchdog.
+    watchdogSilenceMs: 0,
+    relistEveryMs: resyncIntervalMs,
+    backoff: { baseMs: retryInitialMs, capMs: retryMaxMs },
+    onListed: (objects) => applier.set(readDesiredHosts(objects[0] as V1ConfigMap | undefined), 'list'),
+    onChange: (change) => {
+      if (change.viaRelist) return; // onListed applies the whole list
+      const type = change.type === 'deleted' ? 'DELETED' : change.type === 'added' ? 'ADDED' : 'MODIFIED';
+      applier.set(
+        change.type === 'deleted' ? { state: 'absent' } : readDesiredHosts(change.object as V1ConfigMap),
+        type,
+      );
+    },
+    log,
+    metrics: noMetrics,
+  });
+  watcher.start();
   try {
-    while (!stop.signal.aborted) {
-      const startedAt = Date.now();
-      const cycle = new AbortController();
-      const endCycle = () => cycle.abort();
-      const timer = setTimeout(endCycle, resyncIntervalMs);
-      stop.signal.addEventListener('abort', endCycle, { once: true });
-      try {
-        const { configMap, resourceVersion } = await untilAborted(source.list(), stop.signal);
-        applier.set(readDesiredHosts(configMap), 'list');
-        await source.watch(
-          resourceVersion,
-          (type, cm) => applier.set(type === 'DELETED' ? { state: 'absent' } : readDesiredHosts(cm), type),
-          cycle.signal,
-        );
-        if (Date.now() - startedAt < 1000 && !cycle.signal.aborted) {
-          // A server (or proxy) that ends every watch at once must not make us list in a tight loop.
-          log.warn({ retryInMs: backoffMs }, 'watch ended immediately');
-          await sleep(jitter(backoffMs), stop.signal);
-          backoffMs = Math.min(backoffMs * 2, retryMaxMs);
-        } else {
-          backoffMs = retryInitialMs;
-        }
-      } catch (error) {
-        if (stop.signal.aborted) break;
-        if (error instanceof WatchExpiredError && Date.now() - startedAt >= 1000) {
-          log.info('watch expired: listing again');
-          continue;
-        }
-        log.warn({ err: describeError(error), retryInMs: backoffMs }, 'list/watch failed');
-        await sleep(jitter(backoffMs), stop.signal);
-        backoffMs = Math.min(backoffMs * 2, retryMaxMs);
-      } finally {
-        clearTimeout(timer);
-        stop.signal.removeEventListener('abort', endCycle);
-      }
-    }
+    if (!stop.signal.aborted)
+      await new Promise<void>((resolve) =>
+        stop.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
   } finally {
     options.signal.removeEventListener('abort', onStop);
+    await watcher.stop();
     // A write in progress finishes (it is short and crash-safe anyway) before we return.
     await applier.idle();
   }

@@ -3,7 +3,7 @@
 // SIGTERM/SIGINT: stop watching, let a write in progress finish, exit 0. Exit 1 on bad configuration or
 // when the hosts file was replaced behind the bind mount (the restart gives a fresh mount).
 import { z } from 'zod';
-import { parseEnv } from '../shared/config.js';
+import { ms, parseEnv } from '../shared/config.js';
 import { SYSTEM_NAMESPACE } from '../shared/contracts/names.js';
 import { UPDATER_CONFIG_MAP_NAME } from '../shared/contracts/updater-config.js';
 import { describeError } from '../shared/errors.js';
@@ -23,11 +23,7 @@ export const HostsUpdaterEnv = z.object({
   /** Kubeconfig file; absent or empty: the in-cluster ServiceAccount. */
   KUBECONFIG: z.string().optional(),
   KUBE_CONTEXT: z.string().optional(),
-  RESYNC_INTERVAL_MS: z.coerce
-    .number({ error: 'RESYNC_INTERVAL_MS must be a number of milliseconds' })
-    .int()
-    .min(1000, 'RESYNC_INTERVAL_MS must be ≥ 1000')
-    .default(300_000),
+  RESYNC_INTERVAL_MS: ms('RESYNC_INTERVAL_MS', 1000).default(300_000),
   /** For log lines (the DaemonSet passes spec.nodeName). */
   NODE_NAME: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

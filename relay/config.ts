@@ -1,19 +1,13 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { CommonEnv } from '../shared/config.js';
-
-const ms = (name: string, min: number) =>
-  z.coerce
-    .number({ error: `${name} must be a number of milliseconds` })
-    .int()
-    .min(min, `${name} must be ≥ ${min}`);
+import { CommonEnv, intFrom, ms, port } from '../shared/config.js';
 
 export const RelayEnv = CommonEnv.extend({
   /** Full resync: one CR job per CR, whose fan-out re-checks every namespace (default 10 minutes). */
   RESYNC_PERIOD_MS: ms('RESYNC_PERIOD_MS', 1000).default(600_000),
   /** A watch that delivers nothing (not even a bookmark) for this long is restarted. */
   WATCHDOG_SILENCE_MS: ms('WATCHDOG_SILENCE_MS', 1000).default(150_000),
-  HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HTTP_PORT: port.default(8080),
   LEASE_NAMESPACE: z.string().default('tcr-assistant-system'),
   LEASE_NAME: z.string().default('tcr-assistant-relay'),
   LEASE_DURATION_MS: ms('LEASE_DURATION_MS', 1000).default(15_000),
@@ -21,7 +15,7 @@ export const RelayEnv = CommonEnv.extend({
   /** Identity in the Lease: the pod name in a cluster. */
   POD_NAME: z.string().default(`${os.hostname()}-${process.pid}`),
   /** At most this many dirty keys are kept while Redis is unreachable; beyond, a full resync follows. */
-  DIRTY_MAX_KEYS: z.coerce.number().int().min(100).default(200_000),
+  DIRTY_MAX_KEYS: intFrom('DIRTY_MAX_KEYS', 100).default(200_000),
   FLUSH_INTERVAL_MS: ms('FLUSH_INTERVAL_MS', 1).default(10),
 });
 export type RelayEnv = z.infer<typeof RelayEnv>;

@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
+import { Backoff } from '../shared/backoff.js';
 import type { Enqueue } from '../shared/contracts/jobs.js';
 import { dedupIdOf } from '../shared/contracts/jobs.js';
 import { enqueueJobs } from '../shared/queue.js';
@@ -32,7 +33,8 @@ export class Publisher {
   private failingSince: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
-  private backoffMs = 0;
+  /** Redis writes that failed in a row: the next try waits (full jitter, 100 ms doubling up to 5 s). */
+  private readonly backoff = new Backoff({ baseMs: 100, capMs: 5000 });
   private nextTryAt = 0;
 
   constructor(
@@ -106,8 +108,7 @@ export class Publisher {
             'Redis unreachable: keeping dirty keys',
           );
         }
-        this.backoffMs = Math.min(5000, Math.max(100, this.backoffMs * 2));
-        this.nextTryAt = Date.now() + this.backoffMs;
+        this.nextTryAt = Date.now() + this.backoff.next();
         return;
       }
       for (const [id, item] of batch) {
@@ -126,7 +127,7 @@ export class Publisher {
       );
       this.failingSince = undefined;
     }
-    this.backoffMs = 0;
+    this.backoff.reset();
     this.overflowed = false;
     if (recovered) this.opts.onRecovered();
   }

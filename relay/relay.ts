@@ -2,12 +2,12 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Enqueue } from '../shared/contracts/jobs.js';
-import { type Change, type ResourceSource, ResourceWatcher } from '../shared/kube/resource-watcher.js';
 import {
   imagePullSecretCollection,
   namespaceCollection,
   serviceAccountCollection,
-} from '../shared/kube/sources.js';
+} from '../shared/kube/collections.js';
+import { type Change, type ResourceSource, ResourceWatcher } from '../shared/kube/resource-watcher.js';
 import {
   fingerprintOf,
   isEchoOfOwnWrite,
@@ -85,7 +85,7 @@ export class Relay {
     });
     this.watchers = sources.map(
       (source) =>
-        new ResourceWatcher(opts.kc, source, {
+        new ResourceWatcher(source, {
           watchdogSilenceMs: opts.watchdogSilenceMs,
           onChange: (change) => this.onChange(change),
           onSynced: () => this.onSynced(),

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { backoffDelay } from '../shared/backoff.js';
 import type { WakeSnapshot } from '../shared/contracts/wake-slots.js';
 import type { WakeMetrics } from './scf-wake-metrics.js';
 
@@ -61,11 +62,6 @@ export interface WakerOptions {
 export function desiredSlots(backlog: number, jobsPerSlot: number, maxSlots: number): number {
   if (backlog <= 0) return 0;
   return Math.max(1, Math.min(maxSlots, Math.ceil(backlog / jobsPerSlot)));
-}
-
-/** Full jitter: uniform in [0, min(cap, base · 2^(failures - 1))]. */
-export function backoffDelay(failures: number, base: number, cap: number, random: () => number): number {
-  return random() * Math.min(cap, base * 2 ** Math.max(0, failures - 1));
 }
 
 /** Passes (one Redis round trip each) start at most this often, however often the publisher pokes. */

@@ -1,12 +1,22 @@
 import { z } from 'zod';
 import { ClusterId } from './contracts/jobs.js';
 import { redisUrlProblem } from './redis-connection.js';
+import { describeIssues } from './zod-issues.js';
 
-const intFrom = (name: string, min: number) =>
+// The environment's helpers, for every part's settings (the relay, webhook, hosts-updater, functions, SCF).
+
+/** A whole number from an environment variable, at least `min`; `unit` names it in the message. */
+export const intFrom = (name: string, min: number, unit?: string) =>
   z.coerce
-    .number({ error: `${name} must be a number` })
+    .number({ error: `${name} must be a number${unit ? ` of ${unit}` : ''}` })
     .int(`${name} must be an integer`)
     .min(min, `${name} must be ≥ ${min}`);
+/** A duration in milliseconds, at least `min`. */
+export const ms = (name: string, min: number) => intFrom(name, min, 'milliseconds');
+/** A duration in seconds, at least `min`. */
+export const seconds = (name: string, min: number) => intFrom(name, min, 'seconds');
+/** A TCP port; 0 = any free one. */
+export const port = z.coerce.number().int().min(0).max(65535);
 
 /**
  * An optional setting where an empty value means "not set": deployment tools (serverless.yml's
@@ -71,6 +81,5 @@ export type FunctionsEnv = z.infer<typeof FunctionsEnv>;
 export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
   const result = schema.safeParse(env);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
-  throw new Error(`invalid configuration: ${problems.join('; ')}`);
+  throw new Error(`invalid configuration: ${describeIssues(result.error.issues, { root: '(env)' })}`);
 }

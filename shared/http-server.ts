@@ -1,11 +1,15 @@
 import http from 'node:http';
 import type { Registry } from 'prom-client';
 
-/** /healthz (the process runs), /readyz (per `ready()`), /metrics (Prometheus). */
+/**
+ * The one health and metrics server of every long-running process (relay, webhook, functions worker):
+ * /healthz (the process answers), /readyz (`ready()`: 503 with the reason while not ready), /metrics
+ * (Prometheus), on `port` (0 = a free one).
+ */
 export async function serveHealthHttp(
   port: number,
   registry: Registry,
-  ready: () => { ready: boolean; detail: string },
+  ready: () => { ready: boolean; detail: string } = () => ({ ready: true, detail: 'ok' }),
 ): Promise<http.Server> {
   const server = http.createServer(async (req, res) => {
     if (req.url === '/healthz') {

@@ -1,17 +1,7 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { CommonEnv } from '../shared/config.js';
+import { CommonEnv, ms, port, seconds } from '../shared/config.js';
 
-const ms = (name: string, min: number) =>
-  z.coerce
-    .number({ error: `${name} must be a number of milliseconds` })
-    .int()
-    .min(min, `${name} must be ≥ ${min}`);
-const seconds = (name: string, min: number) =>
-  z.coerce
-    .number({ error: `${name} must be a number of seconds` })
-    .int()
-    .min(min, `${name} must be ≥ ${min}`);
 const list = z.string().transform((s) =>
   s
     .split(',')
@@ -24,9 +14,9 @@ const DAY = 86_400;
 export const WebhookEnv = CommonEnv.pick({ KUBECONFIG: true, KUBE_CONTEXT: true, LOG_LEVEL: true }).extend({
   /** Where the API server reaches the webhook (HTTPS). */
   WEBHOOK_HOST: z.string().default('0.0.0.0'),
-  WEBHOOK_PORT: z.coerce.number().int().min(0).max(65535).default(8443),
+  WEBHOOK_PORT: port.default(8443),
   /** /healthz, /readyz, /metrics (plain HTTP). */
-  HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HTTP_PORT: port.default(8080),
   /** A request for a namespace the view has not seen yet waits this long for it (then: unchanged). */
   NAMESPACE_WAIT_MS: ms('NAMESPACE_WAIT_MS', 0).default(1000),
   WATCHDOG_SILENCE_MS: ms('WATCHDOG_SILENCE_MS', 1000).default(150_000),

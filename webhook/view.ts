@@ -8,8 +8,8 @@ import {
   type MatchableNamespace,
   toMatchableNamespace,
 } from '../shared/contracts/matching.js';
+import { imagePullSecretCollection, namespaceCollection } from '../shared/kube/collections.js';
 import { type Change, ResourceWatcher, type WatchedObject } from '../shared/kube/resource-watcher.js';
-import { imagePullSecretCollection, namespaceCollection } from '../shared/kube/sources.js';
 import type { WebhookMetrics } from './metrics.js';
 
 // The webhook's in-memory view of what matching looks at: every CR's rules and every namespace's labels
@@ -61,7 +61,6 @@ export class AdmissionView {
     };
     this.watchers = [
       new ResourceWatcher<ViewKind>(
-        opts.kc,
         {
           kind: 'namespace',
           keyOf: (o) => o.metadata?.name ?? '',
@@ -71,7 +70,6 @@ export class AdmissionView {
         common,
       ),
       new ResourceWatcher<ViewKind>(
-        opts.kc,
         {
           kind: 'imagepullsecret',
           keyOf: (o) => o.metadata?.name ?? '',

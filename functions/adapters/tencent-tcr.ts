@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { tcr } from 'tencentcloud-sdk-nodejs/tencentcloud/services/tcr/index.js';
 import { tke } from 'tencentcloud-sdk-nodejs/tencentcloud/services/tke/index.js';
 import { z } from 'zod';
-import { emptyAsUnset } from '../../shared/config.js';
+import { backoffDelay } from '../../shared/backoff.js';
+import { emptyAsUnset, seconds } from '../../shared/config.js';
 import { abortable, abortReason, bindSignal, type SignalBound } from '../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
 import { tencentHttpProfile } from '../../shared/tencent-http.js';
@@ -26,7 +27,7 @@ export const TencentApiEnv = z.object({
     .default('tcr.tencentcloudapi.com'),
   TENCENTCLOUD_PROTOCOL: z.enum(['https://', 'http://']).default('https://'),
   /** Seconds per API request: well under an SCF invocation's job budget. */
-  TENCENTCLOUD_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(60).default(10),
+  TENCENTCLOUD_TIMEOUT_SECONDS: seconds('TENCENTCLOUD_TIMEOUT_SECONDS', 1).max(60).default(10),
 });
 export type TencentApiEnv = z.infer<typeof TencentApiEnv>;
 
@@ -278,7 +279,7 @@ export class TencentTcrApi implements TcrApi, TkeApi, SignalBound {
         if (attempt >= attempts || !QUICK_RETRY_CODES.some((p) => p.test(code))) {
           throw mapSdkError(error, what, credential.secretKey);
         }
-        await abortable(sleep(Math.random() * Math.min(cap, base * 2 ** (attempt - 1))), this.signal, what);
+        await abortable(sleep(backoffDelay(attempt, base, cap)), this.signal, what);
       }
     }
   }

@@ -1,5 +1,6 @@
 import { describeKey, JobData } from '../../shared/contracts/jobs.js';
 import { describeError, TerminalError } from '../../shared/errors.js';
+import { describeIssues } from '../../shared/zod-issues.js';
 import { reconcileImagePullSecret } from './image-pull-secret/reconcile-image-pull-secret.js';
 import { reconcileNamespace } from './namespace/reconcile-namespace.js';
 import { reconcileServiceAccount } from './namespace/reconcile-service-account.js';
@@ -59,9 +60,7 @@ export async function runJob(deps: RunJobDeps, payload: unknown, job: JobContext
   const started = deps.now();
   const parsed = JobData.safeParse(payload);
   if (!parsed.success) {
-    const problems = parsed.error.issues
-      .map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`)
-      .join('; ');
+    const problems = describeIssues(parsed.error.issues, { root: '(payload)' });
     const error = new TerminalError(`invalid job payload: ${problems}`);
     await deps.audit.record({
       time: started.toISOString(),

@@ -1,4 +1,5 @@
 import { describeError } from '../../shared/errors.js';
+import { renderColumns } from '../../shared/kube/table.js';
 import { withTimeout } from '../../shared/timeout.js';
 import { tokenKeyOf } from '../core/registry-tokens/token-store.js';
 import { scrubMessage } from '../core/scrub.js';
@@ -102,18 +103,6 @@ export async function describeFleet(rt: FunctionsRuntime, timeoutMs = 10_000): P
   return { fleet: rt.fleet.name, clusters, tokenReports };
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
-
 export function formatFleet(view: FleetView): string {
   const rows = [['CLUSTER', 'CR', 'DESIRED', 'SUCCEEDED', 'READY', 'TOKEN', 'TOKEN EXPIRES', 'LAST ERROR']];
   for (const c of view.clusters) {
@@ -150,5 +139,5 @@ export function formatFleet(view: FleetView): string {
       ]);
     }
   }
-  return `fleet ${view.fleet}\n\n${table(rows)}\n\n${tokens.length > 1 ? table(tokens) : '(no tokens stored)'}\n`;
+  return `fleet ${view.fleet}\n\n${renderColumns(rows)}\n\n${tokens.length > 1 ? renderColumns(tokens) : '(no tokens stored)'}\n`;
 }

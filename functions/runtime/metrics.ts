@@ -1,4 +1,3 @@
-import http from 'node:http';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import type { RequestObserver } from '../adapters/kube/api-call.js';
 import type { JobObserver } from '../core/run-job.js';
@@ -51,31 +50,3 @@ export function createFunctionsMetrics(registry = new Registry()) {
   return { registry, observeRequest, observer, requests };
 }
 export type FunctionsMetrics = ReturnType<typeof createFunctionsMetrics>;
-
-/**
- * Serves /metrics, /healthz (the process answers) and /readyz (`ready()`: 503 with the reason while not
- * ready) on the given port (0 = a free one).
- */
-export async function serveMetrics(
-  registry: Registry,
-  port: number,
-  ready: () => { ready: boolean; detail: string } = () => ({ ready: true, detail: 'ok' }),
-): Promise<http.Server> {
-  const server = http.createServer(async (req, res) => {
-    if (req.url === '/metrics') {
-      res.setHeader('Content-Type', registry.contentType);
-      res.end(await registry.metrics());
-    } else if (req.url === '/healthz') {
-      res.end('ok');
-    } else if (req.url === '/readyz') {
-      const state = ready();
-      res.statusCode = state.ready ? 200 : 503;
-      res.end(state.detail);
-    } else {
-      res.statusCode = 404;
-      res.end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(port, '0.0.0.0', resolve));
-  return server;
-}

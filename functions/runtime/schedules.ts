@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseEnv } from '../../shared/config.js';
+import { ms, parseEnv } from '../../shared/config.js';
 import {
   ClusterId,
   type JobData,
@@ -14,15 +14,11 @@ import type { FunctionsRuntime } from './build-runtime.js';
 
 export const SchedulesEnv = z.object({
   /** How often each cluster's private-endpoint map is refreshed; 0 removes the schedule. */
-  PRIVATE_ENDPOINTS_EVERY_MS: z.coerce
-    .number({ error: 'PRIVATE_ENDPOINTS_EVERY_MS must be a number of milliseconds' })
-    .int('PRIVATE_ENDPOINTS_EVERY_MS must be an integer')
+  PRIVATE_ENDPOINTS_EVERY_MS: ms('PRIVATE_ENDPOINTS_EVERY_MS', 0)
     .refine((ms) => ms === 0 || ms >= 10_000, 'PRIVATE_ENDPOINTS_EVERY_MS must be 0 (off) or ≥ 10000')
     .default(300_000),
   /** How often the fleet's TCR tokens are checked (issue before expiry, distribute, revoke); 0 removes it. */
-  REGISTRY_TOKENS_EVERY_MS: z.coerce
-    .number({ error: 'REGISTRY_TOKENS_EVERY_MS must be a number of milliseconds' })
-    .int('REGISTRY_TOKENS_EVERY_MS must be an integer')
+  REGISTRY_TOKENS_EVERY_MS: ms('REGISTRY_TOKENS_EVERY_MS', 0)
     .refine((ms) => ms === 0 || ms >= 1000, 'REGISTRY_TOKENS_EVERY_MS must be 0 (off) or ≥ 1000')
     .default(60_000),
 });

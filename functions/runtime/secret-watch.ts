@@ -1,4 +1,3 @@
-import { CoreV1Api, type KubeConfig, Watch } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { parseEnv } from '../../shared/config.js';
@@ -6,10 +5,11 @@ import type { Enqueue, JobKey } from '../../shared/contracts/jobs.js';
 import { FIELD_MANAGER, OUR_SECRETS_SELECTOR } from '../../shared/contracts/labels.js';
 import { SECRET_PREFIX } from '../../shared/contracts/names.js';
 import { describeError } from '../../shared/errors.js';
+import { secretCollection } from '../../shared/kube/collections.js';
 import {
   type Change,
-  type ListPage,
   ResourceWatcher,
+  WatchExpiredError,
   type WatchedObject,
 } from '../../shared/kube/resource-watcher.js';
 import { enqueueJobs } from '../../shared/queue.js';
@@ -26,8 +26,6 @@ export const SecretWatchEnv = z.object({
   /** `off`: no watch of our Secrets (a Secret deleted by hand then waits for the next CR job or resync). */
   SECRET_WATCH: z.enum(['on', 'off']).default('on'),
 });
-
-const PAGE = 500;
 
 /** A change to one of our Secrets that the functions must look at (namespace to reconcile), if any. */
 export function namespaceToRepair(
@@ -104,23 +102,6 @@ function metricsOf(registry: Registry): SecretWatchMetrics {
   return metrics;
 }
 
-/** Lists our pull Secrets of the whole cluster, a page at a time (for the watch's list and relists). */
-function ourSecrets(kc: KubeConfig) {
-  const core = kc.makeApiClient(CoreV1Api);
-  return async (token?: string): Promise<ListPage> => {
-    const list = await core.listSecretForAllNamespaces({
-      labelSelector: OUR_SECRETS_SELECTOR,
-      limit: PAGE,
-      _continue: token,
-    });
-    return {
-      items: list.items as unknown as WatchedObject[],
-      resourceVersion: list.metadata?.resourceVersion ?? '',
-      continueToken: list.metadata?._continue,
-    };
-  };
-}
-
 /** Hands namespace keys to the queue, a few milliseconds' worth at a time (deduplicated per key). */
 function batcher(rt: FunctionsRuntime, cluster: string, metrics: SecretWatchMetrics) {
   const pending = new Map<string, Enqueue>();
@@ -166,13 +147,10 @@ export async function watchOurSecrets(
   for (const cluster of clusters) {
     const { kc } = await rt.connect(cluster);
     const repair = batcher(rt, cluster, metrics);
-    const watcher = new ResourceWatcher(
-      kc,
+    const watcher = new ResourceWatcher<'secret'>(
       {
         kind: 'secret',
-        watchPath: '/api/v1/secrets',
-        watchQuery: { labelSelector: OUR_SECRETS_SELECTOR },
-        listPage: ourSecrets(kc),
+        ...secretCollection(kc, OUR_SECRETS_SELECTOR),
         keyOf: (obj) => `${obj.metadata?.namespace}/${obj.metadata?.name}`,
         // The resourceVersion: every change is looked at (namespaceToRepair decides), and no hash of
         // Secret data is kept.
@@ -224,8 +202,9 @@ export async function catchUpSecretChanges(
   const { kc, cluster: port } = await rt.connect(cluster);
   const stateKey = secretWatchKey(rt.env.QUEUE_PREFIX, cluster);
   const from = await rt.redis.get(stateKey);
+  const secrets = secretCollection(kc, OUR_SECRETS_SELECTOR);
   const startOver = async () => {
-    const page = await ourSecrets(kc)(undefined);
+    const page = await secrets.listPage(undefined, AbortSignal.timeout(60_000));
     await rt.redis.set(stateKey, page.resourceVersion);
   };
   if (!from) {
@@ -235,44 +214,30 @@ export async function catchUpSecretChanges(
   const namespaces = new Set<string>();
   let last = from;
   let gone = false;
-  await new Promise<void>((resolve, reject) => {
-    let controller: AbortController | undefined;
-    const timer = setTimeout(() => controller?.abort(), windowMs + 500);
-    new Watch(kc)
-      .watch(
-        '/api/v1/secrets',
-        {
-          labelSelector: OUR_SECRETS_SELECTOR,
-          resourceVersion: from,
-          allowWatchBookmarks: true,
-          timeoutSeconds: Math.max(1, Math.round(windowMs / 1000)),
-        },
-        (type: string, obj: WatchedObject & { code?: number }) => {
-          if (type === 'ERROR') {
-            if (obj.code === 410) gone = true;
-            controller?.abort();
-            return;
-          }
-          const rv = obj.metadata?.resourceVersion;
-          if (rv) last = rv;
-          if (type === 'BOOKMARK') return;
-          const key = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
-          const change = type === 'DELETED' ? 'deleted' : type === 'ADDED' ? 'added' : 'modified';
-          const ns = namespaceToRepair(change, key, obj);
-          if (ns) namespaces.add(ns);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          const status = (err as { statusCode?: number } | null)?.statusCode;
-          if (status === 410) gone = true;
-          if (err && !gone && !(err instanceof Error && err.name === 'AbortError')) reject(err);
-          else resolve();
-        },
-      )
-      .then((c) => {
-        controller = c;
-      }, reject);
-  });
+  // The shared watch (shared/kube/collections.ts), replayed from where the last invocation got, for the
+  // window: the API server sends the backlog at once, then only bookmarks.
+  const window = new AbortController();
+  const timer = setTimeout(() => window.abort(), windowMs + 500);
+  try {
+    await secretCollection(kc, OUR_SECRETS_SELECTOR, Math.max(1, Math.round(windowMs / 1000))).watch(
+      from,
+      (type, obj) => {
+        const rv = obj.metadata?.resourceVersion;
+        if (rv) last = rv;
+        if (type === 'BOOKMARK') return;
+        const key = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+        const change = type === 'DELETED' ? 'deleted' : type === 'ADDED' ? 'added' : 'modified';
+        const ns = namespaceToRepair(change, key, obj);
+        if (ns) namespaces.add(ns);
+      },
+      window.signal,
+    );
+  } catch (error) {
+    if (!(error instanceof WatchExpiredError)) throw error;
+    gone = true;
+  } finally {
+    clearTimeout(timer);
+  }
   if (gone) {
     // What changed since is unknown: every CR's fan-out compares every namespace (the relay's resync).
     const crs = await port.listImagePullSecrets();

@@ -2,14 +2,16 @@
 // Thin: parse the event and context with zod, build the (warm-cached) runtime, drain the queue within the
 // invocation's time limit, map the outcome. Invoked by the relay (an asynchronous Invoke naming a wake slot,
 // as soon as it enqueues) and by the timers of serverless.yml (the safety net).
+
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { FunctionsEnv, parseEnv } from '../../shared/config.js';
+import { FunctionsEnv, ms, parseEnv } from '../../shared/config.js';
 import { REGISTRY_TOKENS_KEY } from '../../shared/contracts/jobs.js';
 import { WakeSlots } from '../../shared/contracts/wake-slots.js';
 import { describeError } from '../../shared/errors.js';
 import { enqueueJobs } from '../../shared/queue.js';
 import { withTimeout } from '../../shared/timeout.js';
+import { describeIssues } from '../../shared/zod-issues.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../runtime/build-runtime.js';
 import { type DrainResult, drainQueue, type HeldSlot } from '../runtime/drain.js';
 import { privateEndpointsKey } from '../runtime/schedules.js';
@@ -55,12 +57,6 @@ export const ScfContext = z
   })
   .passthrough();
 
-const ms = (name: string, min: number) =>
-  z.coerce
-    .number({ error: `${name} must be a number of milliseconds` })
-    .int()
-    .min(min, `${name} must be ≥ ${min}`);
-
 const ScfEnv = FunctionsEnv.extend({
   ...SecretWatchEnv.shape,
   /** Time kept in reserve at the end of an invocation (closing connections, returning). */
@@ -84,9 +80,6 @@ const ScfEnv = FunctionsEnv.extend({
 });
 
 let warm: { rt: FunctionsRuntime; env: z.infer<typeof ScfEnv>; slots: WakeSlots } | undefined;
-
-const describeIssues = (issues: readonly z.core.$ZodIssue[]) =>
-  issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
 
 export async function main_handler(
   event: unknown,

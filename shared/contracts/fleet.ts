@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { describeIssues } from '../zod-issues.js';
 import { TcrTokenSource } from './image-pull-secret.js';
 import { ClusterId, FLEET_JOB_CLUSTER } from './jobs.js';
 
@@ -133,8 +134,8 @@ export function parseFleet(text: string, source = 'fleet file'): Fleet {
   }
   const result = Fleet.safeParse(raw);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((i) => `${describePath(raw, i.path)}: ${i.message}`);
-  throw new FleetFileError(`${source} is invalid: ${problems.join('; ')}`);
+  const problems = describeIssues(result.error.issues, { path: (p) => describePath(raw, p) });
+  throw new FleetFileError(`${source} is invalid: ${problems}`);
 }
 
 export function loadFleetFile(path: string): Fleet {

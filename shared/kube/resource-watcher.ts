@@ -1,7 +1,10 @@
-import { type KubeConfig, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { Backoff, type BackoffPolicy, sleep } from '../backoff.js';
+import { abortable, linkSignals } from '../deadline.js';
 
-// One list+watch loop for every part that watches the API (the relay's job keys, the webhook's view).
+// The one list+watch loop of the code base: the relay's job keys, the webhook's view, the worker's watch of
+// our Secrets and the hosts-updater's ConfigMap all run on ResourceWatcher; collections.ts is the one place
+// that opens a watch with client-node (and the SCF catch-up replays through it too).
 
 export type ChangeType = 'added' | 'modified' | 'deleted';
 
@@ -23,7 +26,7 @@ export interface WatchedObject {
   spec?: unknown;
 }
 
-/** Counters the loop reports to (the relay and the webhook each register their own names). */
+/** Counters the loop reports to (each part registers its own names). */
 export interface WatchMetrics {
   events: { inc(labels: { kind: string; type: string }): void };
   dropped: { inc(labels: { kind: string }): void };
@@ -38,13 +41,30 @@ export interface ListPage {
   continueToken?: string | undefined;
 }
 
-export interface ResourceSource<K extends string = string> {
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
+
+/** 410 Gone: the resourceVersion is older than the API server's history; list again. */
+export class WatchExpiredError extends Error {
+  override readonly name = 'WatchExpiredError';
+}
+
+/** A collection of the API: how to list it a page at a time and how to watch it (collections.ts). */
+export interface Collection {
+  /** One page of the list; `signal` is the page's deadline (and the watcher's stop). */
+  listPage(continueToken: string | undefined, signal: AbortSignal): Promise<ListPage>;
+  /**
+   * Streams the changes after `resourceVersion` (bookmarks included). Resolves when the server ends the watch
+   * or `signal` aborts; rejects on failure, with WatchExpiredError when the resourceVersion is too old.
+   */
+  watch(
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, obj: WatchedObject) => void,
+    signal: AbortSignal,
+  ): Promise<void>;
+}
+
+export interface ResourceSource<K extends string = string> extends Collection {
   kind: K;
-  /** Path of the collection to watch, e.g. /api/v1/namespaces. */
-  watchPath: string;
-  /** Extra watch parameters, e.g. a labelSelector (the list must apply the same). */
-  watchQuery?: Record<string, string>;
-  listPage(continueToken?: string): Promise<ListPage>;
   /** The object's key within its kind (`name` or `namespace/name`). */
   keyOf(obj: WatchedObject): string;
   /** Exactly what the consumer looks at: a MODIFIED event that does not change it is dropped. */
@@ -64,39 +84,54 @@ export interface Change<K extends string = string> {
 }
 
 export interface WatcherOptions<K extends string = string> {
+  /** A watch that delivers nothing (not even a bookmark) for this long is restarted; 0: no watchdog. */
   watchdogSilenceMs: number;
   onChange: (change: Change<K>) => void;
-  /** After the first complete list: the relay knows every object of this kind. */
+  /** After the first complete list: the consumer knows every object of this kind. */
   onSynced?: () => void;
+  /** After every complete list, with what it found (a consumer that re-applies the whole state). */
+  onListed?: (objects: WatchedObject[]) => void;
   /** Report the objects of the first list as `added` too (default: only later differences). */
   reportInitialList?: boolean;
+  /** List again this often whatever the watch says (default: only after 410 Gone). */
+  relistEveryMs?: number | undefined;
+  /** A list page that takes longer fails (and is retried with backoff). Default 60 s. */
+  listPageTimeoutMs?: number;
+  /** Between failed lists or watches (default 100 ms doubling up to 10 s, full jitter). */
+  backoff?: BackoffPolicy;
   log: Logger;
   metrics: WatchMetrics;
 }
 
-class GoneError extends Error {}
+/** A watch that ends sooner than this after it opened was not a normal end (a proxy closing at once). */
+const SHORTEST_WATCH_MS = 1000;
 
 /**
  * List + watch of one kind, resuming from the last resourceVersion and asking for bookmarks. Keeps only a
  * fingerprint per key (bounded memory), which both filters MODIFIED events that cannot matter and lets a
  * relist after 410 Gone find what changed while the watch was down, deletions included. A watchdog
- * restarts a watch that has gone silent: client-node's watches are known to stall without an error.
+ * restarts a watch that has gone silent: client-node's watches are known to stall without an error. Every
+ * failure (a list page past its deadline included) is retried with the shared backoff; a watch that the
+ * server ends at once counts as one, so that a misbehaving proxy cannot make it list in a tight loop.
  */
 export class ResourceWatcher<K extends string = string> {
   private readonly known = new Map<string, string>();
   private resourceVersion = '';
-  private controller: AbortController | undefined;
-  private stopped = false;
+  private readonly stopping = new AbortController();
+  /** Ends the current watch (watchdog, relist timer, stop). */
+  private current: AbortController | undefined;
   private lastEventAt = Date.now();
   private watchdog: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
   private synced = false;
+  private readonly backoff: Backoff;
 
   constructor(
-    private readonly kc: KubeConfig,
     private readonly source: ResourceSource<K>,
     private readonly opts: WatcherOptions<K>,
-  ) {}
+  ) {
+    this.backoff = new Backoff(opts.backoff ?? { baseMs: 100, capMs: 10_000 });
+  }
 
   get kind(): K {
     return this.source.kind;
@@ -111,84 +146,79 @@ export class ResourceWatcher<K extends string = string> {
   }
 
   start(): void {
-    this.watchdog = setInterval(() => this.checkSilence(), Math.min(5000, this.opts.watchdogSilenceMs / 3));
+    if (this.opts.watchdogSilenceMs > 0)
+      this.watchdog = setInterval(() => this.checkSilence(), Math.min(5000, this.opts.watchdogSilenceMs / 3));
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.suspended?.resume();
+    this.stopping.abort();
     if (this.watchdog) clearInterval(this.watchdog);
-    this.controller?.abort();
+    this.current?.abort();
     await this.loop;
   }
 
-  /** For tests: pretend the watch went silent. */
-  forceRestart(reason = 'silent'): void {
-    this.opts.metrics.watchRestarts.inc({ kind: this.kind, reason });
-    this.controller?.abort();
-  }
-
-  private suspended: { resume: () => void; gate: Promise<void> } | undefined;
-
-  /** Stops watching but keeps what is known, as a network partition would (tests, maintenance). */
-  suspend(): void {
-    let resume = () => {};
-    const gate = new Promise<void>((r) => {
-      resume = r;
-    });
-    this.suspended = { resume, gate };
-    this.controller?.abort();
-  }
-
-  /** Watches again from the last resourceVersion, or from `fromResourceVersion` if given. */
-  resume(fromResourceVersion?: string): void {
-    if (fromResourceVersion !== undefined) this.resourceVersion = fromResourceVersion;
-    const s = this.suspended;
-    this.suspended = undefined;
-    s?.resume();
+  private get stopped(): boolean {
+    return this.stopping.signal.aborted;
   }
 
   private checkSilence(): void {
-    if (Date.now() - this.lastEventAt > this.opts.watchdogSilenceMs && this.controller) {
+    if (Date.now() - this.lastEventAt > this.opts.watchdogSilenceMs && this.current) {
       this.opts.log.warn(
         { kind: this.kind, silentMs: Date.now() - this.lastEventAt },
         'watch silent: restarting it',
       );
       this.lastEventAt = Date.now();
-      this.forceRestart('silent');
+      this.opts.metrics.watchRestarts.inc({ kind: this.kind, reason: 'silent' });
+      this.current.abort();
     }
   }
 
   private async run(): Promise<void> {
-    let backoff = 100;
     let needList = true;
+    let listedAt = 0;
     while (!this.stopped) {
       try {
         if (needList) {
           await this.relist();
           needList = false;
+          listedAt = Date.now();
         }
-        if (this.suspended) await this.suspended.gate;
         if (this.stopped) return;
-        await this.watchOnce();
-        backoff = 100;
-        if (!this.stopped && !this.suspended)
+        const relistIn = this.opts.relistEveryMs
+          ? listedAt + this.opts.relistEveryMs - Date.now()
+          : undefined;
+        const ended = await this.watchOnce(relistIn);
+        if (this.stopped) return;
+        if (ended === 'relist') {
+          needList = true;
+          continue;
+        }
+        if (ended === 'too-soon') {
+          const retryInMs = this.backoff.next();
           this.opts.metrics.watchRestarts.inc({ kind: this.kind, reason: 'closed' });
+          this.opts.log.warn({ kind: this.kind, retryInMs }, 'watch ended immediately');
+          await sleep(retryInMs, this.stopping.signal);
+          continue;
+        }
+        this.backoff.reset();
+        if (ended === 'closed') this.opts.metrics.watchRestarts.inc({ kind: this.kind, reason: 'closed' });
       } catch (error) {
         if (this.stopped) return;
-        if (error instanceof GoneError) {
+        if (error instanceof WatchExpiredError) {
           this.opts.log.info({ kind: this.kind }, 'watch resourceVersion too old (410 Gone): relisting');
           needList = true;
           continue;
         }
+        // What changed while the watch was failing is unknown: list again (as client-go's reflector does).
+        needList = true;
+        const retryInMs = this.backoff.next();
         this.opts.metrics.watchRestarts.inc({ kind: this.kind, reason: 'error' });
         this.opts.log.warn(
-          { kind: this.kind, err: error instanceof Error ? error.message : String(error), backoff },
-          'watch failed: retrying',
+          { kind: this.kind, err: error instanceof Error ? error.message : String(error), retryInMs },
+          'list/watch failed',
         );
-        await new Promise((r) => setTimeout(r, backoff * (0.5 + Math.random())));
-        backoff = Math.min(backoff * 2, 10_000);
+        await sleep(retryInMs, this.stopping.signal);
       }
     }
   }
@@ -201,7 +231,7 @@ export class ResourceWatcher<K extends string = string> {
     let token: string | undefined;
     let rv = '';
     do {
-      const page = await this.source.listPage(token);
+      const page = await this.listPage(token);
       for (const obj of page.items) {
         const key = this.source.keyOf(obj);
         fresh.set(key, this.source.fingerprintOf(obj));
@@ -224,9 +254,22 @@ export class ResourceWatcher<K extends string = string> {
     for (const [k, v] of fresh) this.known.set(k, v);
     this.resourceVersion = rv;
     this.lastEventAt = Date.now();
+    this.opts.onListed?.([...objects.values()]);
     if (!this.synced) {
       this.synced = true;
       this.opts.onSynced?.();
+    }
+  }
+
+  /** One page, within its deadline: a LIST that hangs must not stall the watcher (the watchdog covers watches only). */
+  private async listPage(token: string | undefined): Promise<ListPage> {
+    const timeoutMs = this.opts.listPageTimeoutMs ?? 60_000;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const { signal, unlink } = linkSignals([this.stopping.signal, deadline]);
+    try {
+      return await abortable(this.source.listPage(token, signal), signal, `list ${this.kind}`);
+    } finally {
+      unlink();
     }
   }
 
@@ -234,60 +277,58 @@ export class ResourceWatcher<K extends string = string> {
     this.opts.onChange({ kind: this.kind, type, key, viaRelist, object });
   }
 
-  private async watchOnce(): Promise<void> {
-    const watch = new Watch(this.kc);
-    let gone = false;
-    await new Promise<void>((resolve, reject) => {
-      const handle = (type: string, obj: WatchedObject & { code?: number }) => {
-        this.lastEventAt = Date.now();
-        this.opts.metrics.sawEvent(this.kind);
-        this.opts.metrics.events.inc({ kind: this.kind, type });
-        if (type === 'ERROR') {
-          if (obj.code === 410) gone = true;
-          this.controller?.abort();
-          return;
-        }
-        const rv = obj.metadata?.resourceVersion;
-        if (rv) this.resourceVersion = rv;
-        if (type === 'BOOKMARK') return;
-        const key = this.source.keyOf(obj);
-        const fp = this.source.fingerprintOf(obj);
-        if (type === 'DELETED') {
-          this.known.delete(key);
-          this.emit('deleted', key, false);
-        } else if (type === 'ADDED' || type === 'MODIFIED') {
-          const before = this.known.get(key);
-          this.known.set(key, fp);
-          if (before === fp || (before !== undefined && this.source.isEcho?.(before, fp))) {
-            this.opts.metrics.dropped.inc({ kind: this.kind });
-          } else this.emit(before === undefined ? 'added' : 'modified', key, false, obj);
-        }
-      };
-      watch
-        .watch(
-          this.source.watchPath,
-          {
-            ...this.source.watchQuery,
-            resourceVersion: this.resourceVersion,
-            allowWatchBookmarks: true,
-            // The server ends each watch after 5-10 minutes; resuming from the last version is free.
-            timeoutSeconds: 300 + Math.floor(Math.random() * 300),
-          },
-          handle,
-          (err: unknown) => {
-            this.controller = undefined;
-            const status = (err as { statusCode?: number } | null)?.statusCode;
-            if (gone || status === 410) reject(new GoneError());
-            else if (err && !this.stopped && !(err instanceof Error && err.name === 'AbortError'))
-              reject(err);
-            else resolve();
-          },
-        )
-        .then((controller) => {
-          this.controller = controller;
-          // Stopped or suspended while the watch was being opened: close it now.
-          if (this.stopped || this.suspended) controller.abort();
-        }, reject);
-    });
+  /**
+   * Watches until the server ends it (`closed`, or `too-soon` right after it opened), the relist timer
+   * fires (`relist`) or the watchdog or stop ends it (`restarted`). Throws what the watch failed with.
+   */
+  private async watchOnce(
+    relistInMs: number | undefined,
+  ): Promise<'closed' | 'too-soon' | 'relist' | 'restarted'> {
+    if (relistInMs !== undefined && relistInMs <= 0) return 'relist';
+    const controller = new AbortController();
+    this.current = controller;
+    let relistDue = false;
+    const timer =
+      relistInMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            relistDue = true;
+            controller.abort();
+          }, relistInMs);
+    const openedAt = Date.now();
+    try {
+      await this.source.watch(
+        this.resourceVersion,
+        (type, obj) => this.onEvent(type, obj),
+        controller.signal,
+      );
+    } finally {
+      clearTimeout(timer);
+      this.current = undefined;
+    }
+    if (relistDue) return 'relist';
+    if (controller.signal.aborted) return 'restarted';
+    return Date.now() - openedAt < SHORTEST_WATCH_MS ? 'too-soon' : 'closed';
+  }
+
+  private onEvent(type: WatchEventType, obj: WatchedObject): void {
+    this.lastEventAt = Date.now();
+    this.opts.metrics.sawEvent(this.kind);
+    this.opts.metrics.events.inc({ kind: this.kind, type });
+    const rv = obj.metadata?.resourceVersion;
+    if (rv) this.resourceVersion = rv;
+    if (type === 'BOOKMARK') return;
+    const key = this.source.keyOf(obj);
+    if (type === 'DELETED') {
+      this.known.delete(key);
+      this.emit('deleted', key, false);
+      return;
+    }
+    const fp = this.source.fingerprintOf(obj);
+    const before = this.known.get(key);
+    this.known.set(key, fp);
+    if (before === fp || (before !== undefined && this.source.isEcho?.(before, fp))) {
+      this.opts.metrics.dropped.inc({ kind: this.kind });
+    } else this.emit(before === undefined ? 'added' : 'modified', key, false, obj);
   }
 }

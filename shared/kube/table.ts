@@ -41,11 +41,22 @@ export function formatTable(table: Table): string {
     }),
   );
   if (rows.length === 0) return 'No resources found';
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('   ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
+  return renderColumns([header, ...rows]);
+}
+
+/**
+ * The one table renderer (kubectl's look: columns padded to their widest cell, three spaces apart, no
+ * trailing blanks). The first row is the header. Used for server-side Tables and the CLI's fleet view.
+ */
+export function renderColumns(rows: readonly (readonly string[])[]): string {
+  const columns = Math.max(0, ...rows.map((r) => r.length));
+  const widths = Array.from({ length: columns }, (_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((cells) =>
+      cells
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('   ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -6,7 +6,7 @@ import { startControlPlane } from '../../infra/local/control-plane.js';
 import { CRD_FILE, CRD_NAME, NAMESPACE_FILE, RELAY_RBAC_FILE } from '../../infra/local/paths.js';
 import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
 import { createRelayMetrics } from '../../relay/metrics.js';
-import { Relay } from '../../relay/relay.js';
+import { createSources, Relay } from '../../relay/relay.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
 import { createLogger } from '../../shared/logging.js';
@@ -16,6 +16,7 @@ import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/funct
 import { adminKubeConfig, createNamespace, serviceAccountUser, uniqueName } from '../support/kube.js';
 import { type RelayProcess, startRelayProcess } from '../support/relay.js';
 import { waitFor } from '../support/wait.js';
+import { gateWatch } from '../support/watch-gate.js';
 
 // The relay and the functions together, each as its own ServiceAccount, against the real control plane and
 // a Redis of this file's own (so that it can be stopped).
@@ -203,17 +204,24 @@ describe('relay + functions', () => {
       attempts: 1,
       backoffMs: 50,
     });
-    const relay = new Relay({
-      kc: asRelay,
-      clusterId: 'gone',
-      queue,
-      log: createLogger('relay', 'silent'),
-      metrics,
-      resyncPeriodMs: 3_600_000,
-      watchdogSilenceMs: 60_000,
-      maxDirtyKeys: 10_000,
-      flushIntervalMs: 10,
-    });
+    // The namespace watch behind a gate, as a network partition would hold it: closing the gate ends the
+    // watch, and no watch opens again until it reopens (the watcher keeps what it knows meanwhile).
+    const sources = createSources(asRelay);
+    const nsGate = gateWatch(sources.find((s) => s.kind === 'namespace')!);
+    const relay = new Relay(
+      {
+        kc: asRelay,
+        clusterId: 'gone',
+        queue,
+        log: createLogger('relay', 'silent'),
+        metrics,
+        resyncPeriodMs: 3_600_000,
+        watchdogSilenceMs: 60_000,
+        maxDirtyKeys: 10_000,
+        flushIntervalMs: 10,
+      },
+      sources,
+    );
     const adminCore = admin.makeApiClient(CoreV1Api);
     const relists = async () =>
       (await metrics.relists.get()).values.find((v) => v.labels.kind === 'namespace')?.value ?? 0;
@@ -222,8 +230,7 @@ describe('relay + functions', () => {
       await createNamespace(admin, 'doomed');
       relay.start();
       await waitFor('relay synced', () => relay.ready);
-      const nsWatcher = relay.watchers.find((w) => w.kind === 'namespace')!;
-      nsWatcher.suspend();
+      nsGate.close();
       await adminCore.deleteNamespace({ name: 'doomed' });
       await waitFor(
         'doomed gone',
@@ -236,7 +243,7 @@ describe('relay + functions', () => {
       await queue.obliterate({ force: true });
       const before = await relists();
       await compactEtcd(cp.etcdUrl);
-      nsWatcher.resume();
+      nsGate.open();
       await waitFor('a relist after 410 Gone', async () => (await relists()) > before);
       // The namespace watch's relist finds both changes (the ServiceAccount watch, still running, also
       // reports born's `default` ServiceAccount: that one is not part of the relist).

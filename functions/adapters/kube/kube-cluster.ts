@@ -9,6 +9,7 @@ import {
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { backoffDelay, sleep } from '../../../shared/backoff.js';
 import {
   FIELD_MANAGER,
   FINALIZER,
@@ -286,7 +287,7 @@ export class KubeCluster implements ClusterPort, SignalBound {
         if (codeOf(error) === 404) return 'gone';
         if (codeOf(error) !== 409 || attempt >= 5) throw error;
       }
-      await abortable(new Promise((r) => setTimeout(r, Math.random() * 20 * attempt)), this.signal);
+      await abortable(sleep(backoffDelay(attempt, 20, 200)), this.signal);
       current = await this.getServiceAccount(sa.namespace, sa.name);
     }
   }

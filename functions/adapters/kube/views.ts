@@ -10,6 +10,7 @@ import {
 } from '../../../shared/contracts/labels.js';
 import { toMatchableNamespace } from '../../../shared/contracts/matching.js';
 import { KIND } from '../../../shared/contracts/names.js';
+import { describeIssues } from '../../../shared/zod-issues.js';
 import type {
   CrView,
   ImagePullSecretStatus,
@@ -136,6 +137,6 @@ export function toCrView(raw: unknown): CrView {
     const credential = !spec.data.tcr && username && password ? { server, username, password } : undefined;
     return { ...base, spec: spec.data, credential };
   }
-  const problems = spec.error.issues.map((i) => `spec.${i.path.join('.')}: ${i.message}`).join('; ');
+  const problems = describeIssues(spec.error.issues, { path: (p) => `spec.${p.map(String).join('.')}` });
   return { ...base, invalid: problems, credential: undefined, spec: { docker: { server: '' } } };
 }

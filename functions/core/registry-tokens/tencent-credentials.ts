@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { SYSTEM_NAMESPACE } from '../../../shared/contracts/names.js';
 import { TerminalError } from '../../../shared/errors.js';
+import { describeIssues } from '../../../shared/zod-issues.js';
 import type { CredentialsRef, TencentCredential } from '../model.js';
 import type { SecretReader } from '../ports.js';
 
@@ -58,7 +59,7 @@ export async function resolveTencentCredential(
   if (!data) throw new TerminalError(`${where} (spec.tcr.credentialsSecretRef) does not exist`);
   const parsed = CredentialSecretData.safeParse(data);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    const problems = describeIssues(parsed.error.issues);
     // Names keys only: zod's issues for strings never carry the value.
     throw new TerminalError(`${where} needs the keys SecretId and SecretKey (${problems})`);
   }

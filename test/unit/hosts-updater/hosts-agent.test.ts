@@ -8,7 +8,6 @@ import {
   type ConfigMapEventType,
   type ConfigMapSource,
   runHostsUpdater,
-  WatchExpiredError,
 } from '../../../hosts-updater/agent.js';
 import { HostsFileDetachedError, nodeFs } from '../../../hosts-updater/crash-safe-write.js';
 import { applyHostsBlock } from '../../../hosts-updater/hosts-block.js';
@@ -17,6 +16,7 @@ import {
   readDesiredHosts,
   UpdaterConfigDataSchema,
 } from '../../../shared/contracts/updater-config.js';
+import { WatchExpiredError } from '../../../shared/kube/resource-watcher.js';
 import { createLogger } from '../../../shared/logging.js';
 import { waitFor } from '../../support/wait.js';
 

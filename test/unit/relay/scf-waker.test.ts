@@ -3,7 +3,6 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createWakeMetrics } from '../../../relay/scf-wake-metrics.js';
 import {
-  backoffDelay,
   desiredSlots,
   InvokeError,
   type Invoker,
@@ -12,6 +11,7 @@ import {
   type WakerOptions,
   type WakeStore,
 } from '../../../relay/scf-waker.js';
+import { backoffDelay } from '../../../shared/backoff.js';
 import type { SlotView, WakeSnapshot } from '../../../shared/contracts/wake-slots.js';
 import { createLogger } from '../../../shared/logging.js';
 
