@@ -15,7 +15,13 @@
 
 import { parseArgs } from 'node:util';
 import { FunctionsEnv, parseEnv } from '../shared/config.js';
-import { type JobKey, JobKey as JobKeySchema, REGISTRY_TOKENS_KEY } from '../shared/contracts/jobs.js';
+import {
+  describeKey,
+  type JobKey,
+  JobKey as JobKeySchema,
+  REGISTRY_TOKENS_KEY,
+} from '../shared/contracts/jobs.js';
+import { startDeadline } from '../shared/deadline.js';
 import { describeError } from '../shared/errors.js';
 import { serveHealthHttp } from '../shared/http-server.js';
 import { enqueueJobs } from '../shared/queue.js';
@@ -24,7 +30,7 @@ import { withTimeout } from '../shared/timeout.js';
 import { describeIssues } from '../shared/zod-issues.js';
 import { AuditFilter, followAudit, listAudit, parseSince } from './adapters/audit-reader.js';
 import { runJob } from './core/run-job.js';
-import { buildFunctionsRuntime } from './runtime/build-runtime.js';
+import { buildFunctionsRuntime, type FunctionsRuntime } from './runtime/build-runtime.js';
 import { describeFleet, formatFleet } from './runtime/fleet-view.js';
 import { registerOperationalGauges } from './runtime/operational-metrics.js';
 import { keepSchedules } from './runtime/schedule-keeper.js';
@@ -105,6 +111,21 @@ function keyFrom(cluster: string, kind: string | undefined, name: string | undef
   return key.data;
 }
 
+/** One job run from the command line, as a worker runs it: the same deadline (JOB_TIMEOUT_MS) and a logger per key. */
+async function runCliJob(rt: FunctionsRuntime, key: JobKey) {
+  const what = describeKey(key);
+  const deadline = startDeadline(rt.env.JOB_TIMEOUT_MS, `job ${what}`);
+  try {
+    return await runJob(
+      rt.runDeps,
+      { v: 1, key, trigger: 'cli', at: Date.now() },
+      { attempt: 1, maxAttempts: 1, signal: deadline.signal, log: rt.log.child({ key: what }) },
+    );
+  } finally {
+    deadline.dispose();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
@@ -166,11 +187,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'reconcile': {
         const key = keyFrom(env.CLUSTER_ID, kind, name);
-        const result = await runJob(
-          rt.runDeps,
-          { v: 1, key, trigger: 'cli', at: Date.now() },
-          { attempt: 1, maxAttempts: 1 },
-        );
+        const result = await runCliJob(rt, key);
         printActions(result.actions);
         if (result.skipped) console.log(`skipped: ${result.skipped}`);
         return 0;
@@ -182,11 +199,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'tokens': {
         try {
-          const result = await runJob(
-            rt.runDeps,
-            { v: 1, key: REGISTRY_TOKENS_KEY, trigger: 'cli', at: Date.now() },
-            { attempt: 1, maxAttempts: 1 },
-          );
+          const result = await runCliJob(rt, REGISTRY_TOKENS_KEY);
           printActions(result.actions);
           return 0;
         } catch (error) {

@@ -1,6 +1,28 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { abortable, linkSignals } from '../shared/deadline.js';
 import { describeError } from '../shared/errors.js';
+import { signalOptions } from '../shared/kube/abort.js';
+
+/** The Lease calls the elector makes (client-node's CoordinationV1Api, or a fake in unit tests). */
+export interface LeaseApi {
+  readNamespacedLease(args: { name: string; namespace: string }, signal: AbortSignal): Promise<V1Lease>;
+  createNamespacedLease(args: { namespace: string; body: V1Lease }, signal: AbortSignal): Promise<V1Lease>;
+  replaceNamespacedLease(
+    args: { name: string; namespace: string; body: V1Lease },
+    signal: AbortSignal,
+  ): Promise<V1Lease>;
+}
+
+/** The Lease API of a kubeconfig, each request carrying its signal. */
+export function leaseApiOf(kc: KubeConfig): LeaseApi {
+  const api = kc.makeApiClient(CoordinationV1Api);
+  return {
+    readNamespacedLease: (args, signal) => api.readNamespacedLease(args, signalOptions(signal)),
+    createNamespacedLease: (args, signal) => api.createNamespacedLease(args, signalOptions(signal)),
+    replaceNamespacedLease: (args, signal) => api.replaceNamespacedLease(args, signalOptions(signal)),
+  };
+}
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -12,6 +34,8 @@ export interface LeaderElectionOptions {
   onStoppedLeading: () => void | Promise<void>;
   log: Logger;
   now?: () => number;
+  /** For tests: the Lease API (default: the kubeconfig's). */
+  api?: LeaseApi;
 }
 
 const status = (error: unknown) => (error as { code?: number }).code;
@@ -21,12 +45,17 @@ const status = (error: unknown) => (error as { code?: number }).code;
  * `retryMs`; a candidate takes the Lease once it has seen no renewal for `leaseDurationMs` (measured with its
  * own clock from when it last saw the record change, so clock skew between nodes does not matter). Every
  * write is guarded by resourceVersion, so two replicas never both win. A leader that cannot renew within the
- * lease duration steps down before anyone else may take over.
+ * lease duration steps down before anyone else may take over: every Lease request of a round times out within
+ * `retryMs` (a hung API call cannot hold the elector), and a timer set at each renewal steps the leader down
+ * at the renew deadline (`leaseDurationMs - retryMs`) whether or not a request is still pending.
  */
 export class LeaderElector {
-  private readonly api: CoordinationV1Api;
+  private readonly api: LeaseApi;
   private leading = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Fires at the renew deadline unless a renewal moves it: the leader steps down on time. */
+  private stepDownTimer: NodeJS.Timeout | undefined;
+  private readonly stopping = new AbortController();
   private observed: { record: string; at: number } | undefined;
   private lastRenew = 0;
   private stopped = false;
@@ -36,7 +65,12 @@ export class LeaderElector {
     kc: KubeConfig,
     private readonly opts: LeaderElectionOptions,
   ) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.api = opts.api ?? leaseApiOf(kc);
+  }
+
+  /** How long a leader may go without a renewal before it must stop leading. */
+  private get renewDeadlineMs(): number {
+    return this.opts.leaseDurationMs - this.opts.retryMs;
   }
 
   get isLeader(): boolean {
@@ -47,9 +81,12 @@ export class LeaderElector {
     const tick = async () => {
       if (this.busy || this.stopped) return;
       this.busy = true;
+      // One round's requests share a deadline of one retry period: the next round starts on time.
+      const { signal, unlink } = linkSignals([this.stopping.signal, AbortSignal.timeout(this.opts.retryMs)]);
       try {
-        await this.tryAcquireOrRenew();
+        await this.tryAcquireOrRenew(signal);
       } finally {
+        unlink();
         this.busy = false;
       }
     };
@@ -61,14 +98,17 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    this.stopping.abort();
     while (this.busy) await new Promise((r) => setTimeout(r, 10));
     if (!this.leading) return;
     await this.setLeading(false);
+    // Giving the Lease up is a courtesy (it expires anyway): a few seconds at most.
+    const signal = AbortSignal.timeout(Math.max(1000, this.opts.retryMs));
     try {
-      const lease = await this.api.readNamespacedLease({
-        name: this.opts.name,
-        namespace: this.opts.namespace,
-      });
+      const lease = await this.call(
+        this.api.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace }, signal),
+        signal,
+      );
       if (lease.spec?.holderIdentity === this.opts.identity) {
         lease.spec = {
           ...lease.spec,
@@ -76,11 +116,13 @@ export class LeaderElector {
           leaseDurationSeconds: 1,
           renewTime: new V1MicroTime(0),
         };
-        await this.api.replaceNamespacedLease({
-          name: this.opts.name,
-          namespace: this.opts.namespace,
-          body: lease,
-        });
+        await this.call(
+          this.api.replaceNamespacedLease(
+            { name: this.opts.name, namespace: this.opts.namespace, body: lease },
+            signal,
+          ),
+          signal,
+        );
       }
     } catch (error) {
       this.opts.log.warn({ err: describeError(error) }, 'could not release the lease');
@@ -91,7 +133,12 @@ export class LeaderElector {
     return (this.opts.now ?? Date.now)();
   }
 
-  private async tryAcquireOrRenew(): Promise<void> {
+  /** A Lease request, cut off at `signal` even if the client does not honour it. */
+  private call<T>(request: Promise<T>, signal: AbortSignal): Promise<T> {
+    return abortable(request, signal, 'lease request');
+  }
+
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<void> {
     const { name, namespace, identity } = this.opts;
     const now = this.now();
     // MicroTime fields must carry six fractional digits: V1MicroTime serializes them that way.
@@ -105,13 +152,16 @@ export class LeaderElector {
     try {
       let lease: V1Lease;
       try {
-        lease = await this.api.readNamespacedLease({ name, namespace });
+        lease = await this.call(this.api.readNamespacedLease({ name, namespace }, signal), signal);
       } catch (error) {
         if (status(error) !== 404) throw error;
-        await this.api.createNamespacedLease({
-          namespace,
-          body: { metadata: { name, namespace }, spec: spec(0) },
-        });
+        await this.call(
+          this.api.createNamespacedLease(
+            { namespace, body: { metadata: { name, namespace }, spec: spec(0) } },
+            signal,
+          ),
+          signal,
+        );
         return this.won(now);
       }
       const record = JSON.stringify([
@@ -123,13 +173,13 @@ export class LeaderElector {
       const holder = lease.spec?.holderIdentity ?? '';
       if (holder === identity) {
         lease.spec = spec(lease.spec?.leaseTransitions ?? 0, lease.spec?.acquireTime);
-        await this.api.replaceNamespacedLease({ name, namespace, body: lease });
+        await this.call(this.api.replaceNamespacedLease({ name, namespace, body: lease }, signal), signal);
         return this.won(now);
       }
       const expired = holder === '' || now - (this.observed?.at ?? now) >= this.opts.leaseDurationMs;
       if (!expired) return this.lostOrStandby(now);
       lease.spec = spec((lease.spec?.leaseTransitions ?? 0) + 1);
-      await this.api.replaceNamespacedLease({ name, namespace, body: lease });
+      await this.call(this.api.replaceNamespacedLease({ name, namespace, body: lease }, signal), signal);
       this.opts.log.info({ previous: holder || '(released)' }, 'acquired the lease');
       return this.won(now);
     } catch (error) {
@@ -139,20 +189,38 @@ export class LeaderElector {
   }
 
   private async won(now: number): Promise<void> {
+    if (this.stopped) return;
     this.lastRenew = now;
+    this.armStepDown();
     if (!this.leading) await this.setLeading(true);
+  }
+
+  /** (Re)sets the timer that ends leadership at the renew deadline, counted from the last renewal. */
+  private armStepDown(): void {
+    if (this.stepDownTimer) clearTimeout(this.stepDownTimer);
+    const renewedAt = this.lastRenew;
+    this.stepDownTimer = setTimeout(
+      () => {
+        if (!this.leading || this.lastRenew !== renewedAt) return;
+        this.opts.log.warn('could not renew the lease in time: stepping down');
+        void this.setLeading(false);
+      },
+      Math.max(0, renewedAt + this.renewDeadlineMs - this.now()),
+    );
   }
 
   private async lostOrStandby(now: number): Promise<void> {
     // Step down before the lease can expire in the eyes of the others.
-    if (this.leading && now - this.lastRenew > this.opts.leaseDurationMs - this.opts.retryMs) {
+    if (this.leading && now - this.lastRenew > this.renewDeadlineMs) {
       this.opts.log.warn('could not renew the lease in time: stepping down');
       await this.setLeading(false);
     }
   }
 
   private async setLeading(leading: boolean): Promise<void> {
+    if (this.leading === leading) return;
     this.leading = leading;
+    if (!leading && this.stepDownTimer) clearTimeout(this.stepDownTimer);
     if (leading) await this.opts.onStartedLeading();
     else await this.opts.onStoppedLeading();
   }

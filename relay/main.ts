@@ -25,7 +25,11 @@ async function main(): Promise<void> {
     retryStrategy: (times) => Math.min(times * 200, 2000),
   });
   redis.on('error', () => {});
-  const queue = openQueue(redis, { prefix: env.QUEUE_PREFIX, attempts: 8, backoffMs: 500 });
+  const queue = openQueue(redis, {
+    prefix: env.QUEUE_PREFIX,
+    attempts: env.JOB_ATTEMPTS,
+    backoffMs: env.JOB_BACKOFF_MS,
+  });
   queue.on('error', () => {});
   // Off unless SCF_WAKE_FUNCTION is set (the functions then run on Tencent SCF).
   const waker = startScfWaker(redis, env.QUEUE_PREFIX, metrics.registry, log);

@@ -44,12 +44,14 @@ export const CommonEnv = z.object({
   KUBECONFIG: emptyAsUnset,
   KUBE_CONTEXT: emptyAsUnset,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Runs of a job before it fails for good, for every producer (relay, worker, CLI): BullMQ's `attempts`. */
+  JOB_ATTEMPTS: intFrom('JOB_ATTEMPTS', 1).default(8),
+  /** The first retry's delay; BullMQ doubles it each time, with jitter. */
+  JOB_BACKOFF_MS: intFrom('JOB_BACKOFF_MS', 10).default(500),
 });
 
 export const FunctionsEnv = CommonEnv.extend({
   WORKER_CONCURRENCY: intFrom('WORKER_CONCURRENCY', 1).default(16),
-  JOB_ATTEMPTS: intFrom('JOB_ATTEMPTS', 1).default(8),
-  JOB_BACKOFF_MS: intFrom('JOB_BACKOFF_MS', 10).default(500),
   /** Every job's deadline in the worker runtime (SCF: below the invocation's remaining time instead). */
   JOB_TIMEOUT_MS: intFrom('JOB_TIMEOUT_MS', 1000).default(60_000),
   /** Status writes are coalesced into one per CR per window. */

@@ -11,6 +11,8 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { FIELD_MANAGER } from '../shared/contracts/labels.js';
+import { abortable, linkSignals } from '../shared/deadline.js';
+import { signalOptions } from '../shared/kube/abort.js';
 import type { WebhookMetrics } from './metrics.js';
 import {
   type CertificatePolicy,
@@ -51,6 +53,8 @@ const SERVING_NAME = 'tcr-assistant-webhook';
 const pemBlocks = (text: string) =>
   text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 
+/** How long one certificate check may take (reads and writes of the Secret and the configuration). */
+const CHECK_TIMEOUT_MS = 30_000;
 /** IPv6 written as Node prints it in subjectAltName (8 groups, no leading zeros), IPv4 unchanged. */
 export function canonicalIp(ip: string): string {
   if (!ip.includes(':')) return ip;
@@ -195,6 +199,7 @@ export class CertificateKeeper {
   private failing = false;
   /** The CA bundle (PEM) last read from the Secret: what the configuration's caBundle must be. */
   private bundle = '';
+  private readonly stopping = new AbortController();
 
   constructor(private readonly opts: KeeperOptions) {
     this.core = opts.kc.makeApiClient(CoreV1Api);
@@ -219,14 +224,17 @@ export class CertificateKeeper {
 
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
+    this.stopping.abort();
     await this.running;
   }
 
   /** One check; errors are logged once per failing streak and retried at the next check. */
   async checkOnce(): Promise<void> {
+    // A check that hangs on the API server must not hold the next one (nor a stop): 30 s each.
+    const { signal, unlink } = linkSignals([this.stopping.signal, AbortSignal.timeout(CHECK_TIMEOUT_MS)]);
     try {
       if (this.opts.tlsDir) await this.loadFromFiles(this.opts.tlsDir);
-      else await this.keepSecret();
+      else await abortable(this.keepSecret(signal), signal, 'serving certificate check');
       if (this.failing) this.opts.log.info('serving certificate checks succeed again');
       this.failing = false;
     } catch (error) {
@@ -234,6 +242,8 @@ export class CertificateKeeper {
       if (!this.failing)
         this.opts.log.warn({ err: describeApiError(error) }, 'serving certificate check failed');
       this.failing = true;
+    } finally {
+      unlink();
     }
   }
 
@@ -245,17 +255,19 @@ export class CertificateKeeper {
     this.serve({ certPem, keyPem });
   }
 
-  private async keepSecret(): Promise<void> {
+  private async keepSecret(signal: AbortSignal): Promise<void> {
     const ref = this.opts.secret;
     if (!ref) throw new Error('no Secret configured for the serving certificate');
     for (let attempt = 1; ; attempt++) {
-      const secret = await this.core.readNamespacedSecret(ref).catch((error: unknown) => {
-        if (error instanceof ApiException && error.code === 404)
-          throw new Error(
-            `Secret ${ref.namespace}/${ref.name} not found: the chart ships it empty (templates/webhook-certificate.yaml) and the webhook fills it`,
-          );
-        throw error;
-      });
+      const secret = await this.core
+        .readNamespacedSecret(ref, signalOptions(signal))
+        .catch((error: unknown) => {
+          if (error instanceof ApiException && error.code === 404)
+            throw new Error(
+              `Secret ${ref.namespace}/${ref.name} not found: the chart ships it empty (templates/webhook-certificate.yaml) and the webhook fills it`,
+            );
+          throw error;
+        });
       const stored = readStoredCertificates(secret.data ?? {});
       const renewed = renewCertificates(stored, Date.now(), this.opts.policy);
       if (!renewed) {
@@ -263,11 +275,10 @@ export class CertificateKeeper {
         break;
       }
       try {
-        const written = await this.core.replaceNamespacedSecret({
-          ...ref,
-          body: { ...secret, data: renewed.data },
-          fieldManager: FIELD_MANAGER,
-        });
+        const written = await this.core.replaceNamespacedSecret(
+          { ...ref, body: { ...secret, data: renewed.data }, fieldManager: FIELD_MANAGER },
+          signalOptions(signal),
+        );
         this.opts.log.info({ reasons: renewed.reasons }, 'serving certificate renewed');
         this.opts.metrics.certificateRenewals.inc();
         this.serveStored(readStoredCertificates(written.data ?? {}));
@@ -277,7 +288,7 @@ export class CertificateKeeper {
         if (!(error instanceof ApiException && error.code === 409) || attempt >= 3) throw error;
       }
     }
-    if (this.opts.configurationName) await this.injectCaBundle(this.opts.configurationName);
+    if (this.opts.configurationName) await this.injectCaBundle(this.opts.configurationName, signal);
   }
 
   private serveStored(stored: StoredCertificates): void {
@@ -294,10 +305,10 @@ export class CertificateKeeper {
     this.loaded = cert.certPem;
   }
 
-  private async injectCaBundle(name: string): Promise<void> {
+  private async injectCaBundle(name: string, signal: AbortSignal): Promise<void> {
     if (!this.bundle) return;
     const caBundle = Buffer.from(this.bundle, 'utf8').toString('base64');
-    const config = await this.admission.readMutatingWebhookConfiguration({ name });
+    const config = await this.admission.readMutatingWebhookConfiguration({ name }, signalOptions(signal));
     const stale = (config.webhooks ?? []).filter((w) => w.clientConfig.caBundle !== caBundle);
     if (stale.length === 0) return;
     // Strategic merge by webhook name: only our caBundle changes, whoever owns the rest.
@@ -307,7 +318,7 @@ export class CertificateKeeper {
         body: { webhooks: stale.map((w) => ({ name: w.name, clientConfig: { caBundle } })) },
         fieldManager: FIELD_MANAGER,
       },
-      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch, signalOptions(signal)),
     );
     this.opts.metrics.caBundleInjections.inc();
     this.opts.log.info({ configuration: name, webhooks: stale.length }, 'caBundle injected');

@@ -1,4 +1,5 @@
-// The admission webhook: `node dist/webhook/main.cjs` in its Deployment, or `tsx webhook/main.ts` locally.
+// The admission webhook: `node /app/webhook.cjs` in its Deployment (the image's bundle, built by
+// infra/scripts/build-bundles.mjs), or `tsx webhook/main.ts` locally.
 // It gives ServiceAccounts our imagePullSecrets entries as they are created, from a watch-fed view
 // (docs/adr-009-admission-webhook.md). Configuration from the environment (webhook/config.ts).
 import { parseEnv } from '../shared/config.js';

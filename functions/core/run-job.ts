@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { describeKey, JobData } from '../../shared/contracts/jobs.js';
 import { describeError, TerminalError } from '../../shared/errors.js';
 import { describeIssues } from '../../shared/zod-issues.js';
@@ -25,6 +26,8 @@ export interface JobContext {
    * remaining time); the dependencies built for the job are bound to it.
    */
   signal?: AbortSignal | undefined;
+  /** The runtime's logger for this job (a child with its id and key): the dependencies log through it. */
+  log?: Logger | undefined;
 }
 
 export interface JobObserver {

@@ -183,7 +183,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
         directUpdateBudget: env.DIRECT_UPDATE_BUDGET,
         adoptAddonSecrets: env.ADOPT_ADDON_SECRETS,
         directUpdateMs: env.DIRECT_UPDATE_MS,
-        log,
+        log: job.log ?? log,
         isFinalAttempt: job.attempt >= job.maxAttempts,
       };
     },
@@ -196,13 +196,17 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
         secrets: bound,
         tcr: withSignal(tcrApi, job.signal),
         defaultCredential,
-        log,
+        log: job.log ?? log,
         signal: job.signal,
       };
     },
-    registryTokens: (job) => registryTokensDeps(undefined, job.signal),
+    registryTokens: (job) => registryTokensDeps(undefined, job.signal, job.log),
   };
-  function registryTokensDeps(force?: ReadonlySet<string>, signal?: AbortSignal): RegistryTokensDeps {
+  function registryTokensDeps(
+    force?: ReadonlySet<string>,
+    signal?: AbortSignal,
+    jobLog?: Logger,
+  ): RegistryTokensDeps {
     return {
       fleetName: fleet.name,
       clusters: fleet.clusters.map((c) => c.id),
@@ -220,7 +224,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
       revokeGraceMs: env.TOKEN_REVOKE_GRACE_SECONDS * 1000,
       clusterTimeoutMs: env.TOKEN_CLUSTER_TIMEOUT_MS,
       force,
-      log,
+      log: jobLog ?? log,
       signal,
     };
   }

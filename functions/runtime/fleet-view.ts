@@ -1,3 +1,4 @@
+import { startDeadline } from '../../shared/deadline.js';
 import { describeError } from '../../shared/errors.js';
 import { renderColumns } from '../../shared/kube/table.js';
 import { withTimeout } from '../../shared/timeout.js';
@@ -48,10 +49,15 @@ export async function describeFleet(rt: FunctionsRuntime, timeoutMs = 10_000): P
   const tokenReports = await rt.tokenReports.all();
   const clusters = await Promise.all(
     rt.fleet.clusters.map(async ({ id }): Promise<FleetClusterRow> => {
+      // The cluster's reads carry the deadline (their requests are cancelled), and are cut off at it.
+      const deadline = startDeadline(timeoutMs, `cluster ${id}`);
       try {
         const read = (async () => {
           const { cluster, system } = await rt.connect(id);
-          return Promise.all([cluster.listImagePullSecrets(), system.listTokens()]);
+          return Promise.all([
+            cluster.withSignal(deadline.signal).listImagePullSecrets(),
+            system.withSignal(deadline.signal).listTokens(),
+          ]);
         })();
         const [crs, tokens] = await withTimeout(
           read,
@@ -97,6 +103,8 @@ export async function describeFleet(rt: FunctionsRuntime, timeoutMs = 10_000): P
           crs: [],
           tokens: [],
         };
+      } finally {
+        deadline.dispose();
       }
     }),
   );

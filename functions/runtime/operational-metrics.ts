@@ -37,7 +37,8 @@ export function registerOperationalGauges(registry: Registry, rt: FunctionsRunti
         lastRead = Date.now();
         try {
           const { system } = await rt.connect(rt.env.CLUSTER_ID);
-          tokens = (await system.listTokens())
+          // A scrape must not hang on a slow API server: the LIST gets 10 s.
+          tokens = (await system.withSignal(AbortSignal.timeout(10_000)).listTokens())
             .filter((t) => t.expiresAt > 0)
             .map((t) => ({ registry: t.registryId, type: t.tokenType, expiresAt: t.expiresAt }));
         } catch (error) {

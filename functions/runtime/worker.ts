@@ -51,6 +51,7 @@ export async function processJob(
       maxAttempts: job.opts.attempts ?? 1,
       jobId: job.id,
       signal: deadline.signal,
+      log,
     });
     log.debug({ actions: result.actions.length }, 'job done');
     return summarize(result);

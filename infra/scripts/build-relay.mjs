@@ -1,4 +1,4 @@
-// Bundles the relay into dist/relay/main.cjs, the file its Deployment runs with plain `node` (no TypeScript
+// Bundles the relay alone into dist/relay/main.cjs, run with plain `node` by the benchmark (no TypeScript
 // loader at run time: smaller and faster to start; the benchmark measures the relay's RSS this way).
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';

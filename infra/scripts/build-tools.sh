@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Provides the image and chart tooling, built with Go from the module proxy into a cache folder keyed by
 # version (like build-control-plane.sh): BuildKit's buildkitd + buildctl (daemonless image builds, see
-# infra/scripts/build-image.mjs) and helm. Prints the folder on the last line of stdout.
+# infra/image/build-image.ts) and helm. Prints the folder on the last line of stdout.
 #
 #   TCR_CACHE_DIR   cache root (default: $XDG_CACHE_HOME/tcr-assistant or ~/.cache/tcr-assistant)
 #   BUILDKIT_VERSION / HELM_VERSION override the pinned releases.

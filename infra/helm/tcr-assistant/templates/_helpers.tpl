@@ -117,6 +117,10 @@ The Deployments of a component: one with N replicas, or with hostNetwork one per
       key: {{ include "tcr-assistant.redisSecretKey" . }}
 - name: QUEUE_PREFIX
   value: {{ .Values.redis.queuePrefix | quote }}
+- name: JOB_ATTEMPTS
+  value: {{ .Values.jobs.attempts | quote }}
+- name: JOB_BACKOFF_MS
+  value: {{ .Values.jobs.backoffMs | quote }}
 - name: LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
 {{- include "tcr-assistant.apiServerEnv" . }}
