@@ -46,8 +46,8 @@ const status = (error: unknown) => (error as { code?: number }).code;
  * own clock from when it last saw the record change, so clock skew between nodes does not matter). Every
  * write is guarded by resourceVersion, so two replicas never both win. A leader that cannot renew within the
  * lease duration steps down before anyone else may take over: every Lease request of a round times out within
- * `retryMs` (a hung API call cannot hold the elector), and a timer set at each renewal steps the leader down
- * at the renew deadline (`leaseDurationMs - retryMs`) whether or not a request is still pending.
+ * half the renew deadline (`leaseDurationMs - retryMs`; a hung API call cannot hold the elector), and a timer
+ * set at each renewal steps the leader down at the renew deadline whether or not a request is still pending.
  */
 export class LeaderElector {
   private readonly api: LeaseApi;
@@ -81,8 +81,10 @@ export class LeaderElector {
     const tick = async () => {
       if (this.busy || this.stopped) return;
       this.busy = true;
-      // One round's requests share a deadline of one retry period: the next round starts on time.
-      const { signal, unlink } = linkSignals([this.stopping.signal, AbortSignal.timeout(this.opts.retryMs)]);
+      // One round's requests share a deadline well below the renew deadline (half of it, at least one retry
+      // period): a hung request ends in time for another round, a slow API server still gets its answer.
+      const roundMs = Math.max(this.opts.retryMs, this.renewDeadlineMs / 2);
+      const { signal, unlink } = linkSignals([this.stopping.signal, AbortSignal.timeout(roundMs)]);
       try {
         await this.tryAcquireOrRenew(signal);
       } finally {

@@ -79,7 +79,7 @@ describe('LeaderElector', () => {
       // another replica may take the Lease (600 ms after it last saw it change).
       expect(steppedDownAt - hungAt).toBeLessThan(600);
       expect(events).toEqual(['started', 'stopped']);
-      // Each round's requests were cut off at the retry period instead of piling up.
+      // Each round's requests were cut off (at half the renew deadline) instead of piling up.
       await waitFor('hung requests aborted', () => api.abortedCalls >= 3);
       expect(api.calls - api.abortedCalls).toBeLessThanOrEqual(Math.ceil((Date.now() - startedAt) / 100) + 2);
     } finally {
