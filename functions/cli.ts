@@ -31,10 +31,10 @@ import { describeIssues } from '../shared/zod-issues.js';
 import { AuditFilter, followAudit, listAudit, parseSince } from './adapters/audit-reader.js';
 import { runJob } from './core/run-job.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from './runtime/build-runtime.js';
+import { startWorkerWatches } from './runtime/cluster-views.js';
 import { describeFleet, formatFleet } from './runtime/fleet-view.js';
 import { registerOperationalGauges } from './runtime/operational-metrics.js';
 import { keepSchedules } from './runtime/schedule-keeper.js';
-import { watchOurSecrets } from './runtime/secret-watch.js';
 import { startWorker } from './runtime/worker.js';
 
 const COMMANDS = ['worker', 'reconcile', 'audit', 'fleet', 'tokens', 'rotate'];
@@ -161,7 +161,8 @@ async function main(argv: string[]): Promise<number> {
         const worker = startWorker(rt);
         const schedules = keepSchedules(rt);
         await schedules.ready;
-        const secrets = await watchOurSecrets(rt);
+        // The view its jobs read, and the repair of our Secrets (runtime/cluster-views.ts).
+        const watches = await startWorkerWatches(rt);
         registerOperationalGauges(rt.metrics.registry, rt);
         // Ready once Redis answers and the workers run: a worker that cannot reach Redis takes no jobs.
         const server = await serveHealthHttp(env.METRICS_PORT, rt.metrics.registry, () =>
@@ -180,7 +181,7 @@ async function main(argv: string[]): Promise<number> {
           process.once('SIGTERM', resolve);
         });
         schedules.stop();
-        await secrets.stop();
+        await watches.stop();
         await worker.close();
         server.close();
         return 0;

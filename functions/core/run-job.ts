@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { describeKey, JobData } from '../../shared/contracts/jobs.js';
+import { describeKey, JobData, type JobKey, type Trigger } from '../../shared/contracts/jobs.js';
 import { describeError, TerminalError } from '../../shared/errors.js';
 import { describeIssues } from '../../shared/zod-issues.js';
 import { reconcileImagePullSecret } from './image-pull-secret/reconcile-image-pull-secret.js';
@@ -28,6 +28,8 @@ export interface JobContext {
   signal?: AbortSignal | undefined;
   /** The runtime's logger for this job (a child with its id and key): the dependencies log through it. */
   log?: Logger | undefined;
+  /** What the job is about and why (set by runJob from the payload): a runtime may choose its reads by it. */
+  cause?: { key: JobKey; trigger: Trigger } | undefined;
 }
 
 export interface JobObserver {
@@ -83,34 +85,35 @@ export async function runJob(deps: RunJobDeps, payload: unknown, job: JobContext
   }
 
   const { key, trigger } = parsed.data;
+  const ctx: JobContext = { ...job, cause: { key, trigger } };
   let result: ReconcileResult | undefined;
   let failure: unknown;
   try {
     switch (key.kind) {
       case 'namespace':
-        result = await reconcileNamespace(await deps.depsFor(key.cluster, job), key.name);
+        result = await reconcileNamespace(await deps.depsFor(key.cluster, ctx), key.name);
         break;
       case 'serviceaccount':
-        result = await reconcileServiceAccount(await deps.depsFor(key.cluster, job), key.namespace, key.name);
+        result = await reconcileServiceAccount(await deps.depsFor(key.cluster, ctx), key.namespace, key.name);
         break;
       case 'imagepullsecret':
-        result = await reconcileImagePullSecret(await deps.depsFor(key.cluster, job), key.name, {
+        result = await reconcileImagePullSecret(await deps.depsFor(key.cluster, ctx), key.name, {
           fanOut: true,
         });
         break;
       case 'imagepullsecret-status':
-        result = await reconcileImagePullSecret(await deps.depsFor(key.cluster, job), key.name, {
+        result = await reconcileImagePullSecret(await deps.depsFor(key.cluster, ctx), key.name, {
           fanOut: false,
         });
         break;
       case 'private-endpoints':
         if (!deps.privateEndpointsFor)
           throw new TerminalError('this runtime is not configured to refresh private endpoints');
-        result = await refreshPrivateEndpoints(await deps.privateEndpointsFor(key.cluster, job));
+        result = await refreshPrivateEndpoints(await deps.privateEndpointsFor(key.cluster, ctx));
         break;
       case 'registry-tokens':
         if (!deps.registryTokens) throw new TerminalError('this runtime is not configured to refresh tokens');
-        result = await refreshRegistryTokens(await deps.registryTokens(job));
+        result = await refreshRegistryTokens(await deps.registryTokens(ctx));
         break;
     }
   } catch (error) {

@@ -11,13 +11,14 @@ import { createLogger } from '../../shared/logging.js';
 import { outageLog } from '../../shared/outage-log.js';
 import { connectRedis, enqueueJobs, openQueue } from '../../shared/queue.js';
 import type { RedisClient } from '../../shared/redis-connection.js';
+import type { ClusterView } from '../adapters/kube/cluster-view.js';
 import { KubeCluster } from '../adapters/kube/kube-cluster.js';
 import { KubeSystemObjects } from '../adapters/kube/kube-system-objects.js';
 import { auditStreamKey, RedisAudit, RedisFailureStore, RedisTokenReports } from '../adapters/redis-audit.js';
 import { defaultCredentialFrom, TencentApiEnv, TencentTcrApi } from '../adapters/tencent-tcr.js';
 import type { ReconcileDeps, RegistryTokensDeps, TcrApi, TkeApi } from '../core/ports.js';
 import { CachedCredentialChecks } from '../core/registry-tokens/credential-sources.js';
-import type { RunJobDeps } from '../core/run-job.js';
+import type { JobContext, RunJobDeps } from '../core/run-job.js';
 import { createFunctionsMetrics, type FunctionsMetrics } from './metrics.js';
 
 /** One cluster's clients, as the functions' identity (and the KubeConfig they were made from). */
@@ -42,6 +43,11 @@ export interface FunctionsRuntime {
   /** The token refresher's dependencies; `force` rotates those token keys or registry ids now. */
   registryTokensDeps(force?: ReadonlySet<string>): RegistryTokensDeps;
   tokenReports: RedisTokenReports;
+  /**
+   * The worker's watch-fed views by cluster (runtime/cluster-views.ts): namespace and ServiceAccount jobs read
+   * through them. Empty in the SCF and CLI runtimes, whose jobs read live.
+   */
+  views: Map<string, ClusterView>;
   close(): Promise<void>;
 }
 
@@ -64,6 +70,15 @@ export interface RuntimeOverrides {
 function withSignal<T extends object>(port: T, signal: AbortSignal | undefined): T {
   const bindable = port as T & Partial<SignalBound>;
   return signal && typeof bindable.withSignal === 'function' ? (bindable.withSignal(signal) as T) : port;
+}
+
+/**
+ * Whether a job reads through its cluster's view: namespace and ServiceAccount jobs, except the ones whose
+ * point is a fresh look (the periodic resync, a person's `reconcile`).
+ */
+function readsFromView(cause: JobContext['cause']): boolean {
+  if (!cause || (cause.key.kind !== 'namespace' && cause.key.kind !== 'serviceaccount')) return false;
+  return cause.trigger !== 'resync' && cause.trigger !== 'cli';
 }
 
 /**
@@ -166,6 +181,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
     return connection;
   };
   const tokenReports = new RedisTokenReports(redis, env.QUEUE_PREFIX);
+  const views = new Map<string, ClusterView>();
   const queuePort = { enqueue: (items: Parameters<typeof enqueueJobs>[1]) => enqueueJobs(queue, items) };
 
   const runDeps: RunJobDeps = {
@@ -173,8 +189,10 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
     audit,
     observer: metrics.observer,
     async depsFor(cluster, job): Promise<ReconcileDeps> {
+      const live = (await connect(cluster)).cluster.withSignal(job.signal);
+      const view = views.get(cluster);
       return {
-        cluster: (await connect(cluster)).cluster.withSignal(job.signal),
+        cluster: view && job.cause && readsFromView(job.cause) ? view.over(live, job.cause.key) : live,
         signal: job.signal,
         queue: queuePort,
         failures,
@@ -233,6 +251,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
     connect,
     registryTokensDeps,
     tokenReports,
+    views,
     env,
     redis,
     queue,

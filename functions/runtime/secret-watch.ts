@@ -102,6 +102,11 @@ function metricsOf(registry: Registry): SecretWatchMetrics {
   return metrics;
 }
 
+/** The repair of one cluster: namespace jobs for our Secrets deleted or edited by others (the view's watch uses it too). */
+export function secretRepairs(rt: FunctionsRuntime, cluster: string) {
+  return batcher(rt, cluster, metricsOf(rt.metrics.registry));
+}
+
 /** Hands namespace keys to the queue, a few milliseconds' worth at a time (deduplicated per key). */
 function batcher(rt: FunctionsRuntime, cluster: string, metrics: SecretWatchMetrics) {
   const pending = new Map<string, Enqueue>();

@@ -7,8 +7,8 @@ import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { TencentTcrApi } from '../../functions/adapters/tencent-tcr.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../../functions/runtime/build-runtime.js';
+import { startWorkerWatches } from '../../functions/runtime/cluster-views.js';
 import { keepSchedules } from '../../functions/runtime/schedule-keeper.js';
-import { watchOurSecrets } from '../../functions/runtime/secret-watch.js';
 import { startWorker } from '../../functions/runtime/worker.js';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
@@ -208,7 +208,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
   const worker = runtime === 'worker' ? startWorker(functions) : undefined;
   const schedules = worker ? keepSchedules(functions) : undefined;
   await schedules?.ready;
-  const secretWatch = worker ? await watchOurSecrets(functions) : undefined;
+  const secretWatch = worker ? await startWorkerWatches(functions) : undefined;
   const scf =
     runtime === 'scf'
       ? deployScfFunction({

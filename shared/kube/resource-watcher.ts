@@ -145,6 +145,11 @@ export class ResourceWatcher<K extends string = string> {
     return this.synced;
   }
 
+  /** Listed and its watch open: what it reported is the API server's state, a watch event behind at most. */
+  get isLive(): boolean {
+    return this.synced && this.current !== undefined;
+  }
+
   start(): void {
     if (this.opts.watchdogSilenceMs > 0)
       this.watchdog = setInterval(() => this.checkSilence(), Math.min(5000, this.opts.watchdogSilenceMs / 3));

@@ -22,6 +22,8 @@ import { gateWatch } from '../support/watch-gate.js';
 // a Redis of this file's own (so that it can be stopped).
 
 const kc = adminKubeConfig();
+/** Functions' API reads per converged namespace in the burst (jobs' reads; the view's watches are not per namespace). */
+const READS_PER_NAMESPACE_MAX = 2;
 let redis: LocalRedis;
 let fx: FunctionsHarness;
 const crs: string[] = [];
@@ -121,15 +123,22 @@ describe('relay + functions', () => {
     await relay.waitReady();
     const { cr, label } = await scopedCr();
     const names = Array.from({ length: 500 }, (_, i) => `burst-${i}-${label.burst}`.slice(0, 63));
+    const readsBefore = await fx.readCount();
+    const writesBefore = await fx.writeCount();
     const started = Date.now();
     await createNamespaces(names, label);
     await waitConverged(cr, names.length);
     const jobs = await namespaceJobCounts(names);
+    const reads = ((await fx.readCount()) - readsBefore) / names.length;
+    const writes = ((await fx.writeCount()) - writesBefore) / names.length;
     console.log(
-      `[relay] 500 namespaces converged in ${Date.now() - started} ms; namespace jobs per namespace: ${JSON.stringify(jobs)}`,
+      `[relay] 500 namespaces converged in ${Date.now() - started} ms; namespace jobs per namespace: ${JSON.stringify(jobs)}; functions' API requests per namespace: ${reads.toFixed(2)} reads, ${writes.toFixed(2)} writes`,
     );
     expect(jobs.min).toBeGreaterThanOrEqual(1);
     expect(jobs.max).toBeLessThanOrEqual(3);
+    // The worker's namespace and ServiceAccount jobs read from its watch-fed view: ~8 reads per namespace
+    // before it (GET namespace ×2, LIST CRs ×2, LIST our Secrets ×2, LIST + GET ServiceAccounts).
+    expect(reads).toBeLessThanOrEqual(READS_PER_NAMESPACE_MAX);
     expect(await relay.metric('tcr_relay_events_dropped_total')).toBeGreaterThanOrEqual(0);
     await relay.kill();
   });

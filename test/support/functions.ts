@@ -7,6 +7,7 @@ import {
   type FunctionsRuntime,
   type RuntimeOverrides,
 } from '../../functions/runtime/build-runtime.js';
+import { startWorkerWatches } from '../../functions/runtime/cluster-views.js';
 import { startWorker } from '../../functions/runtime/worker.js';
 import { FUNCTIONS_SERVICE_ACCOUNT, SYSTEM_NAMESPACE } from '../../infra/local/paths.js';
 import { FunctionsEnv, parseEnv } from '../../shared/config.js';
@@ -40,6 +41,8 @@ export interface FunctionsHarness {
   drain(timeoutMs?: number): Promise<void>;
   /** Kubernetes write requests (create/update/patch/delete) the functions have made so far. */
   writeCount(): Promise<number>;
+  /** Kubernetes read requests (get/list) the functions' jobs have made so far (the view's watches aside). */
+  readCount(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -72,6 +75,8 @@ export async function startFunctions(
   });
   const worker = startWorker(rt);
   await worker.waitUntilReady();
+  // The worker runtime's view, as deployed (CLUSTER_VIEW=off: live reads); no repair watch (tests enqueue).
+  const watches = await startWorkerWatches(rt, { repair: false });
   const busy = async () => {
     const c = await rt.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
     return Object.values(c).reduce((a, b) => a + b, 0);
@@ -99,7 +104,14 @@ export async function startFunctions(
         .filter((v) => ['create', 'update', 'patch', 'delete'].includes(String(v.labels.verb)))
         .reduce((sum, v) => sum + v.value, 0);
     },
+    async readCount() {
+      const metric = await rt.metrics.requests.get();
+      return metric.values
+        .filter((v) => ['get', 'list'].includes(String(v.labels.verb)))
+        .reduce((sum, v) => sum + v.value, 0);
+    },
     async close() {
+      await watches.stop();
       await worker.close();
       await rt.queue.obliterate({ force: true }).catch(() => {});
       await rt.close();

@@ -117,7 +117,7 @@ export class KubeCluster implements ClusterPort, SignalBound {
    * whose own key source (its credentialsSecretRef, or the environment) is unusable gets no token but the
    * reason: the token is shared, the right to it is per CR.
    */
-  private async withIssuedCredentials(crs: CrView[]): Promise<CrView[]> {
+  async withIssuedCredentials(crs: CrView[]): Promise<CrView[]> {
     const tokens = this.tokens;
     if (!tokens || !crs.some((cr) => cr.spec.tcr && !cr.invalid)) return crs;
     const reads = new Map<string, Promise<StoredToken | undefined>>();

@@ -1,0 +1,442 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ClusterView } from '../../../../functions/adapters/kube/cluster-view.js';
+import type { LiveCluster, ViewKind } from '../../../../functions/adapters/kube/viewed-cluster.js';
+import type {
+  CrView,
+  NamespaceView,
+  SecretView,
+  ServiceAccountView,
+} from '../../../../functions/core/model.js';
+import type { DesiredSecret } from '../../../../functions/core/pull-secret/desired-secret.js';
+import type { Enqueue, JobKey } from '../../../../shared/contracts/jobs.js';
+import { RetryableError } from '../../../../shared/errors.js';
+import type {
+  Collection,
+  ListPage,
+  WatchEventType,
+  WatchedObject,
+  WatchMetrics,
+} from '../../../../shared/kube/resource-watcher.js';
+import { createLogger } from '../../../../shared/logging.js';
+import { waitFor } from '../../../support/wait.js';
+
+// The worker view and its decorator, with in-memory collections (the real ResourceWatcher runs on them) and
+// a fake live port that counts what reaches the API server.
+
+const noMetrics: WatchMetrics = {
+  events: { inc: () => {} },
+  dropped: { inc: () => {} },
+  watchRestarts: { inc: () => {} },
+  relists: { inc: () => {} },
+  sawEvent: () => {},
+};
+
+let rv = 100;
+const nextRv = () => String(++rv);
+
+/** A collection the test fills and changes; `listed` gates the first list (a view that has not synced). */
+class FakeCollection implements Collection {
+  objects = new Map<string, WatchedObject>();
+  private feed: ((type: WatchEventType, o: WatchedObject) => void) | undefined;
+  private release: (() => void) | undefined;
+  readonly gate: Promise<void>;
+  constructor(open = true) {
+    this.gate = open ? Promise.resolve() : new Promise((resolve) => (this.release = resolve));
+  }
+  open(): void {
+    this.release?.();
+  }
+  private keyOf(o: WatchedObject): string {
+    return `${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
+  }
+  listPage = async (): Promise<ListPage> => {
+    await this.gate;
+    return { items: [...this.objects.values()], resourceVersion: String(rv) };
+  };
+  watch = (_rv: string, onEvent: (type: WatchEventType, o: WatchedObject) => void, signal: AbortSignal) =>
+    new Promise<void>((resolve) => {
+      this.feed = onEvent;
+      signal.addEventListener(
+        'abort',
+        () => {
+          this.feed = undefined;
+          resolve();
+        },
+        { once: true },
+      );
+    });
+  get watching(): boolean {
+    return this.feed !== undefined;
+  }
+  put(o: WatchedObject, event = true): void {
+    const type = this.objects.has(this.keyOf(o)) ? 'MODIFIED' : 'ADDED';
+    this.objects.set(this.keyOf(o), o);
+    if (event) this.feed?.(type, o);
+  }
+  remove(o: WatchedObject): void {
+    this.objects.delete(this.keyOf(o));
+    this.feed?.('DELETED', o);
+  }
+}
+
+const nsObj = (name: string, labels: Record<string, string> = {}): WatchedObject =>
+  ({
+    metadata: {
+      name,
+      labels,
+      resourceVersion: nextRv(),
+      annotations: { 'kubectl.kubernetes.io/last-applied-configuration': 'x'.repeat(500) },
+    },
+  }) as WatchedObject;
+const saObj = (namespace: string, name: string, entries: string[] = []): WatchedObject =>
+  ({
+    metadata: { namespace, name, resourceVersion: nextRv(), managedFields: [{ manager: 'kcm' }] },
+    imagePullSecrets: entries.map((n) => ({ name: n })),
+  }) as WatchedObject;
+const secretObj = (namespace: string, name: string, password = 'v1'): WatchedObject =>
+  ({
+    metadata: {
+      namespace,
+      name,
+      uid: `uid-${name}`,
+      resourceVersion: nextRv(),
+      labels: { 'app.kubernetes.io/managed-by': 'tcr-assistant' },
+      annotations: { 'tcr.tencentcloudcr.com/imagepullsecret': 'cr1' },
+    },
+    type: 'kubernetes.io/dockerconfigjson',
+    data: { '.dockerconfigjson': Buffer.from(password).toString('base64') },
+  }) as WatchedObject;
+const crObj = (name: string, generation = 1): WatchedObject =>
+  ({
+    metadata: { name, uid: `uid-${name}`, generation, resourceVersion: nextRv() },
+    spec: { namespaces: '*', docker: { server: 'r.example.com', username: 'u', password: 'p' } },
+    status: { secretUpdateSuccessful: [{ namespacedName: 'a/b', updatedAt: 'now' }] },
+  }) as WatchedObject;
+
+/** The live port: answers from its own little world and counts every call. */
+class FakeLive implements LiveCluster {
+  readonly clusterId = 'c1';
+  calls: string[] = [];
+  namespaces = new Map<string, NamespaceView>();
+  crs: CrView[] = [];
+  private note(call: string) {
+    this.calls.push(call);
+  }
+  async getNamespace(name: string) {
+    this.note(`getNamespace ${name}`);
+    return this.namespaces.get(name);
+  }
+  async listNamespaces() {
+    this.note('listNamespaces');
+    return [...this.namespaces.values()];
+  }
+  async getImagePullSecret(name: string) {
+    this.note(`getImagePullSecret ${name}`);
+    return this.crs.find((c) => c.name === name);
+  }
+  async listImagePullSecrets() {
+    this.note('listImagePullSecrets');
+    return this.crs;
+  }
+  async withIssuedCredentials(crs: CrView[]) {
+    return crs;
+  }
+  async listOurSecrets(namespace: string): Promise<SecretView[]> {
+    this.note(`listOurSecrets ${namespace}`);
+    return [];
+  }
+  async listSecretsNamed(name: string): Promise<SecretView[]> {
+    this.note(`listSecretsNamed ${name}`);
+    return [];
+  }
+  async secretNamesPresent(namespace: string) {
+    this.note(`secretNamesPresent ${namespace}`);
+    return new Set<string>();
+  }
+  async listServiceAccounts(namespace?: string): Promise<ServiceAccountView[]> {
+    this.note(`listServiceAccounts ${namespace ?? '*'}`);
+    return [];
+  }
+  async getServiceAccount(namespace: string, name: string) {
+    this.note(`getServiceAccount ${namespace}/${name}`);
+    return undefined;
+  }
+  async findSecret(namespace: string, name: string) {
+    this.note(`findSecret ${namespace}/${name}`);
+    return undefined;
+  }
+  async createSecret(secret: DesiredSecret) {
+    this.note(`createSecret ${secret.namespace}/${secret.name}`);
+    return 'created' as const;
+  }
+  async replaceSecret(secret: DesiredSecret) {
+    this.note(`replaceSecret ${secret.namespace}/${secret.name}`);
+  }
+  async deleteSecret(namespace: string, name: string) {
+    this.note(`deleteSecret ${namespace}/${name}`);
+    return 'deleted' as const;
+  }
+  async patchServiceAccountPullSecrets(sa: ServiceAccountView) {
+    this.note(`patchServiceAccount ${sa.namespace}/${sa.name}`);
+    return 'patched' as const;
+  }
+  async setFinalizer() {
+    return 'done' as const;
+  }
+  async writeStatus() {
+    return 'done' as const;
+  }
+  async emitEvent() {}
+}
+
+const desired = (namespace: string, name: string): DesiredSecret => ({
+  namespace,
+  name,
+  type: 'kubernetes.io/dockerconfigjson',
+  labels: {},
+  annotations: {},
+  data: {},
+  owner: { apiVersion: 'v1', kind: 'ImagePullSecret', name: 'cr1', uid: 'uid-cr1' },
+});
+
+interface Setup {
+  view: ClusterView;
+  live: FakeLive;
+  cols: Record<ViewKind, FakeCollection>;
+  reads: string[];
+  enqueued: Enqueue[];
+  secretChanges: string[];
+  clock: { now: number };
+}
+
+let current: Setup | undefined;
+afterEach(async () => {
+  await current?.view.stop();
+  current = undefined;
+});
+
+function setup(open = true): Setup {
+  const cols = {
+    namespace: new FakeCollection(open),
+    serviceaccount: new FakeCollection(open),
+    imagepullsecret: new FakeCollection(open),
+    secret: new FakeCollection(open),
+  };
+  const reads: string[] = [];
+  const enqueued: Enqueue[] = [];
+  const secretChanges: string[] = [];
+  const clock = { now: 1_000_000 };
+  const view = new ClusterView({
+    clusterId: 'c1',
+    collections: cols,
+    enqueue: (items) => enqueued.push(...items),
+    onSecretChange: (c) => secretChanges.push(`${c.type} ${c.key}`),
+    log: createLogger('test', 'silent'),
+    watchMetrics: noMetrics,
+    observer: {
+      read: (kind, result) => reads.push(`${kind} ${result}`),
+      rerun: () => {},
+      behind: () => reads.push('behind'),
+    },
+    now: () => clock.now,
+  });
+  current = { view, live: new FakeLive(), cols, reads, enqueued, secretChanges, clock };
+  return current;
+}
+
+async function synced(s: Setup): Promise<void> {
+  s.view.start();
+  await waitFor('the view to list and watch every kind', () =>
+    (['namespace', 'serviceaccount', 'imagepullsecret', 'secret'] as const).every(
+      (k) => s.view.isLive(k) && s.cols[k].watching,
+    ),
+  );
+}
+
+const nsJob = (name: string): JobKey => ({ cluster: 'c1', kind: 'namespace', name });
+const saJob = (namespace: string, name: string): JobKey => ({
+  cluster: 'c1',
+  kind: 'serviceaccount',
+  namespace,
+  name,
+});
+
+describe('ClusterView: a namespace job converged from the view', () => {
+  it('reads nothing live once synced, and keeps only the fields the planner needs', async () => {
+    const s = setup();
+    s.cols.namespace.put(nsObj('a', { team: 'x' }));
+    s.cols.serviceaccount.put(saObj('a', 'default', ['tcr.ipscr1']));
+    s.cols.secret.put(secretObj('a', 'tcr.ipscr1'));
+    s.cols.imagepullsecret.put(crObj('cr1'));
+    await synced(s);
+    const port = s.view.over(s.live, nsJob('a'));
+
+    const ns = await port.getNamespace('a');
+    const crs = await port.listImagePullSecrets();
+    const secrets = await port.listOurSecrets('a');
+    const sas = await port.listServiceAccounts('a');
+
+    expect(s.live.calls).toEqual([]);
+    expect(ns).toEqual({ name: 'a', labels: { team: 'x' }, annotations: {}, terminating: false });
+    expect(crs.map((c) => [c.name, c.status])).toEqual([['cr1', {}]]);
+    expect(crs[0]?.credential).toEqual({ server: 'r.example.com', username: 'u', password: 'p' });
+    expect(secrets).toHaveLength(1);
+    expect(secrets[0]).not.toHaveProperty('ourLastWrite');
+    expect(secrets[0]?.data['.dockerconfigjson']).toBe(Buffer.from('v1').toString('base64'));
+    expect(sas.map((sa) => sa.imagePullSecrets)).toEqual([['tcr.ipscr1']]);
+    expect(sas[0]).not.toHaveProperty('ourLastWrite');
+    expect(s.reads).toEqual(['namespace hit', 'imagepullsecret hit', 'secret hit', 'serviceaccount hit']);
+  });
+
+  it('reads live while a kind has not been listed (never decides from an unsynced view)', async () => {
+    const s = setup(false);
+    s.view.start();
+    const port = s.view.over(s.live, nsJob('a'));
+    await port.getNamespace('a');
+    await port.listImagePullSecrets();
+    await port.listOurSecrets('a');
+    await port.listServiceAccounts('a');
+    await port.getServiceAccount('a', 'default');
+    expect(s.live.calls).toEqual([
+      'getNamespace a',
+      'listImagePullSecrets',
+      'listOurSecrets a',
+      'listServiceAccounts a',
+      'getServiceAccount a/default',
+    ]);
+    expect(s.reads.every((r) => r.endsWith('fallback'))).toBe(true);
+    for (const c of Object.values(s.cols)) c.open();
+  });
+
+  it('reads the subject live when the view does not have it yet (a miss)', async () => {
+    const s = setup();
+    await synced(s);
+    await s.view.over(s.live, nsJob('new')).getNamespace('new');
+    await s.view.over(s.live, saJob('new', 'default')).getServiceAccount('new', 'default');
+    expect(s.live.calls).toEqual(['getNamespace new', 'getServiceAccount new/default']);
+    expect(s.reads).toEqual(['namespace miss', 'serviceaccount miss']);
+  });
+
+  it('follows watch events: added, modified, deleted', async () => {
+    const s = setup();
+    await synced(s);
+    s.cols.namespace.put(nsObj('b', { v: '1' }));
+    s.cols.namespace.put(nsObj('b', { v: '2' }));
+    const port = s.view.over(s.live, nsJob('b'));
+    expect((await port.getNamespace('b'))?.labels).toEqual({ v: '2' });
+    s.cols.namespace.remove(nsObj('b'));
+    expect(await port.getNamespace('b')).toBeUndefined();
+    expect(s.live.calls).toEqual(['getNamespace b']);
+  });
+});
+
+describe('ClusterView: our own writes', () => {
+  it('reads a namespace with a write of ours live until the view has seen that write', async () => {
+    const s = setup();
+    s.cols.namespace.put(nsObj('a'));
+    await synced(s);
+    const first = s.view.over(s.live, nsJob('a'));
+    expect(await first.createSecret(desired('a', 'tcr.ipscr1'))).toBe('created');
+
+    const second = s.view.over(s.live, saJob('a', 'default'));
+    await second.listOurSecrets('a');
+    expect(s.live.calls).toEqual(['createSecret a/tcr.ipscr1', 'listOurSecrets a']);
+
+    s.cols.secret.put(secretObj('a', 'tcr.ipscr1'));
+    expect(await second.listOurSecrets('a')).toHaveLength(1);
+    expect(s.live.calls).toHaveLength(2);
+  });
+
+  it('stops waiting for a write the view never sees after the dirty period', async () => {
+    const s = setup();
+    s.cols.serviceaccount.put(saObj('a', 'default'));
+    await synced(s);
+    const port = s.view.over(s.live, nsJob('a'));
+    const sa = await port.getServiceAccount('a', 'default');
+    await port.patchServiceAccountPullSecrets(sa!, ['tcr.ipscr1'], []);
+    await port.getServiceAccount('a', 'default');
+    s.clock.now += 11_000;
+    await port.getServiceAccount('a', 'default');
+    expect(s.live.calls).toEqual(['patchServiceAccount a/default', 'getServiceAccount a/default']);
+  });
+});
+
+describe('ClusterView: staleness', () => {
+  it('reruns a job whose subject changes in the view after it was served an older version', async () => {
+    const s = setup();
+    s.cols.serviceaccount.put(saObj('a', 'app', ['tcr.ipscr1']));
+    s.cols.namespace.put(nsObj('a', { team: 'x' }));
+    await synced(s);
+    await s.view.over(s.live, saJob('a', 'app')).getServiceAccount('a', 'app');
+    await s.view.over(s.live, nsJob('a')).getNamespace('a');
+
+    // Only an entry of ours added (our own patch's echo): nothing the job got wrong.
+    s.cols.serviceaccount.put(saObj('a', 'app', ['tcr.ipscr1', 'tcr.ipscr2']));
+    expect(s.enqueued).toEqual([]);
+    // Someone removed our entry: the job's decision is re-made.
+    s.cols.serviceaccount.put(saObj('a', 'app', ['tcr.ipscr2']));
+    s.cols.namespace.put(nsObj('a', { team: 'y' }));
+    expect(s.enqueued).toEqual([
+      { key: saJob('a', 'app'), trigger: 'modified' },
+      { key: nsJob('a'), trigger: 'modified' },
+    ]);
+    // Once: a later change goes through the relay as usual.
+    s.cols.namespace.put(nsObj('a', { team: 'z' }));
+    expect(s.enqueued).toHaveLength(2);
+  });
+
+  it('forgets what it served after the served period', async () => {
+    const s = setup();
+    s.cols.namespace.put(nsObj('a', { team: 'x' }));
+    await synced(s);
+    await s.view.over(s.live, nsJob('a')).getNamespace('a');
+    s.clock.now += 301_000;
+    s.cols.namespace.put(nsObj('a', { team: 'y' }));
+    expect(s.enqueued).toEqual([]);
+  });
+
+  it('reruns the CR job when a CR the jobs were served changes in a way the plan depends on', async () => {
+    const s = setup();
+    s.cols.imagepullsecret.put(crObj('cr1', 1));
+    await synced(s);
+    await s.view.over(s.live, nsJob('a')).listImagePullSecrets();
+    s.cols.imagepullsecret.put({ ...crObj('cr1', 1), status: { secretsSuccess: 3 } } as WatchedObject);
+    expect(s.enqueued).toEqual([]);
+    s.cols.imagepullsecret.put(crObj('cr1', 2));
+    expect(s.enqueued).toEqual([
+      { key: { cluster: 'c1', kind: 'imagepullsecret', name: 'cr1' }, trigger: 'modified' },
+    ]);
+  });
+
+  it('confirms the CRs live before a rewrite or deletion planned from them, and refuses when they moved', async () => {
+    const s = setup();
+    s.cols.imagepullsecret.put(crObj('cr1', 1));
+    await synced(s);
+    const port = s.view.over(s.live, nsJob('a'));
+    const crs = await port.listImagePullSecrets();
+    s.live.crs = [{ ...(crs[0] as CrView), generation: 2 }];
+    await expect(port.replaceSecret(desired('a', 'tcr.ipscr1'), '5')).rejects.toBeInstanceOf(RetryableError);
+    expect(s.live.calls).toEqual(['listImagePullSecrets']);
+    expect(s.reads).toContain('behind');
+
+    const again = s.view.over(s.live, nsJob('a'));
+    s.live.crs = await again.listImagePullSecrets();
+    await again.replaceSecret(desired('a', 'tcr.ipscr1'), '5');
+    await again.deleteSecret('a', 'tcr.ipsold', 'u', '6');
+    expect(s.live.calls.slice(1)).toEqual([
+      'listImagePullSecrets',
+      'replaceSecret a/tcr.ipscr1',
+      'deleteSecret a/tcr.ipsold',
+    ]);
+  });
+
+  it('hands every later change of our Secrets to the repair, after applying it', async () => {
+    const s = setup();
+    s.cols.secret.put(secretObj('a', 'tcr.ipscr1'));
+    await synced(s);
+    expect(s.secretChanges).toEqual([]);
+    s.cols.secret.remove(secretObj('a', 'tcr.ipscr1'));
+    expect(s.secretChanges).toEqual(['deleted a/tcr.ipscr1']);
+    expect(await s.view.over(s.live, nsJob('a')).listOurSecrets('a')).toEqual([]);
+  });
+});
