@@ -192,7 +192,10 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
       const live = (await connect(cluster)).cluster.withSignal(job.signal);
       const view = views.get(cluster);
       return {
-        cluster: view && job.cause && readsFromView(job.cause) ? view.over(live, job.cause.key) : live,
+        cluster:
+          view && job.cause && readsFromView(job.cause)
+            ? view.over(live, job.cause.key, { liveCrs: job.cause.trigger === 'fanout' })
+            : live,
         signal: job.signal,
         queue: queuePort,
         failures,

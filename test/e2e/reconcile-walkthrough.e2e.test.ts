@@ -154,6 +154,43 @@ describe('the seed walkthrough', { timeout: 400_000 }, () => {
     );
   });
 
+  it('issues zero write requests, and reads almost nothing, when the converged namespaces and ServiceAccounts are planned from the worker view', async () => {
+    await fx.drain(DRAIN_MS);
+    const view = fx.rt.views.get(CLUSTER);
+    await waitFor('the worker view to be listed and watching', () =>
+      (['namespace', 'serviceaccount', 'imagepullsecret', 'secret'] as const).every((k) => view?.isLive(k)),
+    );
+    const namespaces = await liveNamespaces();
+    const sas = (await core.listServiceAccountForAllNamespaces()).items;
+    const clientWrites = await fx.writeCount();
+    const serverWrites = await quietWriteCount(kc, ['secrets', 'serviceaccounts', 'imagepullsecrets']);
+    const readsBefore = await fx.readCount();
+
+    // `modified`: the triggers the relay gives watch events (a resync reads live on purpose).
+    for (const ns of namespaces)
+      await fx.enqueue({ cluster: CLUSTER, kind: 'namespace', name: ns }, 'modified');
+    for (const sa of sas) {
+      await fx.enqueue(
+        {
+          cluster: CLUSTER,
+          kind: 'serviceaccount',
+          namespace: sa.metadata?.namespace ?? '',
+          name: sa.metadata?.name ?? '',
+        },
+        'modified',
+      );
+    }
+    await fx.drain(DRAIN_MS);
+
+    expect(await fx.writeCount()).toBe(clientWrites);
+    expect(await apiserverWriteCount(kc, ['secrets', 'serviceaccounts', 'imagepullsecrets'])).toBe(
+      serverWrites,
+    );
+    // Without the view each of these jobs reads 4 times; with it, only what changed meanwhile is read live.
+    const jobs = namespaces.length + sas.length;
+    expect((await fx.readCount()) - readsBefore).toBeLessThan(jobs / 4);
+  });
+
   it('removes its Secrets and ServiceAccount entries when the CR is deleted, keeping entries of others', async () => {
     await deleteCr(kc, cr);
     await fx.enqueue({ cluster: CLUSTER, kind: 'imagepullsecret', name: cr }, 'deleted');

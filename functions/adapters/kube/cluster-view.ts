@@ -219,8 +219,8 @@ export class ClusterView implements ViewReads {
   }
 
   /** The ClusterPort of one job (`key`: what the job is about) over the live adapter bound to its deadline. */
-  over(live: LiveCluster, key: JobKey): ClusterPort {
-    return new ViewedCluster(this, live, key, this.opts.observer);
+  over(live: LiveCluster, key: JobKey, opts: { liveCrs?: boolean } = {}): ClusterPort {
+    return new ViewedCluster(this, live, key, this.opts.observer, opts.liveCrs ?? false);
   }
 
   // --- reads for ViewedCluster -----------------------------------------------------------------------------
@@ -377,16 +377,15 @@ export class ClusterView implements ViewReads {
       }
       case 'imagepullsecret': {
         const before = this.crs.get(key);
-        if (deleted) {
-          this.crs.delete(key);
-          return;
-        }
-        const view = stripCr(object);
-        this.crs.set(key, view);
-        // Namespace jobs may have planned from the older CR (e.g. the fan-out of a CR job that read it live
-        // just before this event arrived): its CR job runs again, after the view has the new one.
-        if (this.crsServedUntil > this.now() && (!before || planInputsOf(before) !== planInputsOf(view))) {
-          this.rerun({ cluster: this.opts.clusterId, kind: 'imagepullsecret', name: key });
+        const view = deleted ? undefined : stripCr(object);
+        if (view) this.crs.set(key, view);
+        else this.crs.delete(key);
+        // Namespace jobs may have planned from the older CR (one created, edited or deleted just before the
+        // event reached the view): its CR job runs again, after the view has the change, and its fan-out
+        // (which reads the CRs live) corrects them.
+        const changed = !before || !view || planInputsOf(before) !== planInputsOf(view);
+        if (this.crsServedUntil > this.now() && changed) {
+          this.rerun({ cluster: this.opts.clusterId, kind: 'imagepullsecret', name: key }, deleted);
         }
         return;
       }
@@ -426,8 +425,11 @@ export class ClusterView implements ViewReads {
     }
   }
 
-  private rerun(key: JobKey & { kind: 'namespace' | 'serviceaccount' | 'imagepullsecret' }): void {
+  private rerun(
+    key: JobKey & { kind: 'namespace' | 'serviceaccount' | 'imagepullsecret' },
+    deleted = false,
+  ): void {
     this.opts.observer.rerun(key.kind);
-    this.opts.enqueue([{ key, trigger: 'modified' }]);
+    this.opts.enqueue([{ key, trigger: deleted ? 'deleted' : 'modified' }]);
   }
 }

@@ -21,7 +21,7 @@ import type { DesiredSecret } from '../../core/pull-secret/desired-secret.js';
 // - writes stay guarded as before (create → 409 → live re-read; resourceVersion preconditions → 409 →
 //   live re-read or a retry of the job), so a stale view costs a request, never a wrong write;
 // - a Secret rewrite or deletion planned from view CRs is confirmed against a live list of the CRs first
-//   (an older CR must never undo a rotation);
+//   (an older CR must never undo a rotation); a CR job's fan-out reads the CRs live;
 // - a job's subject that later shows up in the view in a version that changes the plan reruns the job
 //   (ClusterView.recheckServed).
 
@@ -73,6 +73,8 @@ export class ViewedCluster implements ClusterPort {
     private readonly live: LiveCluster,
     private readonly subject: JobKey,
     private readonly observer: ViewObserver,
+    /** Read the CRs live (a CR job's fan-out: it read the CR live just before, the view may not have it yet). */
+    private readonly liveCrs = false,
   ) {}
 
   get clusterId(): string {
@@ -98,7 +100,7 @@ export class ViewedCluster implements ClusterPort {
   }
 
   async listImagePullSecrets(): Promise<CrView[]> {
-    if (!this.view.isLive('imagepullsecret'))
+    if (this.liveCrs || !this.view.isLive('imagepullsecret'))
       return this.fallback('imagepullsecret', () => this.live.listImagePullSecrets());
     this.observer.read('imagepullsecret', 'hit');
     const crs = this.view.crList();

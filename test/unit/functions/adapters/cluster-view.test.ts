@@ -408,6 +408,31 @@ describe('ClusterView: staleness', () => {
     ]);
   });
 
+  it('reruns the CR job (as a deletion) when a CR the jobs were served is deleted', async () => {
+    const s = setup();
+    s.cols.imagepullsecret.put(crObj('cr1', 1));
+    await synced(s);
+    await s.view.over(s.live, nsJob('a')).listImagePullSecrets();
+    s.cols.imagepullsecret.remove(crObj('cr1', 1));
+    expect(s.enqueued).toEqual([
+      { key: { cluster: 'c1', kind: 'imagepullsecret', name: 'cr1' }, trigger: 'deleted' },
+    ]);
+    expect(await s.view.over(s.live, nsJob('a')).listImagePullSecrets()).toEqual([]);
+  });
+
+  it("reads the CRs live for a CR job's fan-out (the CR job read them live just before)", async () => {
+    const s = setup();
+    s.cols.imagepullsecret.put(crObj('cr1', 1));
+    s.cols.namespace.put(nsObj('a'));
+    await synced(s);
+    const port = s.view.over(s.live, nsJob('a'), { liveCrs: true });
+    await port.getNamespace('a');
+    await port.listImagePullSecrets();
+    expect(s.live.calls).toEqual(['listImagePullSecrets']);
+    await port.replaceSecret(desired('a', 'tcr.ipscr1'), '5');
+    expect(s.live.calls).toEqual(['listImagePullSecrets', 'replaceSecret a/tcr.ipscr1']);
+  });
+
   it('confirms the CRs live before a rewrite or deletion planned from them, and refuses when they moved', async () => {
     const s = setup();
     s.cols.imagepullsecret.put(crObj('cr1', 1));
