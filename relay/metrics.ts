@@ -1,23 +1,22 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { createWatchMetrics } from '../shared/kube/watch-metrics.js';
 
 /** The relay's Prometheus metrics. */
 export function createRelayMetrics(registry = new Registry()) {
   collectDefaultMetrics({ register: registry, prefix: 'tcr_relay_' });
-  const lastEventAt = new Map<string, number>();
   return {
     registry,
-    events: new Counter({
-      name: 'tcr_relay_events_total',
-      help: 'Watch events received, by kind and type (ADDED, MODIFIED, DELETED, BOOKMARK).',
-      labelNames: ['kind', 'type'],
-      registers: [registry],
-    }),
-    dropped: new Counter({
-      name: 'tcr_relay_events_dropped_total',
-      help: 'MODIFIED events dropped because nothing reconcile looks at changed.',
-      labelNames: ['kind'],
-      registers: [registry],
-    }),
+    ...createWatchMetrics(
+      registry,
+      {
+        events: 'tcr_relay_events_total',
+        dropped: 'tcr_relay_events_dropped_total',
+        restarts: 'tcr_relay_watch_restarts_total',
+        relists: 'tcr_relay_relists_total',
+        lastEventAge: 'tcr_relay_last_event_age_seconds',
+      },
+      'the relay',
+    ),
     enqueued: new Counter({
       name: 'tcr_relay_jobs_enqueued_total',
       help: 'Jobs handed to the queue, by kind.',
@@ -27,18 +26,6 @@ export function createRelayMetrics(registry = new Registry()) {
     coalesced: new Counter({
       name: 'tcr_relay_jobs_coalesced_total',
       help: 'Job requests merged into one already pending in the relay.',
-      registers: [registry],
-    }),
-    watchRestarts: new Counter({
-      name: 'tcr_relay_watch_restarts_total',
-      help: 'Watch restarts, by kind and reason (closed, silent, error).',
-      labelNames: ['kind', 'reason'],
-      registers: [registry],
-    }),
-    relists: new Counter({
-      name: 'tcr_relay_relists_total',
-      help: 'Full lists after 410 Gone or at start, by kind.',
-      labelNames: ['kind'],
       registers: [registry],
     }),
     queueLost: new Counter({
@@ -66,18 +53,6 @@ export function createRelayMetrics(registry = new Registry()) {
       help: '1 while this replica holds the Lease and relays.',
       registers: [registry],
     }),
-    lastEventAge: new Gauge({
-      name: 'tcr_relay_last_event_age_seconds',
-      help: 'Seconds since the last watch event (bookmarks included), by kind.',
-      labelNames: ['kind'],
-      registers: [registry],
-      collect() {
-        for (const [kind, at] of lastEventAt) this.set({ kind }, (Date.now() - at) / 1000);
-      },
-    }),
-    sawEvent(kind: string) {
-      lastEventAt.set(kind, Date.now());
-    },
   };
 }
 export type RelayMetrics = ReturnType<typeof createRelayMetrics>;

@@ -1,48 +1,20 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { WatchMetrics } from '../shared/kube/resource-watcher.js';
+import { createWatchMetrics } from '../shared/kube/watch-metrics.js';
 
 /** The admission webhook's Prometheus metrics. */
 export function createWebhookMetrics(registry = new Registry()) {
   collectDefaultMetrics({ register: registry, prefix: 'tcr_webhook_' });
-  const lastEventAt = new Map<string, number>();
-  const watch: WatchMetrics = {
-    events: new Counter({
-      name: 'tcr_webhook_watch_events_total',
-      help: 'Watch events received by the view, by kind and type.',
-      labelNames: ['kind', 'type'],
-      registers: [registry],
-    }),
-    dropped: new Counter({
-      name: 'tcr_webhook_watch_events_dropped_total',
-      help: 'Watch events that changed nothing the webhook looks at.',
-      labelNames: ['kind'],
-      registers: [registry],
-    }),
-    watchRestarts: new Counter({
-      name: 'tcr_webhook_watch_restarts_total',
-      help: 'Watch restarts, by kind and reason (closed, silent, error).',
-      labelNames: ['kind', 'reason'],
-      registers: [registry],
-    }),
-    relists: new Counter({
-      name: 'tcr_webhook_relists_total',
-      help: 'Full lists at start or after 410 Gone, by kind.',
-      labelNames: ['kind'],
-      registers: [registry],
-    }),
-    sawEvent(kind: string) {
-      lastEventAt.set(kind, Date.now());
+  const watch = createWatchMetrics(
+    registry,
+    {
+      events: 'tcr_webhook_watch_events_total',
+      dropped: 'tcr_webhook_watch_events_dropped_total',
+      restarts: 'tcr_webhook_watch_restarts_total',
+      relists: 'tcr_webhook_relists_total',
+      lastEventAge: 'tcr_webhook_last_event_age_seconds',
     },
-  };
-  new Gauge({
-    name: 'tcr_webhook_last_event_age_seconds',
-    help: 'Seconds since the view last heard from a watch (bookmarks included), by kind.',
-    labelNames: ['kind'],
-    registers: [registry],
-    collect() {
-      for (const [kind, at] of lastEventAt) this.set({ kind }, (Date.now() - at) / 1000);
-    },
-  });
+    "the webhook's view",
+  );
   return {
     registry,
     watch,

@@ -12,6 +12,7 @@ import {
   WatchExpiredError,
   type WatchedObject,
 } from '../../shared/kube/resource-watcher.js';
+import { createWatchMetrics, type SharedWatchMetrics } from '../../shared/kube/watch-metrics.js';
 import { enqueueJobs } from '../../shared/queue.js';
 import type { FunctionsRuntime } from './build-runtime.js';
 
@@ -49,14 +50,7 @@ export function writtenByOthers(object: WatchedObject): boolean {
   return (entries ?? []).some((e) => e.manager !== undefined && e.manager !== FIELD_MANAGER);
 }
 
-interface SecretWatchMetrics {
-  events: Counter<'kind' | 'type'>;
-  dropped: Counter<'kind'>;
-  watchRestarts: Counter<'kind' | 'reason'>;
-  relists: Counter<'kind'>;
-  repairs: Counter<'cluster' | 'cause'>;
-  sawEvent(kind: string): void;
-}
+type SecretWatchMetrics = SharedWatchMetrics & { repairs: Counter<'cluster' | 'cause'> };
 
 /** One set of counters per metrics registry (a runtime may watch several clusters). */
 const metricsByRegistry = new WeakMap<Registry, SecretWatchMetrics>();
@@ -66,37 +60,22 @@ function metricsOf(registry: Registry): SecretWatchMetrics {
   if (known) return known;
   const registers = [registry];
   const metrics: SecretWatchMetrics = {
-    events: new Counter({
-      name: 'tcr_secret_watch_events_total',
-      help: 'Watch events on our pull Secrets, by type.',
-      labelNames: ['kind', 'type'],
-      registers,
-    }),
-    dropped: new Counter({
-      name: 'tcr_secret_watch_dropped_total',
-      help: 'Secret events that changed nothing.',
-      labelNames: ['kind'],
-      registers,
-    }),
-    watchRestarts: new Counter({
-      name: 'tcr_secret_watch_restarts_total',
-      help: 'Restarts of the Secret watch, by reason.',
-      labelNames: ['kind', 'reason'],
-      registers,
-    }),
-    relists: new Counter({
-      name: 'tcr_secret_watch_relists_total',
-      help: 'Full lists of our Secrets (start, 410 Gone).',
-      labelNames: ['kind'],
-      registers,
-    }),
+    ...createWatchMetrics(
+      registry,
+      {
+        events: 'tcr_secret_watch_events_total',
+        dropped: 'tcr_secret_watch_dropped_total',
+        restarts: 'tcr_secret_watch_restarts_total',
+        relists: 'tcr_secret_watch_relists_total',
+      },
+      'the watch of our Secrets',
+    ),
     repairs: new Counter({
       name: 'tcr_secret_repairs_enqueued_total',
       help: 'Namespace jobs enqueued because one of our Secrets was deleted or changed by someone else.',
       labelNames: ['cluster', 'cause'],
       registers,
     }),
-    sawEvent: () => {},
   };
   metricsByRegistry.set(registry, metrics);
   return metrics;
