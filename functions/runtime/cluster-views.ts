@@ -10,6 +10,7 @@ import {
   serviceAccountCollection,
 } from '../../shared/kube/collections.js';
 import type { WatchMetrics } from '../../shared/kube/resource-watcher.js';
+import { createWatchMetrics } from '../../shared/kube/watch-metrics.js';
 import { enqueueJobs } from '../../shared/queue.js';
 import { ClusterView } from '../adapters/kube/cluster-view.js';
 import type { ViewObserver } from '../adapters/kube/viewed-cluster.js';
@@ -46,33 +47,16 @@ function metricsOf(registry: Registry): ViewMetrics {
   const registers = [registry];
   const views = new Set<ClusterView>();
   const metrics: ViewMetrics = {
-    watch: {
-      events: new Counter({
-        name: 'tcr_view_watch_events_total',
-        help: 'Watch events applied to the worker view, by kind and type.',
-        labelNames: ['kind', 'type'],
-        registers,
-      }),
-      dropped: new Counter({
-        name: 'tcr_view_watch_dropped_total',
-        help: 'View watch events that changed nothing.',
-        labelNames: ['kind'],
-        registers,
-      }),
-      watchRestarts: new Counter({
-        name: 'tcr_view_watch_restarts_total',
-        help: 'Restarts of the view watches, by kind and reason.',
-        labelNames: ['kind', 'reason'],
-        registers,
-      }),
-      relists: new Counter({
-        name: 'tcr_view_relists_total',
-        help: 'Full lists of a kind by the view (start, 410 Gone, errors, the periodic relist).',
-        labelNames: ['kind'],
-        registers,
-      }),
-      sawEvent: () => {},
-    },
+    watch: createWatchMetrics(
+      registry,
+      {
+        events: 'tcr_view_watch_events_total',
+        dropped: 'tcr_view_watch_dropped_total',
+        restarts: 'tcr_view_watch_restarts_total',
+        relists: 'tcr_view_relists_total',
+      },
+      'the worker view',
+    ),
     reads: new Counter({
       name: 'tcr_view_reads_total',
       help: 'Reads of namespace and ServiceAccount jobs: hit (from the view), miss (not in it: read live), fallback (view not usable: read live).',
