@@ -165,10 +165,28 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
       try {
         const live = ports.filter((p) => procs.has(p.port));
         const states = await Promise.all(live.map((p) => command(p.port, 'CLUSTER', 'INFO')));
-        const nodes = await liveNodeTable();
-        const served = nodes
-          .filter((n) => n.role === 'primary' && n.up)
-          .reduce((sum, n) => sum + n.slots.reduce((s, [a, b]) => s + b - a + 1, 0), 0);
+        // Settled means every live node tells the same story, not just the first one asked: right after
+        // `--cluster create` or a restart, a node's own view can still list a replica as a primary without
+        // slots, or a restarted node can still think it serves its old slots until gossip corrects it.
+        const views = await Promise.all(
+          live.map(async (p) => parseClusterNodes(await command(p.port, 'CLUSTER', 'NODES'), ports)),
+        );
+        const shape = (nodes: ClusterNodeInfo[]) =>
+          nodes
+            .filter((n) => n.up && procs.has(n.port))
+            .map(
+              (n) =>
+                `${n.port}:${n.role}:${n.role === 'primary' ? n.slots.map(([a, b]) => `${a}-${b}`).join(',') : n.primaryId}`,
+            )
+            .sort()
+            .join(' ');
+        const nodes = views[0] ?? [];
+        const agreed = views.every((v) => shape(v) === shape(nodes));
+        const upPrimaries = nodes.filter((n) => n.role === 'primary' && n.up && procs.has(n.port));
+        const served = upPrimaries.reduce(
+          (sum, n) => sum + n.slots.reduce((s, [a, b]) => s + b - a + 1, 0),
+          0,
+        );
         const ok = states.every((s) => /cluster_state:ok/.test(s));
         // Every live replica has finished its first sync, so that a failover has a copy to promote.
         const replicasSynced = await Promise.all(
@@ -176,8 +194,10 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
             .filter((n) => n.role === 'replica' && procs.has(n.port))
             .map(async (n) => /master_link_status:up/.test(await command(n.port, 'INFO', 'replication'))),
         );
-        if (ok && served === 16384 && replicasSynced.every(Boolean)) return;
-        last = `${states.filter((s) => /cluster_state:ok/.test(s)).length}/${live.length} nodes ok, ${served}/16384 slots served, ${replicasSynced.filter(Boolean).length}/${replicasSynced.length} replicas synced`;
+        const settled =
+          agreed && upPrimaries.length === primaries && upPrimaries.every((n) => n.slots.length > 0);
+        if (ok && settled && served === 16384 && replicasSynced.every(Boolean)) return;
+        last = `${states.filter((s) => /cluster_state:ok/.test(s)).length}/${live.length} nodes ok, ${served}/16384 slots served, ${upPrimaries.length}/${primaries} primaries, views ${agreed ? 'agree' : 'differ'}, ${replicasSynced.filter(Boolean).length}/${replicasSynced.length} replicas synced`;
       } catch (error) {
         last = error instanceof Error ? error.message : String(error);
       }
