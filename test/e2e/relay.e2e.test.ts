@@ -22,8 +22,12 @@ import { gateWatch } from '../support/watch-gate.js';
 // a Redis of this file's own (so that it can be stopped).
 
 const kc = adminKubeConfig();
-/** Functions' API reads per converged namespace in the burst (jobs' reads; the view's watches are not per namespace). */
-const READS_PER_NAMESPACE_MAX = 2;
+/**
+ * Functions' API reads per converged namespace in the burst (jobs' reads; the view's watches are not per
+ * namespace): 8.35 with CLUSTER_VIEW=off, 0.18-0.57 measured with the view at load 4-8. The bound leaves room
+ * for a loaded CI machine, where the view lags the relay more often and a lag costs a live read.
+ */
+const READS_PER_NAMESPACE_MAX = 3;
 let redis: LocalRedis;
 let fx: FunctionsHarness;
 const crs: string[] = [];
