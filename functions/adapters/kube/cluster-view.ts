@@ -74,10 +74,27 @@ export function stripServiceAccount(obj: WatchedObject): ServiceAccountView {
   return { ...view, annotations: ourAnnotations(view.annotations) };
 }
 
-/** Our Secret with what the planner compares (data included: it is compared with the desired content). */
-export function stripSecret(obj: WatchedObject): SecretView {
+/**
+ * Our Secret with what the planner compares (data included: it is compared with the desired content). Every
+ * namespace's Secret of one CR has the same content: `intern` keeps one copy of each value, not thousands.
+ */
+export function stripSecret(obj: WatchedObject, intern: (value: string) => string = (v) => v): SecretView {
   const { ourLastWrite: _w, owners: _o, ...view } = toSecretView(obj as Parameters<typeof toSecretView>[0]);
-  return { ...view, annotations: ourAnnotations(view.annotations) };
+  const data: Record<string, string> = {};
+  for (const [k, v] of Object.entries(view.data)) data[k] = intern(v);
+  return { ...view, data, annotations: ourAnnotations(view.annotations) };
+}
+
+/** One shared copy per distinct value (a few per CR); forgotten wholesale if it ever grows large. */
+function interner(limit = 10_000): (value: string) => string {
+  const values = new Map<string, string>();
+  return (value) => {
+    const known = values.get(value);
+    if (known !== undefined) return known;
+    if (values.size >= limit) values.clear();
+    values.set(value, value);
+    return value;
+  };
 }
 
 /** The CR without its status (namespace jobs never read it; status is the largest part of a CR). */
@@ -162,6 +179,7 @@ export class ClusterView implements ViewReads {
   /** Until when a CR change must rerun its CR job (a job was served the CRs recently). */
   private crsServedUntil = 0;
   private readonly now: () => number;
+  private readonly intern = interner();
 
   constructor(private readonly opts: ClusterViewOptions) {
     this.now = opts.now ?? Date.now;
@@ -317,7 +335,7 @@ export class ClusterView implements ViewReads {
         case 'secret':
           this.secrets.clear();
           for (const o of objects) {
-            const v = stripSecret(o);
+            const v = stripSecret(o, this.intern);
             this.secrets.set(v.namespace, v.name, v);
           }
           return;
@@ -370,7 +388,7 @@ export class ClusterView implements ViewReads {
         const [namespace, name] = splitKey(key);
         this.clearDirty('secret', key);
         if (deleted) this.secrets.delete(namespace, name);
-        else this.secrets.set(namespace, name, stripSecret(object));
+        else this.secrets.set(namespace, name, stripSecret(object, this.intern));
         // After the view has it: a repair job it causes reads at least this version.
         this.opts.onSecretChange?.(change);
         return;
