@@ -48,6 +48,11 @@ import { diffTotals, parseRequestTotals, runPool, ServiceAccountObserver, waitQu
 /** The chart's NODE_OPTIONS (infra/helm/tcr-assistant/values.yaml); the worker's Deployment sets none. */
 const RELAY_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=96';
 const BUNDLES = path.join(REPO_ROOT, 'dist', 'image');
+/** A diagnostic run: BENCH_CPU_PROF_DIR=<dir> gives the relay and the worker `node --cpu-prof` (profiles on exit). */
+const profile = (nodeOptions: string) =>
+  process.env.BENCH_CPU_PROF_DIR
+    ? `${nodeOptions} --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`.trim()
+    : nodeOptions;
 
 export interface ProductionOptions {
   namespaces: number;
@@ -131,7 +136,7 @@ export async function benchProduction(opts: ProductionOptions) {
         QUEUE_PREFIX: '{tcr}',
         HTTP_PORT: String(port),
         LOG_LEVEL: 'warn',
-        NODE_OPTIONS: RELAY_NODE_OPTIONS,
+        NODE_OPTIONS: profile(RELAY_NODE_OPTIONS),
         POD_NAME: podName,
         LEASE_NAMESPACE: SYSTEM_NAMESPACE,
         LEASE_NAME: 'tcr-assistant-relay',
@@ -173,7 +178,7 @@ export async function benchProduction(opts: ProductionOptions) {
       METRICS_PORT: String(workerPort),
       WORKER_CONCURRENCY: '16',
       LOG_LEVEL: 'warn',
-      NODE_OPTIONS: '',
+      NODE_OPTIONS: profile(''),
       ADOPT_ADDON_SECRETS: 'false',
     },
   });
