@@ -49,10 +49,9 @@ import { diffTotals, parseRequestTotals, runPool, ServiceAccountObserver, waitQu
 const RELAY_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=96';
 const BUNDLES = path.join(REPO_ROOT, 'dist', 'image');
 /** A diagnostic run: BENCH_CPU_PROF_DIR=<dir> gives the relay and the worker `node --cpu-prof` (profiles on exit). */
-const profile = (nodeOptions: string) =>
-  process.env.BENCH_CPU_PROF_DIR
-    ? `${nodeOptions} --cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`.trim()
-    : nodeOptions;
+const profileArgs = process.env.BENCH_CPU_PROF_DIR
+  ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`]
+  : [];
 
 export interface ProductionOptions {
   namespaces: number;
@@ -124,7 +123,7 @@ export async function benchProduction(opts: ProductionOptions) {
     const proc = startProcess({
       name: podName,
       command: process.execPath,
-      args: [path.join(BUNDLES, 'relay.cjs')],
+      args: [...profileArgs, path.join(BUNDLES, 'relay.cjs')],
       logFile: path.join(cp.dir, `${podName}.log`),
       env: {
         ...process.env,
@@ -136,7 +135,7 @@ export async function benchProduction(opts: ProductionOptions) {
         QUEUE_PREFIX: '{tcr}',
         HTTP_PORT: String(port),
         LOG_LEVEL: 'warn',
-        NODE_OPTIONS: profile(RELAY_NODE_OPTIONS),
+        NODE_OPTIONS: RELAY_NODE_OPTIONS,
         POD_NAME: podName,
         LEASE_NAMESPACE: SYSTEM_NAMESPACE,
         LEASE_NAME: 'tcr-assistant-relay',
@@ -165,7 +164,7 @@ export async function benchProduction(opts: ProductionOptions) {
   const worker = startProcess({
     name: 'worker',
     command: process.execPath,
-    args: [path.join(BUNDLES, 'functions.cjs'), 'worker'],
+    args: [...profileArgs, path.join(BUNDLES, 'functions.cjs'), 'worker'],
     logFile: path.join(cp.dir, 'worker.log'),
     env: {
       ...process.env,
@@ -178,7 +177,7 @@ export async function benchProduction(opts: ProductionOptions) {
       METRICS_PORT: String(workerPort),
       WORKER_CONCURRENCY: '16',
       LOG_LEVEL: 'warn',
-      NODE_OPTIONS: profile(''),
+      NODE_OPTIONS: '',
       ADOPT_ADDON_SECRETS: 'false',
     },
   });
