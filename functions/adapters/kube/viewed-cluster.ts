@@ -20,8 +20,10 @@ import type { DesiredSecret } from '../../core/pull-secret/desired-secret.js';
 //   mistaken for missing: that would cost a create, a 409 and a re-read);
 // - writes stay guarded as before (create → 409 → live re-read; resourceVersion preconditions → 409 →
 //   live re-read or a retry of the job), so a stale view costs a request, never a wrong write;
-// - a Secret rewrite or deletion planned from view CRs is confirmed against a live list of the CRs first
-//   (an older CR must never undo a rotation); a CR job's fan-out reads the CRs live;
+// - a Secret rewrite planned from view CRs is confirmed against a live list of the CRs first (an older CR
+//   must never undo a rotation); a Secret deletion or a ServiceAccount entry removal also confirms the
+//   namespace live when it came from the view (a pod admitted while an entry is missing never gets it);
+//   a CR job's fan-out reads the CRs live;
 // - a job's subject that later shows up in the view in a version that changes the plan reruns the job
 //   (ClusterView.recheckServed).
 
@@ -34,7 +36,7 @@ export interface ViewObserver {
   read(kind: ViewKind, result: ViewReadResult): void;
   /** A job's subject changed in the view after the job had read an older version of it: run again. */
   rerun(kind: 'namespace' | 'serviceaccount' | 'imagepullsecret'): void;
-  /** A Secret rewrite or deletion refused because the CRs it was planned from had changed. */
+  /** A rewrite, deletion or entry removal refused: the CRs or namespace it was planned from had changed. */
   behind(): void;
 }
 
@@ -63,10 +65,27 @@ export interface LiveCluster extends ClusterPort {
 export const planInputsOf = (cr: CrView) =>
   JSON.stringify([cr.uid, cr.generation, cr.deleting, cr.adoptAddonSecrets ?? null, cr.invalid ?? null]);
 
+const TCR_ANNOTATION_PREFIX = 'tcr.tencentcloudcr.com/';
+const sortedEntries = (r: Record<string, string>, keep: (k: string) => boolean = () => true) =>
+  Object.entries(r)
+    .filter(([k]) => keep(k))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+/** What a plan reads of a namespace: its labels, our annotations (the skip one among them), going away. */
+export const namespaceInputsOf = (ns: NamespaceView) =>
+  JSON.stringify([
+    ns.terminating,
+    sortedEntries(ns.labels),
+    sortedEntries(ns.annotations, (k) => k.startsWith(TCR_ANNOTATION_PREFIX)),
+  ]);
+
 export class ViewedCluster implements ClusterPort {
   /** The CRs as served from the view (name → plan inputs), to confirm before a rewrite or deletion. */
   private servedCrs: Map<string, string> | undefined;
-  private crsConfirmed = false;
+  private crsConfirmed: Promise<void> | undefined;
+  /** The namespaces served from the view (name → plan inputs), to confirm before a removal or deletion. */
+  private readonly servedNamespaces = new Map<string, string>();
+  private namespacesConfirmed: Promise<void> | undefined;
 
   constructor(
     private readonly view: ViewReads,
@@ -95,6 +114,7 @@ export class ViewedCluster implements ClusterPort {
       return this.live.getNamespace(name);
     }
     this.observer.read('namespace', 'hit');
+    this.servedNamespaces.set(name, namespaceInputsOf(view));
     if (this.isSubject('namespace', '', name)) this.view.noteServed({ kind: 'namespace', view });
     return view;
   }
@@ -143,20 +163,44 @@ export class ViewedCluster implements ClusterPort {
   }
 
   /**
-   * Before a rewrite or deletion planned from the view's CRs: the live CRs must give the same plan inputs,
-   * else the job fails retryably and plans again (by then from the newer CRs).
+   * Before a rewrite, a deletion or an entry removal planned from the view's CRs: the live CRs must give the
+   * same plan inputs, else the job fails retryably and plans again (by then from the newer CRs). Once per
+   * job (concurrent ServiceAccount patches share the one live list).
    */
-  private async confirmCrs(): Promise<void> {
-    if (!this.servedCrs || this.crsConfirmed) return;
+  private confirmCrs(): Promise<void> {
+    if (!this.servedCrs) return Promise.resolve();
+    this.crsConfirmed ??= this.checkCrs(this.servedCrs);
+    return this.crsConfirmed;
+  }
+
+  private async checkCrs(served: Map<string, string>): Promise<void> {
     const fresh = await this.live.listImagePullSecrets();
     const same =
-      fresh.length === this.servedCrs.size &&
-      fresh.every((cr) => this.servedCrs?.get(cr.name) === planInputsOf(cr));
-    if (!same) {
-      this.observer.behind();
-      throw new RetryableError('ImagePullSecrets changed after the worker view was read: planning again');
+      fresh.length === served.size && fresh.every((cr) => served.get(cr.name) === planInputsOf(cr));
+    if (!same) this.refuse('ImagePullSecrets changed after the worker view was read: planning again');
+  }
+
+  /**
+   * Before a deletion or an entry removal: the CRs as above, and each namespace the plan read from the view
+   * (labels, skip annotation, terminating) as it is live now. A removal is the one write a later correction
+   * cannot undo for the pods admitted meanwhile.
+   */
+  private async confirmBeforeRemoval(): Promise<void> {
+    this.namespacesConfirmed ??= this.checkNamespaces(new Map(this.servedNamespaces));
+    await Promise.all([this.confirmCrs(), this.namespacesConfirmed]);
+  }
+
+  private async checkNamespaces(served: Map<string, string>): Promise<void> {
+    for (const [name, inputs] of served) {
+      const fresh = await this.live.getNamespace(name);
+      if (!fresh || namespaceInputsOf(fresh) !== inputs)
+        this.refuse(`namespace ${name} changed after the worker view was read: planning again`);
     }
-    this.crsConfirmed = true;
+  }
+
+  private refuse(message: string): never {
+    this.observer.behind();
+    throw new RetryableError(message);
   }
 
   // --- writes: live, guarded as before; the keys are read live until the view has seen them ----------------
@@ -178,7 +222,7 @@ export class ViewedCluster implements ClusterPort {
     uid: string,
     resourceVersion: string,
   ): Promise<'deleted' | 'gone'> {
-    await this.confirmCrs();
+    await this.confirmBeforeRemoval();
     this.view.markDirty('secret', namespace, name);
     return this.live.deleteSecret(namespace, name, uid, resourceVersion);
   }
@@ -188,6 +232,7 @@ export class ViewedCluster implements ClusterPort {
     add: string[],
     remove: string[],
   ): Promise<'patched' | 'unchanged' | 'gone'> {
+    if (remove.length > 0) await this.confirmBeforeRemoval();
     this.view.markDirty('serviceaccount', sa.namespace, sa.name);
     return this.live.patchServiceAccountPullSecrets(sa, add, remove);
   }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClusterView } from '../../../../functions/adapters/kube/cluster-view.js';
+import { ClusterView, stripCr, stripNamespace } from '../../../../functions/adapters/kube/cluster-view.js';
 import type { LiveCluster, ViewKind } from '../../../../functions/adapters/kube/viewed-cluster.js';
 import type {
   CrView,
@@ -7,6 +7,9 @@ import type {
   SecretView,
   ServiceAccountView,
 } from '../../../../functions/core/model.js';
+import { reconcileNamespace } from '../../../../functions/core/namespace/reconcile-namespace.js';
+import { reconcileServiceAccount } from '../../../../functions/core/namespace/reconcile-service-account.js';
+import type { ReconcileDeps } from '../../../../functions/core/ports.js';
 import type { DesiredSecret } from '../../../../functions/core/pull-secret/desired-secret.js';
 import type { Enqueue, JobKey } from '../../../../shared/contracts/jobs.js';
 import { RetryableError } from '../../../../shared/errors.js';
@@ -176,8 +179,8 @@ class FakeLive implements LiveCluster {
     this.note(`deleteSecret ${namespace}/${name}`);
     return 'deleted' as const;
   }
-  async patchServiceAccountPullSecrets(sa: ServiceAccountView) {
-    this.note(`patchServiceAccount ${sa.namespace}/${sa.name}`);
+  async patchServiceAccountPullSecrets(sa: ServiceAccountView, _add: string[], remove: string[]) {
+    this.note(`patchServiceAccount ${sa.namespace}/${sa.name}${remove.length > 0 ? ` -[${remove}]` : ''}`);
     return 'patched' as const;
   }
   async setFinalizer() {
@@ -463,5 +466,97 @@ describe('ClusterView: staleness', () => {
     s.cols.secret.remove(secretObj('a', 'tcr.ipscr1'));
     expect(s.secretChanges).toEqual(['deleted a/tcr.ipscr1']);
     expect(await s.view.over(s.live, nsJob('a')).listOurSecrets('a')).toEqual([]);
+  });
+});
+
+/** The real core (reconcileNamespace / reconcileServiceAccount) over the view, as the worker runs it. */
+const depsOver = (s: Setup, key: JobKey): ReconcileDeps => ({
+  cluster: s.view.over(s.live, key),
+  queue: {
+    enqueue: async (items: Enqueue[]) => {
+      s.enqueued.push(...items);
+    },
+  },
+  failures: { record: async () => {}, clear: async () => {}, list: async () => [] } as never,
+  now: () => new Date(s.clock.now),
+  statusDelayMs: 0,
+  log: createLogger('test', 'silent'),
+  directUpdateBudget: 0,
+  isFinalAttempt: false,
+});
+
+// Review of #15 (notes/15-view-review.md, finding 1): an entry removal planned from a view that lacks a live
+// CR took the entry away from pods admitted meanwhile. In each case the live API has cr1 and the view not.
+describe('ClusterView: removals are confirmed live before they are made', () => {
+  it('namespace job: an entry of a CR the view has not seen yet is not removed as dangling', async () => {
+    const s = setup();
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.serviceaccount.put(saObj('a', 'default', ['tcr.ipscr1']));
+    await synced(s);
+    s.live.crs = [stripCr(crObj('cr1'))];
+    await expect(reconcileNamespace(depsOver(s, nsJob('a')), 'a')).rejects.toBeInstanceOf(RetryableError);
+    expect(s.live.calls.sort()).toEqual(['getNamespace a', 'listImagePullSecrets', 'secretNamesPresent a']);
+    expect(s.reads).toContain('behind');
+  });
+
+  it('ServiceAccount job: our entry is not removed when the view lacks the CR', async () => {
+    const s = setup();
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.serviceaccount.put(saObj('a', 'ci', ['tcr.ipscr1']));
+    s.cols.secret.put(secretObj('a', 'tcr.ipscr1'));
+    await synced(s);
+    s.live.crs = [stripCr(crObj('cr1'))];
+    await expect(reconcileServiceAccount(depsOver(s, saJob('a', 'ci')), 'a', 'ci')).rejects.toBeInstanceOf(
+      RetryableError,
+    );
+    expect(s.live.calls.filter((c) => c.startsWith('patch'))).toEqual([]);
+    expect(s.live.calls).toContain('listImagePullSecrets');
+  });
+
+  it('namespace job: the entry is not removed before the deletion is confirmed', async () => {
+    const s = setup();
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.serviceaccount.put(saObj('a', 'default', ['tcr.ipscr1']));
+    s.cols.secret.put(secretObj('a', 'tcr.ipscr1'));
+    await synced(s);
+    s.live.crs = [stripCr(crObj('cr1'))];
+    await expect(reconcileNamespace(depsOver(s, nsJob('a')), 'a')).rejects.toBeInstanceOf(RetryableError);
+    expect(s.live.calls.filter((c) => c.startsWith('patch') || c.startsWith('delete'))).toEqual([]);
+  });
+
+  it('namespace job: a removal planned from a stale namespace (skip annotation not seen yet) is refused', async () => {
+    const s = setup();
+    const cr = crObj('cr1');
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.serviceaccount.put(saObj('a', 'default', ['tcr.ipscr1']));
+    s.cols.secret.put(secretObj('a', 'tcr.ipscr1'));
+    s.cols.imagepullsecret.put(cr);
+    await synced(s);
+    s.live.crs = [stripCr(cr)];
+    // The view still has the namespace with the skip annotation the user has since removed.
+    const stale = nsObj('a');
+    stale.metadata = { ...stale.metadata, annotations: { 'tcr.tencentcloudcr.com/skip': 'true' } };
+    s.cols.namespace.put(stale);
+    s.live.namespaces.set('a', stripNamespace(nsObj('a')));
+    await expect(reconcileNamespace(depsOver(s, nsJob('a')), 'a')).rejects.toBeInstanceOf(RetryableError);
+    expect(s.live.calls.filter((c) => c.startsWith('patch') || c.startsWith('delete'))).toEqual([]);
+    expect(s.live.calls).toContain('getNamespace a');
+  });
+
+  it('a removal the live CRs and namespace agree with goes ahead after one confirmation', async () => {
+    const s = setup();
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.serviceaccount.put(saObj('a', 'default', ['tcr.ipsgone']));
+    s.cols.serviceaccount.put(saObj('a', 'ci', ['tcr.ipsgone']));
+    await synced(s);
+    s.live.namespaces.set('a', stripNamespace(nsObj('a')));
+    await reconcileNamespace(depsOver(s, nsJob('a')), 'a');
+    expect(s.live.calls.sort()).toEqual([
+      'getNamespace a',
+      'listImagePullSecrets',
+      'patchServiceAccount a/ci -[tcr.ipsgone]',
+      'patchServiceAccount a/default -[tcr.ipsgone]',
+      'secretNamesPresent a',
+    ]);
   });
 });
