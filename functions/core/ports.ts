@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Enqueue } from '../../shared/contracts/jobs.js';
+import type { Enqueue, Trigger } from '../../shared/contracts/jobs.js';
 import type { PlannedEvent } from './image-pull-secret/plan-image-pull-secret.js';
 import type {
   ConfigMapView,
@@ -143,6 +143,8 @@ export interface ReconcileDeps {
   adoptAddonSecrets?: boolean;
   /** The queue will not retry this job again: a failure now is recorded for the CR's status. */
   isFinalAttempt: boolean;
+  /** What caused the job: a CR job run by the periodic resync passes `resync` on to its fan-out (fresh reads). */
+  trigger?: Trigger | undefined;
   /**
    * The job's deadline. The ports given here are already bound to it (their requests carry it); the core
    * also checks it between steps, so that a job out of time starts no further write.

@@ -74,11 +74,12 @@ function withSignal<T extends object>(port: T, signal: AbortSignal | undefined):
 
 /**
  * Whether a job reads through its cluster's view: namespace and ServiceAccount jobs, except the ones whose
- * point is a fresh look (the periodic resync, a person's `reconcile`).
+ * point is a fresh look (the periodic resync and its fan-out, a person's `reconcile`) and retries (the view
+ * that made the first attempt fail would most likely make the next one fail the same way).
  */
-function readsFromView(cause: JobContext['cause']): boolean {
+export function readsFromView(cause: JobContext['cause'], attempt: number): boolean {
   if (!cause || (cause.key.kind !== 'namespace' && cause.key.kind !== 'serviceaccount')) return false;
-  return cause.trigger !== 'resync' && cause.trigger !== 'cli';
+  return attempt <= 1 && cause.trigger !== 'resync' && cause.trigger !== 'cli';
 }
 
 /**
@@ -193,7 +194,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
       const view = views.get(cluster);
       return {
         cluster:
-          view && job.cause && readsFromView(job.cause)
+          view && job.cause && readsFromView(job.cause, job.attempt)
             ? view.over(live, job.cause.key, { liveCrs: job.cause.trigger === 'fanout' })
             : live,
         signal: job.signal,
@@ -206,6 +207,7 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
         directUpdateMs: env.DIRECT_UPDATE_MS,
         log: job.log ?? log,
         isFinalAttempt: job.attempt >= job.maxAttempts,
+        trigger: job.cause?.trigger,
       };
     },
     async privateEndpointsFor(cluster, job) {

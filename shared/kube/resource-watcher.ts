@@ -86,6 +86,12 @@ export interface Change<K extends string = string> {
 export interface WatcherOptions<K extends string = string> {
   /** A watch that delivers nothing (not even a bookmark) for this long is restarted; 0: no watchdog. */
   watchdogSilenceMs: number;
+  /**
+   * `isLive` turns false once a watch has delivered nothing (not even a bookmark) for this long since it
+   * opened or last spoke: a stalled watch looks open (default: no limit). The API server sends a bookmark
+   * about every minute.
+   */
+  liveSilenceMs?: number | undefined;
   onChange: (change: Change<K>) => void;
   /** After the first complete list: the consumer knows every object of this kind. */
   onSynced?: () => void;
@@ -121,6 +127,8 @@ export class ResourceWatcher<K extends string = string> {
   /** Ends the current watch (watchdog, relist timer, stop). */
   private current: AbortController | undefined;
   private lastEventAt = Date.now();
+  /** When the current watch was opened (a fresh watch has not had time to speak yet). */
+  private watchOpenedAt = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
   private synced = false;
@@ -145,9 +153,14 @@ export class ResourceWatcher<K extends string = string> {
     return this.synced;
   }
 
-  /** Listed and its watch open: what it reported is the API server's state, a watch event behind at most. */
+  /**
+   * Listed, its watch open and not silent past `liveSilenceMs`: what it reported is the API server's state,
+   * a watch event behind at most.
+   */
   get isLive(): boolean {
-    return this.synced && this.current !== undefined;
+    if (!this.synced || this.current === undefined) return false;
+    const limit = this.opts.liveSilenceMs;
+    return limit === undefined || Date.now() - Math.max(this.lastEventAt, this.watchOpenedAt) <= limit;
   }
 
   start(): void {
@@ -292,6 +305,7 @@ export class ResourceWatcher<K extends string = string> {
     if (relistInMs !== undefined && relistInMs <= 0) return 'relist';
     const controller = new AbortController();
     this.current = controller;
+    this.watchOpenedAt = Date.now();
     let relistDue = false;
     const timer =
       relistInMs === undefined

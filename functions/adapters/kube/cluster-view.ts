@@ -48,6 +48,8 @@ export interface ClusterViewOptions {
   dirtyMs?: number;
   /** How long a job's subject is watched for a newer version than the one it was served. Default 5 min. */
   servedMs?: number;
+  /** A kind whose watch has said nothing (not even a bookmark) for this long is read live. Default 70 s. */
+  liveSilenceMs?: number;
   /** List everything again this often (a drift the watch missed heals). Default 30 min. */
   relistEveryMs?: number;
 }
@@ -198,6 +200,8 @@ export class ClusterView implements ViewReads {
           },
           {
             watchdogSilenceMs: 150_000,
+            // A watch stalled without an error is read around long before the watchdog restarts it.
+            liveSilenceMs: opts.liveSilenceMs ?? 70_000,
             relistEveryMs: opts.relistEveryMs ?? 30 * 60_000,
             log: opts.log.child({ view: kind, cluster: opts.clusterId }),
             metrics: opts.watchMetrics,

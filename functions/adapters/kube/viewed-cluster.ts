@@ -115,7 +115,11 @@ export class ViewedCluster implements ClusterPort {
     }
     this.observer.read('namespace', 'hit');
     this.servedNamespaces.set(name, namespaceInputsOf(view));
-    if (this.isSubject('namespace', '', name)) this.view.noteServed({ kind: 'namespace', view });
+    // A ServiceAccount job decides from its namespace too: a later change of it reruns the namespace job,
+    // which covers every ServiceAccount in it (the one read from a lagging view among them).
+    const s = this.subject;
+    if (this.isSubject('namespace', '', name) || (s.kind === 'serviceaccount' && s.namespace === name))
+      this.view.noteServed({ kind: 'namespace', view });
     return view;
   }
 

@@ -127,9 +127,11 @@ export async function reconcileImagePullSecret(
     const fallback = [...new Set([...first.failed, ...then.failed])].sort();
     const more = remaining.length > then.done;
     const toReconcile = [...new Set([...plan.namespacesToReconcile, ...fallback])];
+    // The resync's point is a fresh look: its fan-out reads live too (ADR-015), not from the worker view that
+    // may be what drifted.
     const jobs: Enqueue[] = toReconcile.map((ns) => ({
       key: { cluster: cluster.clusterId, kind: 'namespace', name: ns },
-      trigger: 'fanout',
+      trigger: deps.trigger === 'resync' ? 'resync' : 'fanout',
     }));
     // A spec.tcr CR without its token yet, or one going away: the fleet's token refresher has work (issue
     // the first token now rather than at its next scheduled run; revoke one nothing uses any more).

@@ -74,7 +74,10 @@ class FakeSource implements ResourceSource<'thing'> {
   }
 }
 
-function watcherOf(source: FakeSource, extra: { relistEveryMs?: number; listPageTimeoutMs?: number } = {}) {
+function watcherOf(
+  source: FakeSource,
+  extra: { relistEveryMs?: number; listPageTimeoutMs?: number; liveSilenceMs?: number } = {},
+) {
   const changes: string[] = [];
   const listed: number[] = [];
   const watcher = new ResourceWatcher(source, {
@@ -173,5 +176,40 @@ describe('ResourceWatcher', () => {
     // Backoff of 5 → 20 ms (full jitter) allows some tens of watches in 300 ms, a tight loop many thousands.
     expect(source.watches).toBeGreaterThan(5);
     expect(source.watches).toBeLessThan(200);
+  });
+
+  it('is live only while listed and watching: not before the list, not after the watch fails', async () => {
+    const source = new FakeSource();
+    source.objects.set('a', obj('a', '1'));
+    const { watcher } = watcherOf(source);
+    expect(watcher.isLive).toBe(false);
+    watcher.start();
+    try {
+      await waitFor('watching', () => source.watching, { timeoutMs: 2000, intervalMs: 5 });
+      expect(watcher.isLive).toBe(true);
+      source.hangLists = true; // the relist after the failure does not finish
+      source.breakWatch(new Error('socket hang up'));
+      await waitFor('relisting', () => source.lists === 2, { timeoutMs: 2000, intervalMs: 5 });
+      expect(watcher.isSynced).toBe(true);
+      expect(watcher.isLive).toBe(false);
+    } finally {
+      await watcher.stop();
+    }
+  });
+
+  it('is not live once its open watch has said nothing (not even a bookmark) past liveSilenceMs', async () => {
+    const source = new FakeSource();
+    const { watcher } = watcherOf(source, { liveSilenceMs: 80 });
+    watcher.start();
+    try {
+      await waitFor('watching', () => source.watching, { timeoutMs: 2000, intervalMs: 5 });
+      expect(watcher.isLive).toBe(true);
+      await waitFor('silent too long', () => !watcher.isLive, { timeoutMs: 2000, intervalMs: 5 });
+      expect(source.watching).toBe(true); // still open: a stall, not a failure
+      source.emit('BOOKMARK', obj('', '9'));
+      expect(watcher.isLive).toBe(true);
+    } finally {
+      await watcher.stop();
+    }
   });
 });

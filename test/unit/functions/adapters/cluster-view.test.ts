@@ -11,6 +11,7 @@ import { reconcileNamespace } from '../../../../functions/core/namespace/reconci
 import { reconcileServiceAccount } from '../../../../functions/core/namespace/reconcile-service-account.js';
 import type { ReconcileDeps } from '../../../../functions/core/ports.js';
 import type { DesiredSecret } from '../../../../functions/core/pull-secret/desired-secret.js';
+import { readsFromView } from '../../../../functions/runtime/build-runtime.js';
 import type { Enqueue, JobKey } from '../../../../shared/contracts/jobs.js';
 import { RetryableError } from '../../../../shared/errors.js';
 import type {
@@ -558,5 +559,43 @@ describe('ClusterView: removals are confirmed live before they are made', () => 
       'patchServiceAccount a/default -[tcr.ipsgone]',
       'secretNamesPresent a',
     ]);
+  });
+});
+
+// Review of #15, findings 2-4 and 8.
+describe('ClusterView: what reads live after the review', () => {
+  it("a ServiceAccount job's namespace read is noted: a later change of the namespace reruns its namespace job", async () => {
+    const s = setup();
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.serviceaccount.put(saObj('a', 'builder'));
+    await synced(s);
+    await reconcileServiceAccount(depsOver(s, saJob('a', 'builder')), 'a', 'builder');
+    expect(s.enqueued).toEqual([]);
+    s.cols.namespace.put(nsObj('a', { tcr: 'on' }));
+    expect(s.enqueued).toEqual([{ key: nsJob('a'), trigger: 'modified' }]);
+  });
+
+  it('retries, the resync (and its fan-out) and the CLI read live; first attempts of the rest from the view', () => {
+    const cause = (key: JobKey, trigger: 'modified' | 'fanout' | 'resync' | 'cli') => ({ key, trigger });
+    expect(readsFromView(cause(nsJob('a'), 'modified'), 1)).toBe(true);
+    expect(readsFromView(cause(saJob('a', 'b'), 'fanout'), 1)).toBe(true);
+    expect(readsFromView(cause(nsJob('a'), 'modified'), 2)).toBe(false);
+    expect(readsFromView(cause(nsJob('a'), 'resync'), 1)).toBe(false);
+    expect(readsFromView(cause(nsJob('a'), 'cli'), 1)).toBe(false);
+    expect(readsFromView(cause({ cluster: 'c1', kind: 'imagepullsecret', name: 'x' }, 'modified'), 1)).toBe(
+      false,
+    );
+  });
+
+  it('a CR deleted live but still in the view: a deletion planned from it is refused', async () => {
+    const s = setup();
+    s.cols.imagepullsecret.put(crObj('cr1'));
+    s.cols.imagepullsecret.put(crObj('cr2'));
+    await synced(s);
+    const port = s.view.over(s.live, nsJob('a'));
+    const crs = await port.listImagePullSecrets();
+    s.live.crs = crs.filter((c) => c.name === 'cr1'); // cr2 deleted; the view has not seen it yet
+    await expect(port.deleteSecret('a', 'tcr.ipsold', 'u', '6')).rejects.toBeInstanceOf(RetryableError);
+    expect(s.live.calls).toEqual(['listImagePullSecrets']);
   });
 });

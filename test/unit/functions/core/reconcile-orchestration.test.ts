@@ -376,6 +376,14 @@ describe('reconcileImagePullSecret', () => {
     expect(h.cluster.callsOf('createSecret') + h.cluster.callsOf('deleteSecret')).toBe(0);
   });
 
+  it('fan-out of a resync run: its namespace jobs carry `resync` (they read live, not from the worker view)', async () => {
+    const { h, expected } = fleet();
+    await reconcileImagePullSecret({ ...h.deps, trigger: 'resync' }, 'a', { fanOut: true });
+    const nsJobs = h.queue.items.filter((i) => i.key.kind === 'namespace');
+    expect(nsJobs.map((i) => i.key.name)).toEqual(expected);
+    expect(nsJobs.every((i) => i.trigger === 'resync')).toBe(true);
+  });
+
   it('without fan-out (status refresh): enqueues nothing, still writes status and events', async () => {
     const { h } = fleet();
     await reconcileImagePullSecret(h.deps, 'a', { fanOut: false });
