@@ -40,6 +40,11 @@ export interface SecretView {
   labels: Record<string, string>;
   annotations: Record<string, string>;
   data: Record<string, string>;
+  /**
+   * When set, `data` is left empty and this is its digest (secretDataDigest): the worker view keeps no
+   * credentials, and the planner only needs equality with the desired data.
+   */
+  dataDigest?: string | undefined;
   ownerUid?: string | undefined;
   ourLastWrite?: string | undefined;
   /** The keys of `data` (also for Secrets not ours, whose contents we never keep). */

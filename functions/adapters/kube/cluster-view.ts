@@ -10,6 +10,7 @@ import {
 } from '../../../shared/kube/resource-watcher.js';
 import type { CrView, NamespaceView, SecretView, ServiceAccountView } from '../../core/model.js';
 import type { ClusterPort } from '../../core/ports.js';
+import { secretDataDigest } from '../../core/pull-secret/desired-secret.js';
 import {
   type LiveCluster,
   planInputsOf,
@@ -77,25 +78,16 @@ export function stripServiceAccount(obj: WatchedObject): ServiceAccountView {
 }
 
 /**
- * Our Secret with what the planner compares (data included: it is compared with the desired content). Every
- * namespace's Secret of one CR has the same content: `intern` keeps one copy of each value, not thousands.
+ * Our Secret with what the planner compares. Its data is kept as a digest only: the planner needs equality
+ * with the desired data, and credentials then never sit in the view (nor does one copy per namespace).
  */
-export function stripSecret(obj: WatchedObject, intern: (value: string) => string = (v) => v): SecretView {
+export function stripSecret(obj: WatchedObject): SecretView {
   const { ourLastWrite: _w, owners: _o, ...view } = toSecretView(obj as Parameters<typeof toSecretView>[0]);
-  const data: Record<string, string> = {};
-  for (const [k, v] of Object.entries(view.data)) data[k] = intern(v);
-  return { ...view, data, annotations: ourAnnotations(view.annotations) };
-}
-
-/** One shared copy per distinct value (a few per CR); forgotten wholesale if it ever grows large. */
-function interner(limit = 10_000): (value: string) => string {
-  const values = new Map<string, string>();
-  return (value) => {
-    const known = values.get(value);
-    if (known !== undefined) return known;
-    if (values.size >= limit) values.clear();
-    values.set(value, value);
-    return value;
+  return {
+    ...view,
+    data: {},
+    dataDigest: secretDataDigest(view.data),
+    annotations: ourAnnotations(view.annotations),
   };
 }
 
@@ -180,8 +172,9 @@ export class ClusterView implements ViewReads {
   private readonly served = new Map<string, Served>();
   /** Until when a CR change must rerun its CR job (a job was served the CRs recently). */
   private crsServedUntil = 0;
+  /** Kinds whose last list or a later event did not parse: read live until the next complete list. */
+  private readonly broken = new Set<ViewKind>();
   private readonly now: () => number;
-  private readonly intern = interner();
 
   constructor(private readonly opts: ClusterViewOptions) {
     this.now = opts.now ?? Date.now;
@@ -227,7 +220,7 @@ export class ClusterView implements ViewReads {
 
   /** Listed once and its watch open: what it holds is the API server's state, a watch event behind at most. */
   isLive(kind: ViewKind): boolean {
-    return this.watchers.get(kind)?.isLive ?? false;
+    return !this.broken.has(kind) && (this.watchers.get(kind)?.isLive ?? false);
   }
 
   /** Objects held, by kind (a gauge). */
@@ -321,46 +314,68 @@ export class ClusterView implements ViewReads {
   /** Every object of a kind, after each complete list: the view becomes exactly that. */
   private listed(kind: ViewKind, objects: WatchedObject[]): void {
     try {
-      switch (kind) {
-        case 'namespace':
-          this.namespaces.clear();
-          for (const o of objects) {
-            const v = stripNamespace(o);
-            this.namespaces.set(v.name, v);
-          }
-          return;
-        case 'serviceaccount':
-          this.serviceAccounts.clear();
-          for (const o of objects) {
-            const v = stripServiceAccount(o);
-            this.serviceAccounts.set(v.namespace, v.name, v);
-          }
-          return;
-        case 'secret':
-          this.secrets.clear();
-          for (const o of objects) {
-            const v = stripSecret(o, this.intern);
-            this.secrets.set(v.namespace, v.name, v);
-          }
-          return;
-        case 'imagepullsecret':
-          this.crs.clear();
-          for (const o of objects) {
-            const v = stripCr(o);
-            this.crs.set(v.name, v);
-          }
-          return;
-      }
+      this.fill(kind, objects);
+      this.broken.delete(kind);
     } catch (error) {
-      // A list that does not parse leaves the view empty for the kind: reads go live (never a stale answer).
+      // A list that does not parse leaves the kind partly filled: it is read live until a list parses.
+      this.broken.add(kind);
       this.opts.log.warn(
         { kind, err: error instanceof Error ? error.message : String(error) },
-        'view: bad list',
+        'view: bad list (reading this kind live until the next list)',
       );
     }
   }
 
+  private fill(kind: ViewKind, objects: WatchedObject[]): void {
+    switch (kind) {
+      case 'namespace':
+        this.namespaces.clear();
+        for (const o of objects) {
+          const v = stripNamespace(o);
+          this.namespaces.set(v.name, v);
+        }
+        return;
+      case 'serviceaccount':
+        this.serviceAccounts.clear();
+        for (const o of objects) {
+          const v = stripServiceAccount(o);
+          this.serviceAccounts.set(v.namespace, v.name, v);
+        }
+        return;
+      case 'secret':
+        this.secrets.clear();
+        for (const o of objects) {
+          const v = stripSecret(o);
+          this.secrets.set(v.namespace, v.name, v);
+        }
+        return;
+      case 'imagepullsecret':
+        this.crs.clear();
+        for (const o of objects) {
+          const v = stripCr(o);
+          this.crs.set(v.name, v);
+        }
+        return;
+    }
+  }
+
   private changed(change: Change<ViewKind>): void {
+    try {
+      this.apply(change);
+    } catch (error) {
+      // An event that does not parse leaves the view wrong for its key: the kind is read live until the next
+      // complete list (at most relistEveryMs).
+      this.broken.add(change.kind);
+      this.opts.log.warn(
+        { kind: change.kind, err: error instanceof Error ? error.message : String(error) },
+        'view: bad event (reading this kind live until the next list)',
+      );
+    }
+    // After the view has it: a repair job it causes reads at least this version.
+    if (change.kind === 'secret') this.opts.onSecretChange?.(change);
+  }
+
+  private apply(change: Change<ViewKind>): void {
     const { kind, key, object } = change;
     const deleted = change.type === 'deleted' || object === undefined;
     switch (kind) {
@@ -392,9 +407,7 @@ export class ClusterView implements ViewReads {
         const [namespace, name] = splitKey(key);
         this.clearDirty('secret', key);
         if (deleted) this.secrets.delete(namespace, name);
-        else this.secrets.set(namespace, name, stripSecret(object, this.intern));
-        // After the view has it: a repair job it causes reads at least this version.
-        this.opts.onSecretChange?.(change);
+        else this.secrets.set(namespace, name, stripSecret(object));
         return;
       }
       case 'imagepullsecret': {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   CR_NAME_ANNOTATION,
   CR_UID_LABEL,
@@ -36,14 +37,27 @@ export function desiredSecretFor(cr: CrView, namespace: string): DesiredSecret {
 const includes = (actual: Record<string, string>, wanted: Record<string, string>) =>
   Object.entries(wanted).every(([k, v]) => actual[k] === v);
 
+/** sha256 of a Secret's whole data (keys sorted): equal exactly when the data is. */
+export function secretDataDigest(data: Record<string, string>): string {
+  const entries = Object.entries(data).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256').update(JSON.stringify(entries)).digest('base64');
+}
+
+/** The stored data is exactly the desired data: compared by digest when only that is kept (worker view). */
+function sameData(actual: SecretView, desired: DesiredSecret): boolean {
+  if (actual.dataDigest !== undefined) return actual.dataDigest === secretDataDigest(desired.data);
+  return (
+    Object.keys(actual.data).length === 1 &&
+    actual.data[DOCKER_CONFIG_KEY] === desired.data[DOCKER_CONFIG_KEY]
+  );
+}
+
 /** Whether a stored Secret already is what we want: then it costs zero writes. */
 export function isSecretConverged(actual: SecretView, desired: DesiredSecret): boolean {
-  const dataKeys = Object.keys(actual.data);
   return (
     actual.ours &&
     actual.type === desired.type &&
-    dataKeys.length === 1 &&
-    actual.data[DOCKER_CONFIG_KEY] === desired.data[DOCKER_CONFIG_KEY] &&
+    sameData(actual, desired) &&
     includes(actual.labels, desired.labels) &&
     includes(actual.annotations, desired.annotations) &&
     actual.ownerUid === desired.owner.uid
