@@ -3,7 +3,7 @@
 import { parseEnv } from '../shared/config.js';
 import { describeError } from '../shared/errors.js';
 import { serveHealthHttp } from '../shared/http-server.js';
-import { loadKubeConfig } from '../shared/kube/kubeconfig.js';
+import { loadKubeConfig, shareConnections } from '../shared/kube/kubeconfig.js';
 import { createLogger } from '../shared/logging.js';
 import { openQueue } from '../shared/queue.js';
 import { createRedisClient } from '../shared/redis-connection.js';
@@ -16,7 +16,9 @@ import { startScfWaker } from './scf-wake.js';
 async function main(): Promise<void> {
   const env = parseEnv(RelayEnv);
   const log = createLogger('relay', env.LOG_LEVEL).child({ cluster: env.CLUSTER_ID, identity: env.POD_NAME });
-  const kc = loadKubeConfig({ kubeconfig: env.KUBECONFIG, context: env.KUBE_CONTEXT });
+  // One keep-alive pool for the Lease renewals and watches: client-node would otherwise open a new TLS
+  // connection per request (most of an idle relay's CPU went to handshakes).
+  const kc = shareConnections(loadKubeConfig({ kubeconfig: env.KUBECONFIG, context: env.KUBE_CONTEXT }));
   const metrics = createRelayMetrics();
   // Producers fail fast while Redis is down (no offline queue): the relay keeps dirty keys itself.
   const redis = createRedisClient(env.REDIS_URL, {
