@@ -16,6 +16,7 @@ export const RelayEnv = CommonEnv.extend({
   POD_NAME: z.string().default(`${os.hostname()}-${process.pid}`),
   /** At most this many dirty keys are kept while Redis is unreachable; beyond, a full resync follows. */
   DIRTY_MAX_KEYS: intFrom('DIRTY_MAX_KEYS', 100).default(200_000),
+  /** Batching window: keys are handed to Redis this long after the first one arrives (no timer while idle). */
   FLUSH_INTERVAL_MS: ms('FLUSH_INTERVAL_MS', 1).default(10),
 });
 export type RelayEnv = z.infer<typeof RelayEnv>;

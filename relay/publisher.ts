@@ -9,6 +9,10 @@ import type { RelayMetrics } from './metrics.js';
 
 export interface PublisherOptions {
   maxDirty: number;
+  /**
+   * Batching window: the first key that arrives schedules a flush this much later, so a burst goes to Redis in
+   * a few writes. Nothing is scheduled while nothing is pending (an idle relay does not wake up).
+   */
   flushIntervalMs: number;
   batchSize?: number;
   /** A write to Redis that takes longer counts as failed (the keys stay dirty and are retried). */
@@ -31,7 +35,10 @@ export class Publisher {
   private readonly dirty = new Map<string, Enqueue>();
   private overflowed = false;
   private failingSince: number | undefined;
+  /** The one pending flush, if any: set when keys are pending, cleared when it runs. */
   private timer: NodeJS.Timeout | undefined;
+  private started = false;
+  private closed = false;
   private flushing: Promise<void> | undefined;
   /** Redis writes that failed in a row: the next try waits (full jitter, 100 ms doubling up to 5 s). */
   private readonly backoff = new Backoff({ baseMs: 100, capMs: 5000 });
@@ -45,7 +52,22 @@ export class Publisher {
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.flush(), this.opts.flushIntervalMs);
+    this.started = true;
+    this.schedule();
+  }
+
+  /**
+   * Arms one flush after the batching window, or when the Redis backoff ends if that is later. Event-driven:
+   * called when keys arrive and after each flush (leftovers, or a failed write to retry), never on a period.
+   */
+  private schedule(): void {
+    if (!this.started || this.closed || this.timer || this.flushing) return;
+    if (this.dirty.size === 0 && !this.overflowed) return;
+    const delay = Math.max(this.opts.flushIntervalMs, this.nextTryAt - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, delay);
   }
 
   add(items: Enqueue[]): void {
@@ -64,6 +86,7 @@ export class Publisher {
       this.overflowed = true;
     }
     this.metrics.dirtyKeys.set(this.dirty.size);
+    this.schedule();
   }
 
   /** Healthy when Redis takes our jobs (or there is nothing to hand over). */
@@ -77,10 +100,14 @@ export class Publisher {
 
   async flush(): Promise<void> {
     if (this.flushing) return this.flushing;
-    if (Date.now() < this.nextTryAt) return;
+    if (Date.now() < this.nextTryAt) return this.schedule();
     if (this.dirty.size === 0 && !this.overflowed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
     this.flushing = this.flushOnce().finally(() => {
       this.flushing = undefined;
+      // Keys that arrived during the write, or a failed write: flush again (after the backoff).
+      this.schedule();
     });
     return this.flushing;
   }
@@ -134,7 +161,9 @@ export class Publisher {
 
   /** Stops the timer and tries to hand over what is pending (SIGTERM), within `timeoutMs`. */
   async close(timeoutMs = 5000): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
     const deadline = Date.now() + timeoutMs;
     while (this.dirty.size > 0 && Date.now() < deadline) {
       this.nextTryAt = 0;
