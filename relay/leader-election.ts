@@ -48,6 +48,9 @@ const status = (error: unknown) => (error as { code?: number }).code;
  * lease duration steps down before anyone else may take over: every Lease request of a round times out within
  * half the renew deadline (`leaseDurationMs - retryMs`; a hung API call cannot hold the elector), and a timer
  * set at each renewal steps the leader down at the renew deadline whether or not a request is still pending.
+ * A leader renews with one PUT of the Lease its last write returned (guarded by that resourceVersion, as
+ * client-go's fast path does); it reads the Lease only when that PUT fails (a conflict: someone else wrote
+ * it) or when it holds no fresh copy. So a leader costs one request per retry period, a standby one GET.
  */
 export class LeaderElector {
   private readonly api: LeaseApi;
@@ -58,6 +61,8 @@ export class LeaderElector {
   private readonly stopping = new AbortController();
   private observed: { record: string; at: number } | undefined;
   private lastRenew = 0;
+  /** The Lease as our last successful write returned it (with its resourceVersion), while we lead. */
+  private held: V1Lease | undefined;
   private stopped = false;
   private busy = false;
 
@@ -151,20 +156,48 @@ export class LeaderElector {
       renewTime: new V1MicroTime(now),
       leaseTransitions: transitions,
     });
+    // Fast path: renew the copy we hold. A conflict (409) or any other failure falls back to a read below.
+    const held = this.held;
+    this.held = undefined;
+    if (
+      held &&
+      this.leading &&
+      now - this.lastRenew < this.renewDeadlineMs &&
+      held.spec?.holderIdentity === identity
+    ) {
+      try {
+        const body: V1Lease = {
+          ...held,
+          spec: spec(held.spec?.leaseTransitions ?? 0, held.spec?.acquireTime),
+        };
+        const renewed = await this.call(
+          this.api.replaceNamespacedLease({ name, namespace, body }, signal),
+          signal,
+        );
+        return this.won(now, renewed);
+      } catch (error) {
+        if (signal.aborted) {
+          this.opts.log.warn({ err: describeError(error) }, 'lease request failed');
+          return this.lostOrStandby(now);
+        }
+        if (status(error) !== 409)
+          this.opts.log.debug({ err: describeError(error) }, 'renewing the held lease failed: reading it');
+      }
+    }
     try {
       let lease: V1Lease;
       try {
         lease = await this.call(this.api.readNamespacedLease({ name, namespace }, signal), signal);
       } catch (error) {
         if (status(error) !== 404) throw error;
-        await this.call(
+        const created = await this.call(
           this.api.createNamespacedLease(
             { namespace, body: { metadata: { name, namespace }, spec: spec(0) } },
             signal,
           ),
           signal,
         );
-        return this.won(now);
+        return this.won(now, created);
       }
       const record = JSON.stringify([
         lease.spec?.holderIdentity,
@@ -175,23 +208,31 @@ export class LeaderElector {
       const holder = lease.spec?.holderIdentity ?? '';
       if (holder === identity) {
         lease.spec = spec(lease.spec?.leaseTransitions ?? 0, lease.spec?.acquireTime);
-        await this.call(this.api.replaceNamespacedLease({ name, namespace, body: lease }, signal), signal);
-        return this.won(now);
+        const renewed = await this.call(
+          this.api.replaceNamespacedLease({ name, namespace, body: lease }, signal),
+          signal,
+        );
+        return this.won(now, renewed);
       }
       const expired = holder === '' || now - (this.observed?.at ?? now) >= this.opts.leaseDurationMs;
       if (!expired) return this.lostOrStandby(now);
       lease.spec = spec((lease.spec?.leaseTransitions ?? 0) + 1);
-      await this.call(this.api.replaceNamespacedLease({ name, namespace, body: lease }, signal), signal);
+      const acquired = await this.call(
+        this.api.replaceNamespacedLease({ name, namespace, body: lease }, signal),
+        signal,
+      );
       this.opts.log.info({ previous: holder || '(released)' }, 'acquired the lease');
-      return this.won(now);
+      return this.won(now, acquired);
     } catch (error) {
       if (status(error) !== 409) this.opts.log.warn({ err: describeError(error) }, 'lease request failed');
       return this.lostOrStandby(now);
     }
   }
 
-  private async won(now: number): Promise<void> {
+  private async won(now: number, lease: V1Lease): Promise<void> {
     if (this.stopped) return;
+    // The next renewal PUTs this copy; without a resourceVersion it could not be guarded, so read instead.
+    this.held = lease.metadata?.resourceVersion ? lease : undefined;
     this.lastRenew = now;
     this.armStepDown();
     if (!this.leading) await this.setLeading(true);
@@ -222,6 +263,7 @@ export class LeaderElector {
   private async setLeading(leading: boolean): Promise<void> {
     if (this.leading === leading) return;
     this.leading = leading;
+    if (!leading) this.held = undefined;
     if (!leading && this.stepDownTimer) clearTimeout(this.stepDownTimer);
     if (leading) await this.opts.onStartedLeading();
     else await this.opts.onStoppedLeading();

@@ -4,12 +4,28 @@ import { LeaderElector, type LeaseApi } from '../../../relay/leader-election.js'
 import { createLogger } from '../../../shared/logging.js';
 import { waitFor } from '../../support/wait.js';
 
-/** A Lease API in memory that can be made to hang: every call then waits until its signal aborts. */
+/**
+ * A Lease API in memory that can be made to hang: every call then waits until its signal aborts. Like the API
+ * server it bumps resourceVersion on every write and refuses (409) a write of a stale one.
+ */
 class FakeLeaseApi implements LeaseApi {
   lease: V1Lease | undefined;
   hang = false;
   calls = 0;
   abortedCalls = 0;
+  reads = 0;
+  writes = 0;
+  conflicts = 0;
+  private version = 0;
+
+  /** Another client's write (e.g. someone labels the Lease): our held copy becomes stale. */
+  touch(): void {
+    if (this.lease)
+      this.lease = {
+        ...this.lease,
+        metadata: { ...this.lease.metadata, resourceVersion: `${++this.version}` },
+      };
+  }
 
   private async answer<T>(signal: AbortSignal, result: () => T): Promise<T> {
     this.calls++;
@@ -24,6 +40,7 @@ class FakeLeaseApi implements LeaseApi {
 
   readNamespacedLease(_args: { name: string; namespace: string }, signal: AbortSignal): Promise<V1Lease> {
     return this.answer(signal, () => {
+      this.reads++;
       if (!this.lease) throw Object.assign(new Error('not found'), { code: 404 });
       return structuredClone(this.lease);
     });
@@ -31,8 +48,13 @@ class FakeLeaseApi implements LeaseApi {
 
   createNamespacedLease(args: { namespace: string; body: V1Lease }, signal: AbortSignal): Promise<V1Lease> {
     return this.answer(signal, () => {
-      this.lease = { ...args.body, metadata: { ...args.body.metadata, resourceVersion: '1' } };
-      return this.lease;
+      this.writes++;
+      if (this.lease) throw Object.assign(new Error('already exists'), { code: 409 });
+      this.lease = {
+        ...args.body,
+        metadata: { ...args.body.metadata, resourceVersion: `${++this.version}` },
+      };
+      return structuredClone(this.lease);
     });
   }
 
@@ -41,8 +63,17 @@ class FakeLeaseApi implements LeaseApi {
     signal: AbortSignal,
   ): Promise<V1Lease> {
     return this.answer(signal, () => {
-      this.lease = args.body;
-      return this.lease;
+      this.writes++;
+      if (!this.lease) throw Object.assign(new Error('not found'), { code: 404 });
+      if (args.body.metadata?.resourceVersion !== this.lease.metadata?.resourceVersion) {
+        this.conflicts++;
+        throw Object.assign(new Error('the object has been modified'), { code: 409 });
+      }
+      this.lease = {
+        ...structuredClone(args.body),
+        metadata: { ...args.body.metadata, resourceVersion: `${++this.version}` },
+      };
+      return structuredClone(this.lease);
     });
   }
 }
@@ -108,5 +139,77 @@ describe('LeaderElector', () => {
     await waitFor('leading again', () => elector.isLeader, { timeoutMs: 3000 });
     await elector.stop();
     expect(api.lease?.spec?.holderIdentity).toBe('');
+  });
+
+  it('a leader renews with one PUT per retry period, and reads the Lease only after a conflict', async () => {
+    const api = new FakeLeaseApi();
+    const elector = new LeaderElector(new KubeConfig(), {
+      namespace: 'tcr-assistant-system',
+      name: 'relay',
+      identity: 'a',
+      leaseDurationMs: 600,
+      retryMs: 50,
+      onStartedLeading: () => {},
+      onStoppedLeading: () => {},
+      log: createLogger('relay', 'silent'),
+      api,
+    });
+    elector.start();
+    try {
+      await waitFor('leading', () => elector.isLeader);
+      const renewedAt = () => api.lease?.spec?.renewTime?.getTime() ?? 0;
+      const since = { reads: api.reads, writes: api.writes, renewal: renewedAt() };
+      await waitFor('five renewals', () => api.writes - since.writes >= 5, { timeoutMs: 3000 });
+      // One request per renewal: a PUT of the copy it holds, no GET.
+      expect(api.reads - since.reads).toBe(0);
+      expect(api.conflicts).toBe(0);
+      expect(renewedAt()).toBeGreaterThan(since.renewal);
+
+      // Someone else writes the Lease: the next PUT conflicts, the leader reads it and renews in the same round.
+      const before = { reads: api.reads, writes: api.writes };
+      api.touch();
+      await waitFor('conflict seen', () => api.conflicts === 1, { timeoutMs: 3000 });
+      await waitFor('renewed after the read', () => api.writes - before.writes >= 3, { timeoutMs: 3000 });
+      expect(api.reads - before.reads).toBe(1);
+      expect(elector.isLeader).toBe(true);
+      expect(api.lease?.spec?.holderIdentity).toBe('a');
+      expect(api.conflicts).toBe(1);
+    } finally {
+      await elector.stop();
+    }
+    expect(api.lease?.spec?.holderIdentity).toBe('');
+  });
+
+  it('two electors on one Lease: exactly one leads, and the standby takes over when the leader stops', async () => {
+    const api = new FakeLeaseApi();
+    const make = (identity: string) =>
+      new LeaderElector(new KubeConfig(), {
+        namespace: 'tcr-assistant-system',
+        name: 'relay',
+        identity,
+        leaseDurationMs: 600,
+        retryMs: 50,
+        onStartedLeading: () => {},
+        onStoppedLeading: () => {},
+        log: createLogger('relay', 'silent'),
+        api,
+      });
+    const a = make('a');
+    const b = make('b');
+    a.start();
+    await waitFor('a leads', () => a.isLeader);
+    b.start();
+    try {
+      await new Promise((r) => setTimeout(r, 400));
+      expect(a.isLeader).toBe(true);
+      expect(b.isLeader).toBe(false);
+      expect(api.lease?.spec?.holderIdentity).toBe('a');
+      expect(api.conflicts).toBe(0);
+      await a.stop();
+      await waitFor('b takes over', () => b.isLeader, { timeoutMs: 3000 });
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
   });
 });
