@@ -43,6 +43,8 @@ export class Publisher {
   /** Redis writes that failed in a row: the next try waits (full jitter, 100 ms doubling up to 5 s). */
   private readonly backoff = new Backoff({ baseMs: 100, capMs: 5000 });
   private nextTryAt = 0;
+  /** When the last write began: the batching window counts from it, so a key after a quiet spell goes at once. */
+  private lastFlushAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly queue: Queue,
@@ -57,13 +59,16 @@ export class Publisher {
   }
 
   /**
-   * Arms one flush after the batching window, or when the Redis backoff ends if that is later. Event-driven:
+   * Arms one flush: at once (next turn of the event loop, so keys of the same tick share it) when the last
+   * write began a batching window ago or more, else when that window ends, or when the Redis backoff ends if
+   * that is later. A lone event is not delayed; a burst still goes out one write per window. Event-driven:
    * called when keys arrive and after each flush (leftovers, or a failed write to retry), never on a period.
    */
   private schedule(): void {
     if (!this.started || this.closed || this.timer || this.flushing) return;
     if (this.dirty.size === 0 && !this.overflowed) return;
-    const delay = Math.max(this.opts.flushIntervalMs, this.nextTryAt - Date.now());
+    const now = Date.now();
+    const delay = Math.max(0, this.lastFlushAt + this.opts.flushIntervalMs - now, this.nextTryAt - now);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush();
@@ -104,6 +109,7 @@ export class Publisher {
     if (this.dirty.size === 0 && !this.overflowed) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.lastFlushAt = Date.now();
     this.flushing = this.flushOnce().finally(() => {
       this.flushing = undefined;
       // Keys that arrived during the write, or a failed write: flush again (after the backoff).

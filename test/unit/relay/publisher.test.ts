@@ -38,20 +38,30 @@ describe('Publisher', () => {
     vi.useRealTimers();
   });
 
-  it('sets no timer while idle, and hands a burst over in one write after the batching window', async () => {
+  it('sets no timer while idle, hands a key after a quiet spell over at once, and batches a burst per window', async () => {
     vi.useFakeTimers();
     const { queue, batches } = fakeQueue();
     const publisher = publisherOn(queue);
     publisher.start();
     await vi.advanceTimersByTimeAsync(1000);
     expect(vi.getTimerCount()).toBe(0);
+    // Keys of one tick share one write, and after a quiet spell it is not held back by the window.
     publisher.add([ns('a'), ns('b')]);
     publisher.add([ns('c'), ns('a')]);
     expect(vi.getTimerCount()).toBe(1);
-    await vi.advanceTimersByTimeAsync(9);
-    expect(batches).toEqual([]);
-    await vi.advanceTimersByTimeAsync(1);
+    await vi.advanceTimersByTimeAsync(0);
     expect(batches).toEqual([['b', 'c', 'a']]);
+    // Within the window of that write, further keys wait for the window's end and go out together.
+    await vi.advanceTimersByTimeAsync(2);
+    publisher.add([ns('d')]);
+    publisher.add([ns('e')]);
+    await vi.advanceTimersByTimeAsync(7);
+    expect(batches).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(batches).toEqual([
+      ['b', 'c', 'a'],
+      ['d', 'e'],
+    ]);
     expect(publisher.pending).toBe(0);
     // Idle again: nothing left to wake up for.
     expect(vi.getTimerCount()).toBe(0);
