@@ -22,25 +22,15 @@ import { tokenSecretName } from '../functions/core/registry-tokens/token-store.j
 import { buildFunctionsRuntime } from '../functions/runtime/build-runtime.js';
 import { startWorker } from '../functions/runtime/worker.js';
 import { type ControlPlane, startControlPlane } from '../infra/local/control-plane.js';
-import {
-  CRD_FILE,
-  CRD_NAME,
-  FUNCTIONS_RBAC_FILE,
-  FUNCTIONS_SERVICE_ACCOUNT,
-  FUNCTIONS_SYSTEM_RBAC_FILE,
-  NAMESPACE_FILE,
-  REPO_ROOT,
-  SYSTEM_NAMESPACE,
-} from '../infra/local/paths.js';
+import { FUNCTIONS_SERVICE_ACCOUNT, REPO_ROOT, SYSTEM_NAMESPACE } from '../infra/local/paths.js';
 import { type LocalRedis, startRedis } from '../infra/local/redis.js';
 import { type LocalRedisCluster, startRedisCluster } from '../infra/local/redis-cluster.js';
+import { installCrdAndRbac } from '../infra/local/stack.js';
 import { startTencentEmulator } from '../infra/tencent-emulator/server.js';
 import { FunctionsEnv, parseEnv } from '../shared/config.js';
 import { REGISTRY_TOKENS_KEY } from '../shared/contracts/jobs.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
-import { waitForCrdEstablished } from '../shared/kube/crd.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
-import { applyManifests, readManifests } from '../shared/kube/manifests.js';
 import { createLogger } from '../shared/logging.js';
 import { enqueueJobs } from '../shared/queue.js';
 import { diffTotals, parseRequestTotals, runPool, waitQueueIdle } from './observe.js';
@@ -216,12 +206,8 @@ try {
     return shareConnections(kc);
   });
   await Promise.all(
-    admin.map(async (kc) => {
-      await applyManifests(kc, await readManifests(CRD_FILE));
-      await waitForCrdEstablished(kc, CRD_NAME);
-      for (const file of [NAMESPACE_FILE, FUNCTIONS_RBAC_FILE, FUNCTIONS_SYSTEM_RBAC_FILE])
-        await applyManifests(kc, await readManifests(file));
-    }),
+    // No relay runs in the fleet figure: only the functions' RBAC.
+    admin.map((kc) => installCrdAndRbac(kc, { relay: false })),
   );
 
   // --- the functions: one deployment for the fleet, as its ServiceAccount in every cluster ---

@@ -14,25 +14,18 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node
 import { startControlPlane } from '../infra/local/control-plane.js';
 import { findFreePort } from '../infra/local/free-port.js';
 import {
-  CRD_FILE,
-  CRD_NAME,
-  FUNCTIONS_RBAC_FILE,
   FUNCTIONS_SERVICE_ACCOUNT,
-  FUNCTIONS_SYSTEM_RBAC_FILE,
-  NAMESPACE_FILE,
-  RELAY_RBAC_FILE,
   RELAY_SERVICE_ACCOUNT,
   REPO_ROOT,
   SYSTEM_NAMESPACE,
 } from '../infra/local/paths.js';
 import { type ManagedProcess, startProcess, waitUntilReady } from '../infra/local/processes.js';
 import { startRedis } from '../infra/local/redis.js';
+import { installCrdAndRbac } from '../infra/local/stack.js';
 import { startLocalWebhook } from '../infra/local/webhook.js';
 import { QUEUE_NAME } from '../shared/contracts/jobs.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
-import { waitForCrdEstablished } from '../shared/kube/crd.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
-import { applyManifests, readManifests } from '../shared/kube/manifests.js';
 import { connectRedis, enqueueJobs, openQueue } from '../shared/queue.js';
 import {
   auditArgs,
@@ -104,10 +97,7 @@ export async function benchProduction(opts: ProductionOptions) {
   const admin = new KubeConfig();
   admin.loadFromFile(cp.kubeconfigPath);
   const core = shareConnections(admin).makeApiClient(CoreV1Api);
-  await applyManifests(admin, await readManifests(CRD_FILE));
-  await waitForCrdEstablished(admin, CRD_NAME);
-  for (const file of [NAMESPACE_FILE, FUNCTIONS_RBAC_FILE, FUNCTIONS_SYSTEM_RBAC_FILE, RELAY_RBAC_FILE])
-    await applyManifests(admin, await readManifests(file));
+  await installCrdAndRbac(admin);
   await installIdentityFlowSchemas(admin);
   const metrics = async () => (await cp.get('/metrics')).body;
   const versions = {

@@ -105,6 +105,18 @@ export interface StackOptions {
 }
 
 /**
+ * What a control plane needs before our components run as themselves: the CRD (established), our namespace
+ * and the functions' RBAC, and the relay's unless `relay: false` (a fleet member whose relay is not run).
+ */
+export async function installCrdAndRbac(admin: KubeConfig, opts: { relay?: boolean } = {}): Promise<void> {
+  await applyManifests(admin, await readManifests(CRD_FILE));
+  await waitForCrdEstablished(admin, CRD_NAME);
+  const files = [NAMESPACE_FILE, FUNCTIONS_RBAC_FILE, FUNCTIONS_SYSTEM_RBAC_FILE];
+  if (opts.relay !== false) files.push(RELAY_RBAC_FILE);
+  for (const file of files) await applyManifests(admin, await readManifests(file));
+}
+
+/**
  * The whole pipeline on one machine, each part as it runs in production: a control plane with the CRD and
  * our RBAC, Redis, the relay as its own process (as its ServiceAccount), and the functions as BullMQ
  * workers in this process (as theirs). Used by `npm start` and the benchmark.
@@ -124,11 +136,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
   nodeStarting.catch(() => {});
   const admin = new KubeConfig();
   admin.loadFromFile(cluster.kubeconfigPath);
-  await applyManifests(admin, await readManifests(CRD_FILE));
-  await waitForCrdEstablished(admin, CRD_NAME);
-  for (const file of [NAMESPACE_FILE, FUNCTIONS_RBAC_FILE, FUNCTIONS_SYSTEM_RBAC_FILE, RELAY_RBAC_FILE]) {
-    await applyManifests(admin, await readManifests(file));
-  }
+  await installCrdAndRbac(admin);
   const functionsKc = new KubeConfig();
   functionsKc.loadFromFile(
     await cluster.kubeconfigAs(`system:serviceaccount:${SYSTEM_NAMESPACE}:${FUNCTIONS_SERVICE_ACCOUNT}`),
