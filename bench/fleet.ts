@@ -9,19 +9,21 @@
 // Tencent Cloud API emulator issuing the token. No relay: the refresher enqueues the CR jobs of each cluster
 // itself, which is the whole path a rotation takes (the relays of a real fleet watch Namespaces,
 // ServiceAccounts and CRs, none of which a rotation touches).
+
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { Redis } from 'ioredis';
 import { listAudit } from '../functions/adapters/audit-reader.js';
 import { tokenSecretName } from '../functions/core/registry-tokens/token-store.js';
 import { buildFunctionsRuntime } from '../functions/runtime/build-runtime.js';
 import { startWorker } from '../functions/runtime/worker.js';
 import { type ControlPlane, startControlPlane } from '../infra/local/control-plane.js';
+import { createImagePullSecret } from '../infra/local/image-pull-secrets.js';
 import { FUNCTIONS_SERVICE_ACCOUNT, REPO_ROOT, SYSTEM_NAMESPACE } from '../infra/local/paths.js';
 import { type LocalRedis, startRedis } from '../infra/local/redis.js';
 import { type LocalRedisCluster, startRedisCluster } from '../infra/local/redis-cluster.js';
@@ -29,7 +31,7 @@ import { installCrdAndRbac } from '../infra/local/stack.js';
 import { startTencentEmulator } from '../infra/tencent-emulator/server.js';
 import { FunctionsEnv, parseEnv } from '../shared/config.js';
 import { REGISTRY_TOKENS_KEY } from '../shared/contracts/jobs.js';
-import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
+import { secretNameFor } from '../shared/contracts/names.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { createLogger } from '../shared/logging.js';
 import { enqueueJobs } from '../shared/queue.js';
@@ -275,22 +277,12 @@ try {
   const carry = admin.map((kc) => new SecretCarry(kc));
   for (const c of carry) c.start();
   for (const kc of admin) {
-    await kc.makeApiClient(CustomObjectsApi).createClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: PLURAL,
-      body: {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: 'ImagePullSecret',
-        metadata: { name: CR },
-        spec: {
-          namespaces: '*',
-          serviceAccounts: 'default',
-          namespaceSelector: { matchLabels: LABEL },
-          docker: { server: SERVER },
-          tcr: { registryId: REGISTRY, region: REGION, tokenType: 'longterm' },
-        },
-      },
+    await createImagePullSecret(kc, CR, {
+      namespaces: '*',
+      serviceAccounts: 'default',
+      namespaceSelector: { matchLabels: LABEL },
+      docker: { server: SERVER },
+      tcr: { registryId: REGISTRY, region: REGION, tokenType: 'longterm' },
     });
   }
   const readToken = async (kc: KubeConfig) => {

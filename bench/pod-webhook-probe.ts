@@ -6,9 +6,11 @@
 // 2. what a webhook call costs every pod creation: PODS pod creates without a pod webhook, with one (our own
 //    server, which answers a Pod review "allowed, unchanged" as fast as a real decision would), and with that
 //    webhook hung (SIGSTOP): the case every pod in the cluster would pay up to timeoutSeconds for.
-import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+
+import { AdmissionregistrationV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { createImagePullSecret } from '../infra/local/image-pull-secrets.js';
 import { startLocalStack, waitForRelay } from '../infra/local/stack.js';
-import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
+import { secretNameFor } from '../shared/contracts/names.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { parseHistogram, shareAtMost } from './admission.js';
 import { percentile, runPool, ServiceAccountObserver, waitQueueIdle } from './observe.js';
@@ -38,20 +40,10 @@ try {
   while (obs.appeared.size < n) await new Promise((r) => setTimeout(r, 200));
   await waitQueueIdle(stack.functions.queue, 300);
   const t0 = performance.now();
-  await stack.admin.makeApiClient(CustomObjectsApi).createClusterCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'ImagePullSecret',
-      metadata: { name: 'late' },
-      spec: {
-        namespaces: '*',
-        namespaceSelector: { matchLabels: { window: 'yes' } },
-        docker: { server: 'probe.tencentcloudcr.com', username: 'probe', password: 'v1' },
-      },
-    },
+  await createImagePullSecret(stack.admin, 'late', {
+    namespaces: '*',
+    namespaceSelector: { matchLabels: { window: 'yes' } },
+    docker: { server: 'probe.tencentcloudcr.com', username: 'probe', password: 'v1' },
   });
   while (obs.carrying.size < n) await new Promise((r) => setTimeout(r, 50));
   const reached = names.map((ns) => (obs.carrying.get(ns) as number) - t0).sort((a, b) => a - b);

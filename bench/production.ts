@@ -7,12 +7,14 @@
 //     way there), sampled from /proc;
 //   - idle: after convergence, the CPU the relay and the worker burn and the API requests our identities make
 //     per second, from the API server's own counts (bench/identities.ts), with the audit log's breakdown.
+
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane } from '../infra/local/control-plane.js';
 import { findFreePort } from '../infra/local/free-port.js';
+import { createImagePullSecret } from '../infra/local/image-pull-secrets.js';
 import {
   FUNCTIONS_SERVICE_ACCOUNT,
   RELAY_SERVICE_ACCOUNT,
@@ -24,7 +26,7 @@ import { startRedis } from '../infra/local/redis.js';
 import { installCrdAndRbac } from '../infra/local/stack.js';
 import { startLocalWebhook } from '../infra/local/webhook.js';
 import { QUEUE_NAME } from '../shared/contracts/jobs.js';
-import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
+import { secretNameFor } from '../shared/contracts/names.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { connectRedis, enqueueJobs, openQueue } from '../shared/queue.js';
 import {
@@ -206,21 +208,11 @@ export async function benchProduction(opts: ProductionOptions) {
   const crName = 'bench';
   const secret = secretNameFor(crName);
   const labels = { 'bench-owner': 'tcr-assistant' };
-  await admin.makeApiClient(CustomObjectsApi).createClusterCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'ImagePullSecret',
-      metadata: { name: crName },
-      spec: {
-        namespaces: '*',
-        serviceAccounts: '*',
-        namespaceSelector: { matchLabels: labels },
-        docker: { server: 'bench.tencentcloudcr.com', username: 'bench', password: 'v1' },
-      },
-    },
+  await createImagePullSecret(admin, crName, {
+    namespaces: '*',
+    serviceAccounts: '*',
+    namespaceSelector: { matchLabels: labels },
+    docker: { server: 'bench.tencentcloudcr.com', username: 'bench', password: 'v1' },
   });
   await waitQueueIdle(queue);
   log(

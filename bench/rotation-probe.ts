@@ -1,8 +1,10 @@
 // `npx tsx bench/rotation-probe.ts [N]`: where the time of a rotation goes. Converges N namespaces under one
 // CR, changes its password, and splits the time until every Secret carries it into: the relay and queue hop
 // (patch → CR job start), the CR job's reads and plan, its in-place rewrites, and the observer's poll.
+
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { listAudit } from '../functions/adapters/audit-reader.js';
+import { createImagePullSecret } from '../infra/local/image-pull-secrets.js';
 import { startLocalStack, waitForRelay } from '../infra/local/stack.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
@@ -15,16 +17,10 @@ try {
   const custom = stack.admin.makeApiClient(CustomObjectsApi);
   await waitForRelay(stack);
   const docker = (password: string) => ({ server: 'probe.tencentcloudcr.com', username: 'probe', password });
-  await custom.createClusterCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'ImagePullSecret',
-      metadata: { name: 'probe' },
-      spec: { namespaces: '*', namespaceSelector: { matchLabels: { probe: 'yes' } }, docker: docker('v1') },
-    },
+  await createImagePullSecret(stack.admin, 'probe', {
+    namespaces: '*',
+    namespaceSelector: { matchLabels: { probe: 'yes' } },
+    docker: docker('v1'),
   });
   const names = Array.from({ length: n }, (_, i) => `probe-${i}`);
   await runPool(names, 16, (name) =>

@@ -1,6 +1,7 @@
 // `npm run bench [-- --sizes 1000,5000 --big --rate 20 --duration 60 --workers 16]`: convergence at scale
 // against the real control plane, each result next to its floor measured in the same run. Writes
 // bench/results/<date>.json, .md and .svg. Not part of the test command.
+
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -13,6 +14,7 @@ import {
   setHeaderOptions,
   type V1MutatingWebhookConfiguration,
 } from '@kubernetes/client-node';
+import { createImagePullSecret } from '../infra/local/image-pull-secrets.js';
 import { REPO_ROOT } from '../infra/local/paths.js';
 import { type LocalStack, startLocalStack, waitForRelay } from '../infra/local/stack.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
@@ -252,25 +254,13 @@ async function benchRuntime(runtime: Runtime) {
   }
 
   await waitForRelay(stack);
-  await stack.admin
-    .makeApiClient((await import('@kubernetes/client-node')).CustomObjectsApi)
-    .createClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: PLURAL,
-      body: {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: 'ImagePullSecret',
-        metadata: { name: crName },
-        // "*"/"*" restricted to the benchmark's own namespaces, so that the floor's namespaces stay untouched.
-        spec: {
-          namespaces: '*',
-          serviceAccounts: '*',
-          namespaceSelector: { matchLabels: { 'bench-owner': 'tcr-assistant' } },
-          docker: docker('v1'),
-        },
-      },
-    });
+  // "*"/"*" restricted to the benchmark's own namespaces, so that the floor's namespaces stay untouched.
+  await createImagePullSecret(stack.admin, crName, {
+    namespaces: '*',
+    serviceAccounts: '*',
+    namespaceSelector: { matchLabels: { 'bench-owner': 'tcr-assistant' } },
+    docker: docker('v1'),
+  });
   log(`${runtime}: stack up: ${k8sVersion}, redis ${stack.redis.version}, ${workers} workers`);
 
   /** Every floor namespace so far: the floor's rotation rewrites as many Secrets as ours does. */

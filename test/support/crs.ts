@@ -1,4 +1,5 @@
 import { CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { createImagePullSecret } from '../../infra/local/image-pull-secrets.js';
 import { GROUP, PLURAL, VERSION } from '../../shared/contracts/names.js';
 
 export interface CrObject {
@@ -28,10 +29,7 @@ export async function createCr(
   name: string,
   spec: Record<string, unknown>,
 ): Promise<CrObject> {
-  return (await kc.makeApiClient(CustomObjectsApi).createClusterCustomObject({
-    ...coords,
-    body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'ImagePullSecret', metadata: { name }, spec },
-  })) as CrObject;
+  return (await createImagePullSecret(kc, name, spec)) as CrObject;
 }
 
 export async function readCr(kc: KubeConfig, name: string): Promise<CrObject> {
