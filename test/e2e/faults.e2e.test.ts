@@ -3,6 +3,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
+import { describeKey, type JobData, type JobKey } from '../../shared/contracts/jobs.js';
 import { secretNameFor } from '../../shared/contracts/names.js';
 import { connectRedis, openQueue } from '../../shared/queue.js';
 import type { RedisClient } from '../../shared/redis-connection.js';
@@ -28,6 +29,8 @@ let queue: Queue;
 let worker: WorkerProcess;
 let relay: RelayProcess;
 const crs: string[] = [];
+/** Namespaces this file made: a delayed job counts as pending only when it is about one of these or `crs`. */
+const ourNamespaces = new Set<string>();
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -100,27 +103,45 @@ async function everyNamespaceCarries(names: string[], cr: string, password: stri
 }
 
 async function createNamespaces(names: string[], labels: Record<string, string>) {
+  for (const ns of names) ourNamespaces.add(ns);
   await Promise.all(names.map((ns) => createNamespace(kc, ns, labels)));
 }
 
 /**
- * No reconcile job waiting, running or delayed, and the relay has nothing pending, over a whole second (the
- * periodic jobs, which tick all the time here, do not count).
+ * No reconcile job waiting, running or prioritized, none of this file's keys delayed, and the relay has nothing
+ * pending, over a whole second (the periodic jobs, which tick all the time here, do not count). Another file's
+ * delayed job (a retry backing off for minutes, a coalesced status refresh) takes no worker until it is due:
+ * it is not a backlog that would stand between this file's events and their answer.
  */
 async function quiet(timeoutMs = 30_000): Promise<void> {
   let looks = 0;
-  await waitFor(
-    'the pipeline to be idle',
-    async () => {
-      const jobs = await queue.getJobs(['waiting', 'active', 'delayed', 'prioritized']);
-      const busy = jobs.filter(
-        (j) => j && !j.repeatJobKey && !['registry-tokens', 'private-endpoints'].includes(j.name),
-      ).length;
-      looks = busy + (await relay.metric('tcr_relay_dirty_keys')) === 0 ? looks + 1 : 0;
-      return looks >= 5;
-    },
-    { timeoutMs, intervalMs: 200 },
-  );
+  let busy: string[] = [];
+  let dirty = 0;
+  const ours = (key: JobKey) =>
+    crs.includes(key.name) || ourNamespaces.has('namespace' in key ? key.namespace : key.name);
+  try {
+    await waitFor(
+      'the pipeline to be idle',
+      async () => {
+        const jobs = [
+          ...(await queue.getJobs(['waiting', 'active', 'prioritized'])),
+          ...(await queue.getJobs(['delayed'])).filter((j) => j && ours((j.data as JobData).key)),
+        ];
+        busy = jobs
+          .filter((j) => j && !j.repeatJobKey && !['registry-tokens', 'private-endpoints'].includes(j.name))
+          .map((j) => `${j.name} ${describeKey((j.data as JobData).key)} (attempts ${j.attemptsMade})`);
+        dirty = await relay.metric('tcr_relay_dirty_keys');
+        looks = busy.length + dirty === 0 ? looks + 1 : 0;
+        return looks >= 5;
+      },
+      { timeoutMs, intervalMs: 200 },
+    );
+  } catch (error) {
+    // Say what kept it busy: a bare timeout here gave nothing to go on.
+    throw new Error(
+      `${(error as Error).message}: relay dirty keys ${dirty}; ${busy.length} job(s) pending: ${busy.slice(0, 10).join('; ')}`,
+    );
+  }
 }
 
 const noStackTraces = (text: string) => !/\n\s+at .+\(.+:\d+:\d+\)/.test(text);
