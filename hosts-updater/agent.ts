@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Backoff, sleep } from '../shared/backoff.js';
 import { type DesiredHosts, readDesiredHosts } from '../shared/contracts/updater-config.js';
 import { describeError } from '../shared/errors.js';
+import { listWatchOf } from '../shared/kube/client-node-connection.js';
 import { configMapCollection } from '../shared/kube/collections.js';
 import {
   type ResourceSource,
@@ -47,7 +48,7 @@ export function createConfigMapSource(
   name: string,
   watchTimeoutSeconds = 330,
 ): ConfigMapSource {
-  const collection = configMapCollection(kc, namespace, name, watchTimeoutSeconds);
+  const collection = configMapCollection(listWatchOf(kc), namespace, name, watchTimeoutSeconds);
   return {
     async list(signal) {
       const page = await collection.listPage(undefined, signal ?? new AbortController().signal);

@@ -1,10 +1,10 @@
-import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { abortable, linkSignals } from '../shared/deadline.js';
 import { describeError } from '../shared/errors.js';
-import { signalOptions } from '../shared/kube/abort.js';
+import type { KubeClient } from '../shared/kube/kube-client.js';
+import { leaseRequests, type Lease as V1Lease, MicroTime as V1MicroTime } from '../shared/kube/lease.js';
 
-/** The Lease calls the elector makes (client-node's CoordinationV1Api, or a fake in unit tests). */
+/** The Lease calls the elector makes (the light transport's, or a fake in unit tests). */
 export interface LeaseApi {
   readNamespacedLease(args: { name: string; namespace: string }, signal: AbortSignal): Promise<V1Lease>;
   createNamespacedLease(args: { namespace: string; body: V1Lease }, signal: AbortSignal): Promise<V1Lease>;
@@ -14,13 +14,13 @@ export interface LeaseApi {
   ): Promise<V1Lease>;
 }
 
-/** The Lease API of a kubeconfig, each request carrying its signal. */
-export function leaseApiOf(kc: KubeConfig): LeaseApi {
-  const api = kc.makeApiClient(CoordinationV1Api);
+/** The Lease API over the light transport (shared/kube/kube-client.ts), each request carrying its signal. */
+export function leaseApiOf(client: KubeClient): LeaseApi {
+  const api = leaseRequests(client);
   return {
-    readNamespacedLease: (args, signal) => api.readNamespacedLease(args, signalOptions(signal)),
-    createNamespacedLease: (args, signal) => api.createNamespacedLease(args, signalOptions(signal)),
-    replaceNamespacedLease: (args, signal) => api.replaceNamespacedLease(args, signalOptions(signal)),
+    readNamespacedLease: (args, signal) => api.read(args.namespace, args.name, signal),
+    createNamespacedLease: (args, signal) => api.create(args.namespace, args.body, signal),
+    replaceNamespacedLease: (args, signal) => api.replace(args.namespace, args.name, args.body, signal),
   };
 }
 
@@ -34,7 +34,7 @@ export interface LeaderElectionOptions {
   onStoppedLeading: () => void | Promise<void>;
   log: Logger;
   now?: () => number;
-  /** For tests: the Lease API (default: the kubeconfig's). */
+  /** For tests: the Lease API (default: the client's). */
   api?: LeaseApi;
 }
 
@@ -67,10 +67,11 @@ export class LeaderElector {
   private busy = false;
 
   constructor(
-    kc: KubeConfig,
+    client: KubeClient | undefined,
     private readonly opts: LeaderElectionOptions,
   ) {
-    this.api = opts.api ?? leaseApiOf(kc);
+    if (!opts.api && !client) throw new Error('LeaderElector needs a client or a Lease API');
+    this.api = opts.api ?? leaseApiOf(client as KubeClient);
   }
 
   /** How long a leader may go without a renewal before it must stop leading. */

@@ -3,7 +3,8 @@
 import { parseEnv } from '../shared/config.js';
 import { describeError } from '../shared/errors.js';
 import { serveHealthHttp } from '../shared/http-server.js';
-import { loadKubeConfig, shareConnections } from '../shared/kube/kubeconfig.js';
+import { connectionOf, KubeClient } from '../shared/kube/kube-client.js';
+import { loadKubeTarget } from '../shared/kube/kube-target.js';
 import { createLogger } from '../shared/logging.js';
 import { openQueue } from '../shared/queue.js';
 import { createRedisClient } from '../shared/redis-connection.js';
@@ -16,9 +17,11 @@ import { startScfWaker } from './scf-wake.js';
 async function main(): Promise<void> {
   const env = parseEnv(RelayEnv);
   const log = createLogger('relay', env.LOG_LEVEL).child({ cluster: env.CLUSTER_ID, identity: env.POD_NAME });
-  // One keep-alive pool for the Lease renewals and watches: client-node would otherwise open a new TLS
-  // connection per request (most of an idle relay's CPU went to handshakes).
-  const kc = shareConnections(loadKubeConfig({ kubeconfig: env.KUBECONFIG, context: env.KUBE_CONTEXT }));
+  // The light transport (one keep-alive agent for the Lease and the watches): not client-node, whose
+  // KubeConfig alone loads every generated API and model (most of the relay's RSS, issue #15).
+  const kube = new KubeClient(
+    connectionOf(loadKubeTarget({ kubeconfig: env.KUBECONFIG, context: env.KUBE_CONTEXT })),
+  );
   const metrics = createRelayMetrics();
   // Producers fail fast while Redis is down (no offline queue): the relay keeps dirty keys itself.
   const redis = createRedisClient(env.REDIS_URL, {
@@ -36,7 +39,7 @@ async function main(): Promise<void> {
   // Off unless SCF_WAKE_FUNCTION is set (the functions then run on Tencent SCF).
   const waker = startScfWaker(redis, env.QUEUE_PREFIX, metrics.registry, log);
   let relay: Relay | undefined;
-  const elector = new LeaderElector(kc, {
+  const elector = new LeaderElector(kube, {
     namespace: env.LEASE_NAMESPACE,
     name: env.LEASE_NAME,
     identity: env.POD_NAME,
@@ -47,7 +50,7 @@ async function main(): Promise<void> {
       log.info('leading: relaying events');
       metrics.leader.set(1);
       relay = new Relay({
-        kc,
+        api: kube,
         clusterId: env.CLUSTER_ID,
         queue,
         log,

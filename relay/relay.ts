@@ -1,4 +1,3 @@
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Enqueue } from '../shared/contracts/jobs.js';
@@ -7,6 +6,7 @@ import {
   namespaceCollection,
   serviceAccountCollection,
 } from '../shared/kube/collections.js';
+import type { ListWatch } from '../shared/kube/list-watch.js';
 import { type Change, type ResourceSource, ResourceWatcher } from '../shared/kube/resource-watcher.js';
 import {
   fingerprintOf,
@@ -21,7 +21,8 @@ import { Publisher } from './publisher.js';
 import { QueueEpoch, queueEpochKey } from './queue-epoch.js';
 
 export interface RelayOptions {
-  kc: KubeConfig;
+  /** The relay's read-only identity: list and watch only (the light transport, shared/kube/kube-client.ts). */
+  api: ListWatch;
   clusterId: string;
   queue: Queue;
   log: Logger;
@@ -39,7 +40,7 @@ export interface RelayOptions {
 }
 
 /** The three collections the relay watches, read with the relay's own (read-only) identity. */
-export function createSources(kc: KubeConfig): ResourceSource<WatchedKind>[] {
+export function createSources(api: ListWatch): ResourceSource<WatchedKind>[] {
   const relayView = (kind: WatchedKind) => ({
     kind,
     keyOf: (obj: WatchedObject) => keyOf(kind, obj),
@@ -47,9 +48,9 @@ export function createSources(kc: KubeConfig): ResourceSource<WatchedKind>[] {
     isEcho: (before: string, after: string) => isEchoOfOwnWrite(kind, before, after),
   });
   return [
-    { ...relayView('namespace'), ...namespaceCollection(kc) },
-    { ...relayView('serviceaccount'), ...serviceAccountCollection(kc) },
-    { ...relayView('imagepullsecret'), ...imagePullSecretCollection(kc) },
+    { ...relayView('namespace'), ...namespaceCollection(api) },
+    { ...relayView('serviceaccount'), ...serviceAccountCollection(api) },
+    { ...relayView('imagepullsecret'), ...imagePullSecretCollection(api) },
   ];
 }
 
@@ -66,7 +67,7 @@ export class Relay {
 
   constructor(
     private readonly opts: RelayOptions,
-    sources: ResourceSource<WatchedKind>[] = createSources(opts.kc),
+    sources: ResourceSource<WatchedKind>[] = createSources(opts.api),
   ) {
     this.publisher = new Publisher(opts.queue, opts.metrics, opts.log, {
       maxDirty: opts.maxDirtyKeys,

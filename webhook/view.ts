@@ -8,6 +8,7 @@ import {
   type MatchableNamespace,
   toMatchableNamespace,
 } from '../shared/contracts/matching.js';
+import { listWatchOf } from '../shared/kube/client-node-connection.js';
 import { imagePullSecretCollection, namespaceCollection } from '../shared/kube/collections.js';
 import { type Change, ResourceWatcher, type WatchedObject } from '../shared/kube/resource-watcher.js';
 import type { WebhookMetrics } from './metrics.js';
@@ -65,7 +66,7 @@ export class AdmissionView {
           kind: 'namespace',
           keyOf: (o) => o.metadata?.name ?? '',
           fingerprintOf: (o) => digest(namespaceOf(o)),
-          ...namespaceCollection(opts.kc),
+          ...namespaceCollection(listWatchOf(opts.kc)),
         },
         common,
       ),
@@ -74,7 +75,7 @@ export class AdmissionView {
           kind: 'imagepullsecret',
           keyOf: (o) => o.metadata?.name ?? '',
           fingerprintOf: (o) => digest(crOf(o)),
-          ...imagePullSecretCollection(opts.kc),
+          ...imagePullSecretCollection(listWatchOf(opts.kc)),
         },
         common,
       ),

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseEnv } from '../../shared/config.js';
 import { OUR_SECRETS_SELECTOR } from '../../shared/contracts/labels.js';
 import { describeError } from '../../shared/errors.js';
+import { listWatchOf } from '../../shared/kube/client-node-connection.js';
 import {
   imagePullSecretCollection,
   namespaceCollection,
@@ -118,15 +119,16 @@ export async function startWorkerWatches(
   const started: ClusterView[] = [];
   for (const cluster of clusters) {
     const { kc } = await rt.connect(cluster);
+    const api = listWatchOf(kc);
     const log = rt.log.child({ watch: 'view', cluster });
     const repair = repairOn ? secretRepairs(rt, cluster) : undefined;
     const view = new ClusterView({
       clusterId: cluster,
       collections: {
-        namespace: namespaceCollection(kc),
-        serviceaccount: serviceAccountCollection(kc),
-        imagepullsecret: imagePullSecretCollection(kc),
-        secret: secretCollection(kc, OUR_SECRETS_SELECTOR),
+        namespace: namespaceCollection(api),
+        serviceaccount: serviceAccountCollection(api),
+        imagepullsecret: imagePullSecretCollection(api),
+        secret: secretCollection(api, OUR_SECRETS_SELECTOR),
       },
       enqueue: (items) => {
         enqueueJobs(rt.queue, items).catch((error: unknown) =>

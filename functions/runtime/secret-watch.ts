@@ -5,6 +5,7 @@ import type { Enqueue, JobKey } from '../../shared/contracts/jobs.js';
 import { FIELD_MANAGER, OUR_SECRETS_SELECTOR } from '../../shared/contracts/labels.js';
 import { SECRET_PREFIX } from '../../shared/contracts/names.js';
 import { describeError } from '../../shared/errors.js';
+import { listWatchOf } from '../../shared/kube/client-node-connection.js';
 import { secretCollection } from '../../shared/kube/collections.js';
 import {
   type Change,
@@ -134,7 +135,7 @@ export async function watchOurSecrets(
     const watcher = new ResourceWatcher<'secret'>(
       {
         kind: 'secret',
-        ...secretCollection(kc, OUR_SECRETS_SELECTOR),
+        ...secretCollection(listWatchOf(kc), OUR_SECRETS_SELECTOR),
         keyOf: (obj) => `${obj.metadata?.namespace}/${obj.metadata?.name}`,
         // The resourceVersion: every change is looked at (namespaceToRepair decides), and no hash of
         // Secret data is kept.
@@ -186,7 +187,7 @@ export async function catchUpSecretChanges(
   const { kc, cluster: port } = await rt.connect(cluster);
   const stateKey = secretWatchKey(rt.env.QUEUE_PREFIX, cluster);
   const from = await rt.redis.get(stateKey);
-  const secrets = secretCollection(kc, OUR_SECRETS_SELECTOR);
+  const secrets = secretCollection(listWatchOf(kc), OUR_SECRETS_SELECTOR);
   const startOver = async () => {
     const page = await secrets.listPage(undefined, AbortSignal.timeout(60_000));
     await rt.redis.set(stateKey, page.resourceVersion);
@@ -203,7 +204,11 @@ export async function catchUpSecretChanges(
   const window = new AbortController();
   const timer = setTimeout(() => window.abort(), windowMs + 500);
   try {
-    await secretCollection(kc, OUR_SECRETS_SELECTOR, Math.max(1, Math.round(windowMs / 1000))).watch(
+    await secretCollection(
+      listWatchOf(kc),
+      OUR_SECRETS_SELECTOR,
+      Math.max(1, Math.round(windowMs / 1000)),
+    ).watch(
       from,
       (type, obj) => {
         const rv = obj.metadata?.resourceVersion;

@@ -1,12 +1,8 @@
 import { createHash } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeconfigSource } from './kube-target.js';
 
-export interface KubeconfigSource {
-  /** Path to a kubeconfig file; when absent, the in-cluster ServiceAccount is used. */
-  kubeconfig?: string | undefined;
-  /** A context of that kubeconfig (default: its current context). */
-  context?: string | undefined;
-}
+export type { KubeconfigSource } from './kube-target.js';
 
 /** Loads a KubeConfig from a file (optionally a named context) or from the in-cluster ServiceAccount. */
 export function loadKubeConfig(source: KubeconfigSource = {}): KubeConfig {

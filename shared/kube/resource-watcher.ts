@@ -4,7 +4,8 @@ import { abortable, linkSignals } from '../deadline.js';
 
 // The one list+watch loop of the code base: the relay's job keys, the webhook's view, the worker's watch of
 // our Secrets and the hosts-updater's ConfigMap all run on ResourceWatcher; collections.ts is the one place
-// that opens a watch with client-node (and the SCF catch-up replays through it too).
+// that opens a watch, over the ListWatch port (kube-client.ts) whatever client carries the credentials (and
+// the SCF catch-up replays through it too).
 
 export type ChangeType = 'added' | 'modified' | 'deleted';
 
@@ -116,7 +117,7 @@ const SHORTEST_WATCH_MS = 1000;
  * List + watch of one kind, resuming from the last resourceVersion and asking for bookmarks. Keeps only a
  * fingerprint per key (bounded memory), which both filters MODIFIED events that cannot matter and lets a
  * relist after 410 Gone find what changed while the watch was down, deletions included. A watchdog
- * restarts a watch that has gone silent: client-node's watches are known to stall without an error. Every
+ * restarts a watch that has gone silent: a watch connection can stall without an error. Every
  * failure (a list page past its deadline included) is retried with the shared backoff; a watch that the
  * server ends at once counts as one, so that a misbehaving proxy cannot make it list in a tight loop.
  */

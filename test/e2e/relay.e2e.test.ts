@@ -8,6 +8,8 @@ import { type LocalRedis, startRedis } from '../../infra/local/redis.js';
 import { createRelayMetrics } from '../../relay/metrics.js';
 import { createSources, Relay } from '../../relay/relay.js';
 import { waitForCrdEstablished } from '../../shared/kube/crd.js';
+import { connectionOf, KubeClient } from '../../shared/kube/kube-client.js';
+import { loadKubeTarget } from '../../shared/kube/kube-target.js';
 import { applyManifests, readManifests } from '../../shared/kube/manifests.js';
 import { createLogger } from '../../shared/logging.js';
 import { openQueue } from '../../shared/queue.js';
@@ -206,9 +208,15 @@ describe('relay + functions', () => {
     for (const file of [CRD_FILE, NAMESPACE_FILE, RELAY_RBAC_FILE])
       await applyManifests(admin, await readManifests(file));
     await waitForCrdEstablished(admin, CRD_NAME);
-    const asRelay = new KubeConfig();
-    asRelay.loadFromFile(
-      await cp.kubeconfigAs(serviceAccountUser('tcr-assistant-system', 'tcr-assistant-relay')),
+    // The relay's own transport and identity, as relay/main.ts builds them.
+    const asRelay = new KubeClient(
+      connectionOf(
+        loadKubeTarget({
+          kubeconfig: await cp.kubeconfigAs(
+            serviceAccountUser('tcr-assistant-system', 'tcr-assistant-relay'),
+          ),
+        }),
+      ),
     );
     const metrics = createRelayMetrics();
     const queueConn = new Redis(redis.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
@@ -223,7 +231,7 @@ describe('relay + functions', () => {
     const nsGate = gateWatch(sources.find((s) => s.kind === 'namespace')!);
     const relay = new Relay(
       {
-        kc: asRelay,
+        api: asRelay,
         clusterId: 'gone',
         queue,
         log: createLogger('relay', 'silent'),

@@ -1,6 +1,6 @@
-import { KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { LeaderElector, type LeaseApi } from '../../../relay/leader-election.js';
+import type { Lease as V1Lease } from '../../../shared/kube/lease.js';
 import { createLogger } from '../../../shared/logging.js';
 import { waitFor } from '../../support/wait.js';
 
@@ -84,7 +84,7 @@ describe('LeaderElector', () => {
     const events: string[] = [];
     const startedAt = Date.now();
     let steppedDownAt = 0;
-    const elector = new LeaderElector(new KubeConfig(), {
+    const elector = new LeaderElector(undefined, {
       namespace: 'tcr-assistant-system',
       name: 'relay',
       identity: 'a',
@@ -120,7 +120,7 @@ describe('LeaderElector', () => {
 
   it('leads again once the API answers, and gives the Lease up when stopped', async () => {
     const api = new FakeLeaseApi();
-    const elector = new LeaderElector(new KubeConfig(), {
+    const elector = new LeaderElector(undefined, {
       namespace: 'tcr-assistant-system',
       name: 'relay',
       identity: 'a',
@@ -143,7 +143,7 @@ describe('LeaderElector', () => {
 
   it('a leader renews with one PUT per retry period, and reads the Lease only after a conflict', async () => {
     const api = new FakeLeaseApi();
-    const elector = new LeaderElector(new KubeConfig(), {
+    const elector = new LeaderElector(undefined, {
       namespace: 'tcr-assistant-system',
       name: 'relay',
       identity: 'a',
@@ -157,7 +157,7 @@ describe('LeaderElector', () => {
     elector.start();
     try {
       await waitFor('leading', () => elector.isLeader);
-      const renewedAt = () => api.lease?.spec?.renewTime?.getTime() ?? 0;
+      const renewedAt = () => new Date(api.lease?.spec?.renewTime ?? 0).getTime();
       const since = { reads: api.reads, writes: api.writes, renewal: renewedAt() };
       await waitFor('five renewals', () => api.writes - since.writes >= 5, { timeoutMs: 3000 });
       // One request per renewal: a PUT of the copy it holds, no GET.
@@ -183,7 +183,7 @@ describe('LeaderElector', () => {
   it('two electors on one Lease: exactly one leads, and the standby takes over when the leader stops', async () => {
     const api = new FakeLeaseApi();
     const make = (identity: string) =>
-      new LeaderElector(new KubeConfig(), {
+      new LeaderElector(undefined, {
         namespace: 'tcr-assistant-system',
         name: 'relay',
         identity,
