@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   });
   queue.on('error', () => {});
   // Off unless SCF_WAKE_FUNCTION is set (the functions then run on Tencent SCF).
-  const waker = startScfWaker(redis, env.QUEUE_PREFIX, metrics.registry, log);
+  const waker = await startScfWaker(redis, env.QUEUE_PREFIX, metrics.registry, log);
   let relay: Relay | undefined;
   const elector = new LeaderElector(kube, {
     namespace: env.LEASE_NAMESPACE,

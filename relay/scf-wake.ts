@@ -3,22 +3,22 @@ import type { Registry } from 'prom-client';
 import { parseEnv } from '../shared/config.js';
 import { WakeSlots } from '../shared/contracts/wake-slots.js';
 import type { RedisClient } from '../shared/redis-connection.js';
-import { ScfInvoker } from './scf-invoker.js';
 import { ScfWakeEnv } from './scf-wake-config.js';
 import { createWakeMetrics } from './scf-wake-metrics.js';
 import { ScfWaker } from './scf-waker.js';
 
 /**
  * The relay's SCF waker from the environment (ScfWakeEnv), or undefined when SCF_WAKE_FUNCTION is unset.
- * A bad setting fails the relay's start, naming the variable.
+ * A bad setting fails the relay's start, naming the variable. The invoker (tencentcloud-sdk-nodejs) is
+ * loaded only then: a relay that does not wake SCF does not carry the SDK in memory (≈ 8 MiB of RSS).
  */
-export function startScfWaker(
+export async function startScfWaker(
   redis: RedisClient,
   prefix: string,
   registry: Registry,
   log: Logger,
   source: NodeJS.ProcessEnv = process.env,
-): ScfWaker | undefined {
+): Promise<ScfWaker | undefined> {
   const env = parseEnv(ScfWakeEnv, source);
   if (!env.SCF_WAKE_FUNCTION) return undefined;
   if (!env.SCF_WAKE_SECRET_ID || !env.SCF_WAKE_SECRET_KEY) {
@@ -28,6 +28,7 @@ export function startScfWaker(
     );
     return undefined;
   }
+  const { ScfInvoker } = await import('./scf-invoker.js');
   const invoker = new ScfInvoker({
     functionName: env.SCF_WAKE_FUNCTION,
     namespace: env.SCF_WAKE_NAMESPACE,

@@ -33,6 +33,7 @@ export async function buildBundles(outdir) {
     format: 'cjs',
     // Stack traces and pino's error serializer keep class names (ApiException, TerminalError...).
     keepNames: true,
+    minifyWhitespace: true,
     logLevel: 'warning',
     legalComments: 'none',
     metafile: true,
