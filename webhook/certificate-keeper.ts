@@ -1,18 +1,11 @@
 import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  AdmissionregistrationV1Api,
-  ApiException,
-  CoreV1Api,
-  type KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { FIELD_MANAGER } from '../shared/contracts/labels.js';
 import { abortable, linkSignals } from '../shared/deadline.js';
-import { signalOptions } from '../shared/kube/abort.js';
+import { KubeApiError, type KubeClient } from '../shared/kube/kube-client.js';
 import type { WebhookMetrics } from './metrics.js';
 import {
   type CertificatePolicy,
@@ -33,7 +26,8 @@ export interface ServingCertificate {
 }
 
 export interface KeeperOptions {
-  kc: KubeConfig;
+  /** The webhook's identity on the light transport (shared/kube/kube-client.ts). */
+  kube: KubeClient;
   /** Self-managed: the Secret holding CA and serving certificate (shipped empty, filled here). */
   secret?: { namespace: string; name: string } | undefined;
   /** ...and the MutatingWebhookConfiguration whose webhooks get our caBundle. */
@@ -52,6 +46,24 @@ const SERVING_NAME = 'tcr-assistant-webhook';
 
 const pemBlocks = (text: string) =>
   text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
+
+/** The parts of a Secret and of a MutatingWebhookConfiguration the keeper reads (the rest is kept as read). */
+const SecretBody = z.looseObject({
+  metadata: z.looseObject({ resourceVersion: z.string().optional() }).optional(),
+  data: z.record(z.string(), z.string()).nullish(),
+});
+const WebhookConfiguration = z.looseObject({
+  webhooks: z
+    .array(
+      z.looseObject({ name: z.string(), clientConfig: z.looseObject({ caBundle: z.string().optional() }) }),
+    )
+    .nullish(),
+});
+const secretPath = (ref: { namespace: string; name: string }) =>
+  `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/secrets/${encodeURIComponent(ref.name)}`;
+const configurationPath = (name: string) =>
+  `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${encodeURIComponent(name)}`;
+const isStatus = (error: unknown, code: number) => error instanceof KubeApiError && error.code === code;
 
 /** How long one certificate check may take (reads and writes of the Secret and the configuration). */
 const CHECK_TIMEOUT_MS = 30_000;
@@ -191,8 +203,6 @@ export function renewCertificates(
  * `kubectl apply` or `helm upgrade` of the configuration with an empty one).
  */
 export class CertificateKeeper {
-  private readonly core: CoreV1Api;
-  private readonly admission: AdmissionregistrationV1Api;
   private timer: NodeJS.Timeout | undefined;
   private loaded: string | undefined;
   private running: Promise<void> | undefined;
@@ -201,10 +211,7 @@ export class CertificateKeeper {
   private bundle = '';
   private readonly stopping = new AbortController();
 
-  constructor(private readonly opts: KeeperOptions) {
-    this.core = opts.kc.makeApiClient(CoreV1Api);
-    this.admission = opts.kc.makeApiClient(AdmissionregistrationV1Api);
-  }
+  constructor(private readonly opts: KeeperOptions) {}
 
   /** A serving certificate is loaded. */
   get ready(): boolean {
@@ -259,10 +266,10 @@ export class CertificateKeeper {
     const ref = this.opts.secret;
     if (!ref) throw new Error('no Secret configured for the serving certificate');
     for (let attempt = 1; ; attempt++) {
-      const secret = await this.core
-        .readNamespacedSecret(ref, signalOptions(signal))
+      const secret = await this.opts.kube
+        .get(secretPath(ref), { signal, schema: SecretBody })
         .catch((error: unknown) => {
-          if (error instanceof ApiException && error.code === 404)
+          if (isStatus(error, 404))
             throw new Error(
               `Secret ${ref.namespace}/${ref.name} not found: the chart ships it empty (templates/webhook-certificate.yaml) and the webhook fills it`,
             );
@@ -275,9 +282,10 @@ export class CertificateKeeper {
         break;
       }
       try {
-        const written = await this.core.replaceNamespacedSecret(
-          { ...ref, body: { ...secret, data: renewed.data }, fieldManager: FIELD_MANAGER },
-          signalOptions(signal),
+        const written = await this.opts.kube.put(
+          secretPath(ref),
+          { ...secret, data: renewed.data },
+          { query: { fieldManager: FIELD_MANAGER }, signal, schema: SecretBody },
         );
         this.opts.log.info({ reasons: renewed.reasons }, 'serving certificate renewed');
         this.opts.metrics.certificateRenewals.inc();
@@ -285,7 +293,7 @@ export class CertificateKeeper {
         break;
       } catch (error) {
         // Another replica wrote first: use what it wrote (next loop reads it).
-        if (!(error instanceof ApiException && error.code === 409) || attempt >= 3) throw error;
+        if (!isStatus(error, 409) || attempt >= 3) throw error;
       }
     }
     if (this.opts.configurationName) await this.injectCaBundle(this.opts.configurationName, signal);
@@ -308,17 +316,21 @@ export class CertificateKeeper {
   private async injectCaBundle(name: string, signal: AbortSignal): Promise<void> {
     if (!this.bundle) return;
     const caBundle = Buffer.from(this.bundle, 'utf8').toString('base64');
-    const config = await this.admission.readMutatingWebhookConfiguration({ name }, signalOptions(signal));
+    const config = await this.opts.kube.get(configurationPath(name), {
+      signal,
+      schema: WebhookConfiguration,
+    });
     const stale = (config.webhooks ?? []).filter((w) => w.clientConfig.caBundle !== caBundle);
     if (stale.length === 0) return;
     // Strategic merge by webhook name: only our caBundle changes, whoever owns the rest.
-    await this.admission.patchMutatingWebhookConfiguration(
+    await this.opts.kube.patch(
+      configurationPath(name),
+      { webhooks: stale.map((w) => ({ name: w.name, clientConfig: { caBundle } })) },
       {
-        name,
-        body: { webhooks: stale.map((w) => ({ name: w.name, clientConfig: { caBundle } })) },
-        fieldManager: FIELD_MANAGER,
+        query: { fieldManager: FIELD_MANAGER },
+        contentType: 'application/strategic-merge-patch+json',
+        signal,
       },
-      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch, signalOptions(signal)),
     );
     this.opts.metrics.caBundleInjections.inc();
     this.opts.log.info({ configuration: name, webhooks: stale.length }, 'caBundle injected');
@@ -326,12 +338,6 @@ export class CertificateKeeper {
 }
 
 function describeApiError(error: unknown): string {
-  if (error instanceof ApiException) {
-    try {
-      return `HTTP ${error.code}: ${(JSON.parse(String(error.body)) as { message?: string }).message}`;
-    } catch {
-      return `HTTP ${error.code}`;
-    }
-  }
+  // A KubeApiError's message is the method, path, status and the Status message: never a header or body sent.
   return error instanceof Error ? error.message : String(error);
 }

@@ -5,7 +5,8 @@
 import { parseEnv } from '../shared/config.js';
 import { describeError } from '../shared/errors.js';
 import { serveHealthHttp } from '../shared/http-server.js';
-import { loadKubeConfig, shareConnections } from '../shared/kube/kubeconfig.js';
+import { connectionOf, KubeClient } from '../shared/kube/kube-client.js';
+import { loadKubeTarget } from '../shared/kube/kube-target.js';
 import { createLogger } from '../shared/logging.js';
 import { CertificateKeeper } from './certificate-keeper.js';
 import { WebhookEnv } from './config.js';
@@ -16,13 +17,16 @@ import { AdmissionView } from './view.js';
 async function main(): Promise<void> {
   const env = parseEnv(WebhookEnv);
   const log = createLogger('webhook', env.LOG_LEVEL).child({ identity: env.POD_NAME });
-  const kc = shareConnections(loadKubeConfig({ kubeconfig: env.KUBECONFIG, context: env.KUBE_CONTEXT }));
+  // The light transport, not client-node (whose KubeConfig alone is most of a process's RSS, issue #15).
+  const kube = new KubeClient(
+    connectionOf(loadKubeTarget({ kubeconfig: env.KUBECONFIG, context: env.KUBE_CONTEXT })),
+  );
   const metrics = createWebhookMetrics();
-  const view = new AdmissionView({ kc, log, metrics, watchdogSilenceMs: env.WATCHDOG_SILENCE_MS });
+  const view = new AdmissionView({ api: kube, log, metrics, watchdogSilenceMs: env.WATCHDOG_SILENCE_MS });
   const admission = createAdmissionServer({ view, metrics, log, namespaceWaitMs: env.NAMESPACE_WAIT_MS });
   let listening = false;
   const keeper = new CertificateKeeper({
-    kc,
+    kube,
     ...(env.WEBHOOK_TLS_DIR
       ? { tlsDir: env.WEBHOOK_TLS_DIR }
       : {

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ImagePullSecretSpec } from '../shared/contracts/image-pull-secret.js';
 import { SKIP_ANNOTATION } from '../shared/contracts/labels.js';
@@ -8,8 +7,8 @@ import {
   type MatchableNamespace,
   toMatchableNamespace,
 } from '../shared/contracts/matching.js';
-import { listWatchOf } from '../shared/kube/client-node-connection.js';
 import { imagePullSecretCollection, namespaceCollection } from '../shared/kube/collections.js';
+import type { ListWatch } from '../shared/kube/list-watch.js';
 import { type Change, ResourceWatcher, type WatchedObject } from '../shared/kube/resource-watcher.js';
 import type { WebhookMetrics } from './metrics.js';
 
@@ -39,7 +38,8 @@ export function crOf(obj: WatchedObject): MatchableCr {
 }
 
 export interface ViewOptions {
-  kc: KubeConfig;
+  /** List and watch (the light transport, shared/kube/kube-client.ts). */
+  api: ListWatch;
   log: Logger;
   metrics: WebhookMetrics;
   watchdogSilenceMs: number;
@@ -66,7 +66,7 @@ export class AdmissionView {
           kind: 'namespace',
           keyOf: (o) => o.metadata?.name ?? '',
           fingerprintOf: (o) => digest(namespaceOf(o)),
-          ...namespaceCollection(listWatchOf(opts.kc)),
+          ...namespaceCollection(opts.api),
         },
         common,
       ),
@@ -75,7 +75,7 @@ export class AdmissionView {
           kind: 'imagepullsecret',
           keyOf: (o) => o.metadata?.name ?? '',
           fingerprintOf: (o) => digest(crOf(o)),
-          ...imagePullSecretCollection(listWatchOf(opts.kc)),
+          ...imagePullSecretCollection(opts.api),
         },
         common,
       ),
