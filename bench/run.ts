@@ -28,6 +28,7 @@ import {
   quantile,
   shareAtMost,
 } from './admission.js';
+import { FLOOR_WEBHOOK_NAME, startAdmissionFloor } from './admission-floor.js';
 import { renderChart } from './chart.js';
 import {
   diffIdentityCounts,
@@ -71,9 +72,14 @@ const { values } = parseArgs({
     // With the admission webhook on, a new ServiceAccount carries our entry from birth and the functions only
     // make the Secret; `off` leaves the ServiceAccount patch to the functions too (the whole job path).
     webhook: { type: 'string', default: 'on' },
+    // Registers a no-op webhook (bench/admission-floor.ts) for the same ServiceAccount CREATEs: the API
+    // server's admission latency of a webhook that does nothing, next to ours, in the same burst.
+    'admission-floor': { type: 'boolean', default: false },
   },
 });
 if (values.webhook !== 'on' && values.webhook !== 'off') throw new Error('--webhook must be on or off');
+if (values['admission-floor'] && values.webhook !== 'on')
+  throw new Error('--admission-floor compares with our webhook: it needs --webhook on');
 type Runtime = 'worker' | 'scf';
 const runtimes = (values.runtime === 'none' ? [] : values.runtime!.split(',')).map((r) => {
   if (r !== 'worker' && r !== 'scf') throw new Error(`--runtime: "${r}" is not worker or scf`);
@@ -217,6 +223,10 @@ async function benchRuntime(runtime: Runtime) {
     const metrics = (await stack.cluster.get('/metrics')).body;
     return {
       api: apiserverWebhookHistogram(metrics),
+      floor: parseHistogram(metrics, 'apiserver_admission_webhook_admission_duration_seconds', {
+        name: FLOOR_WEBHOOK_NAME,
+        operation: 'CREATE',
+      }),
       failOpen: failOpenCount(metrics),
       server: stack.webhook
         ? parseHistogram(await stack.webhook.metrics(), 'tcr_webhook_admission_duration_seconds', {
@@ -261,6 +271,9 @@ async function benchRuntime(runtime: Runtime) {
     namespaceSelector: { matchLabels: { 'bench-owner': 'tcr-assistant' } },
     docker: docker('v1'),
   });
+  const admissionFloor = values['admission-floor']
+    ? await startAdmissionFloor(stack.admin, { 'bench-owner': 'tcr-assistant' })
+    : undefined;
   log(`${runtime}: stack up: ${k8sVersion}, redis ${stack.redis.version}, ${workers} workers`);
 
   /** Every floor namespace so far: the floor's rotation rewrites as many Secrets as ours does. */
@@ -312,6 +325,7 @@ async function benchRuntime(runtime: Runtime) {
       const after = admissionAfter;
       const api = diffHistogram(after.api, admissionBefore.api);
       const server = diffHistogram(after.server, admissionBefore.server);
+      const floor = diffHistogram(after.floor, admissionBefore.floor);
       admission = {
         n,
         webhook: values.webhook,
@@ -324,6 +338,18 @@ async function benchRuntime(runtime: Runtime) {
           shareAtMost25ms: +shareAtMost(api, 0.025).toFixed(4),
         },
         webhookServer: { p50Ms: ms(quantile(server, 0.5)), p99Ms: ms(quantile(server, 0.99)) },
+        ...(floor.count > 0
+          ? {
+              floor: {
+                calls: floor.count,
+                p50Ms: ms(quantile(floor, 0.5)),
+                p99Ms: ms(quantile(floor, 0.99)),
+                meanMs: ms(floor.sum / floor.count),
+                shareAtMost5ms: +shareAtMost(floor, 0.005).toFixed(4),
+                shareAtMost25ms: +shareAtMost(floor, 0.025).toFixed(4),
+              },
+            }
+          : {}),
         failOpen: after.failOpen - admissionBefore.failOpen,
         namespaceWaits: after.namespaceWaits - admissionBefore.namespaceWaits,
         bornWithEntry: ours.filter((ns) => observer.carrying.get(ns) === observer.appeared.get(ns)).length,
@@ -562,6 +588,7 @@ async function benchRuntime(runtime: Runtime) {
   );
 
   const scfTotals = runtime === 'scf' ? scfSummary(stack) : undefined;
+  await admissionFloor?.stop();
   await stack.stop();
   return { runtime, bursts, latency, admission, ...(scfTotals ? { scf: scfTotals } : {}) };
 }

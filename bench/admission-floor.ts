@@ -1,0 +1,108 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { AdmissionregistrationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { findFreePort } from '../infra/local/free-port.js';
+import { REPO_ROOT } from '../infra/local/paths.js';
+import { startProcess, waitUntilReady } from '../infra/local/processes.js';
+import { issueCertificate } from '../webhook/x509.js';
+
+// The admission floor (`--admission-floor`): bench/noop-webhook.mjs, a webhook that admits without looking,
+// registered for the same ServiceAccount CREATEs as ours (same selector, timeout and failure policy). The API
+// server calls both for every `default` ServiceAccount of the burst and times each in the same histogram
+// (label `name`): what a webhook costs on this machine before any of our code runs, next to what ours costs.
+
+export const FLOOR_WEBHOOK_NAME = 'floor.bench.tcr-assistant.local';
+const CONFIGURATION = 'tcr-assistant-bench-floor';
+
+export interface AdmissionFloor {
+  stop(): Promise<void>;
+}
+
+/** Starts the no-op webhook and registers it for CREATEs of ServiceAccounts in namespaces with `labels`. */
+export async function startAdmissionFloor(
+  admin: KubeConfig,
+  labels: Record<string, string>,
+): Promise<AdmissionFloor> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tcr-bench-floor-'));
+  const now = Date.now();
+  const ca = issueCertificate({
+    commonName: 'bench floor CA',
+    isCa: true,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 86_400_000),
+  });
+  const serving = issueCertificate({
+    commonName: '127.0.0.1',
+    isCa: false,
+    ipAddresses: ['127.0.0.1'],
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 86_400_000),
+    issuer: { ...ca, commonName: 'bench floor CA' },
+  });
+  writeFileSync(path.join(dir, 'tls.crt'), serving.certPem);
+  writeFileSync(path.join(dir, 'tls.key'), serving.keyPem);
+  const port = await findFreePort();
+  const proc = startProcess({
+    name: 'bench-noop-webhook',
+    command: process.execPath,
+    args: [path.join(REPO_ROOT, 'bench', 'noop-webhook.mjs')],
+    logFile: path.join(dir, 'noop-webhook.log'),
+    cleanupDir: dir,
+    env: {
+      ...process.env,
+      CERT_FILE: path.join(dir, 'tls.crt'),
+      KEY_FILE: path.join(dir, 'tls.key'),
+      PORT: String(port),
+    },
+  });
+  const connects = () =>
+    new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+  await waitUntilReady(proc, connects, 10_000, 'listening');
+  const api = admin.makeApiClient(AdmissionregistrationV1Api);
+  await api.deleteMutatingWebhookConfiguration({ name: CONFIGURATION }).catch(() => {});
+  await api.createMutatingWebhookConfiguration({
+    body: {
+      metadata: { name: CONFIGURATION },
+      webhooks: [
+        {
+          name: FLOOR_WEBHOOK_NAME,
+          admissionReviewVersions: ['v1'],
+          clientConfig: {
+            url: `https://127.0.0.1:${port}/`,
+            caBundle: Buffer.from(ca.certPem).toString('base64'),
+          },
+          rules: [
+            {
+              apiGroups: [''],
+              apiVersions: ['v1'],
+              operations: ['CREATE'],
+              resources: ['serviceaccounts'],
+              scope: 'Namespaced',
+            },
+          ],
+          namespaceSelector: { matchLabels: labels },
+          failurePolicy: 'Ignore',
+          sideEffects: 'None',
+          timeoutSeconds: 2,
+          reinvocationPolicy: 'Never',
+          matchPolicy: 'Equivalent',
+        },
+      ],
+    },
+  });
+  return {
+    async stop() {
+      await api.deleteMutatingWebhookConfiguration({ name: CONFIGURATION }).catch(() => {});
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
