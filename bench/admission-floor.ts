@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -8,24 +9,37 @@ import { REPO_ROOT } from '../infra/local/paths.js';
 import { startProcess, waitUntilReady } from '../infra/local/processes.js';
 import { issueCertificate } from '../webhook/x509.js';
 
-// The admission floor (`--admission-floor`): bench/noop-webhook.mjs, a webhook that admits without looking,
-// registered for the same ServiceAccount CREATEs as ours (same selector, timeout and failure policy). The API
-// server calls both for every `default` ServiceAccount of the burst and times each in the same histogram
-// (label `name`): what a webhook costs on this machine before any of our code runs, next to what ours costs.
+// The admission floor (`--admission-floor`): webhooks that admit without looking, one in Node
+// (bench/noop-webhook.mjs) and one in Go (bench/noop-webhook.go, the API server's own stack), registered for
+// the same ServiceAccount CREATEs as ours (same selector, timeout and failure policy). The API server calls
+// each of them for every `default` ServiceAccount of the burst and times each in the same histogram (label
+// `name`): what any webhook costs on this machine before a line of our code runs, next to what ours costs.
 
-export const FLOOR_WEBHOOK_NAME = 'floor.bench.tcr-assistant.local';
-const CONFIGURATION = 'tcr-assistant-bench-floor';
+export type FloorRuntime = 'node' | 'go';
+export const floorWebhookName = (runtime: FloorRuntime) => `${runtime}.floor.bench.tcr-assistant.local`;
 
 export interface AdmissionFloor {
   stop(): Promise<void>;
 }
 
-/** Starts the no-op webhook and registers it for CREATEs of ServiceAccounts in namespaces with `labels`. */
+/** The Go floor's binary, built into `dir` (standard library only: nothing is downloaded). */
+function buildGoFloor(dir: string): string {
+  const binary = path.join(dir, 'noop-webhook');
+  execFileSync('go', ['build', '-o', binary, path.join(REPO_ROOT, 'bench', 'noop-webhook.go')], {
+    env: { ...process.env, GOTOOLCHAIN: 'local', GOPROXY: 'off', GOFLAGS: '' },
+    stdio: 'inherit',
+  });
+  return binary;
+}
+
+/** Starts a no-op webhook and registers it for CREATEs of ServiceAccounts in namespaces with `labels`. */
 export async function startAdmissionFloor(
   admin: KubeConfig,
   labels: Record<string, string>,
+  runtime: FloorRuntime,
 ): Promise<AdmissionFloor> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tcr-bench-floor-'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), `tcr-bench-floor-${runtime}-`));
+  const configuration = `tcr-assistant-bench-floor-${runtime}`;
   const now = Date.now();
   const ca = issueCertificate({
     commonName: 'bench floor CA',
@@ -45,9 +59,10 @@ export async function startAdmissionFloor(
   writeFileSync(path.join(dir, 'tls.key'), serving.keyPem);
   const port = await findFreePort();
   const proc = startProcess({
-    name: 'bench-noop-webhook',
-    command: process.execPath,
-    args: [path.join(REPO_ROOT, 'bench', 'noop-webhook.mjs')],
+    name: `bench-noop-webhook-${runtime}`,
+    ...(runtime === 'node'
+      ? { command: process.execPath, args: [path.join(REPO_ROOT, 'bench', 'noop-webhook.mjs')] }
+      : { command: buildGoFloor(dir), args: [] }),
     logFile: path.join(dir, 'noop-webhook.log'),
     cleanupDir: dir,
     env: {
@@ -67,13 +82,13 @@ export async function startAdmissionFloor(
     });
   await waitUntilReady(proc, connects, 10_000, 'listening');
   const api = admin.makeApiClient(AdmissionregistrationV1Api);
-  await api.deleteMutatingWebhookConfiguration({ name: CONFIGURATION }).catch(() => {});
+  await api.deleteMutatingWebhookConfiguration({ name: configuration }).catch(() => {});
   await api.createMutatingWebhookConfiguration({
     body: {
-      metadata: { name: CONFIGURATION },
+      metadata: { name: configuration },
       webhooks: [
         {
-          name: FLOOR_WEBHOOK_NAME,
+          name: floorWebhookName(runtime),
           admissionReviewVersions: ['v1'],
           clientConfig: {
             url: `https://127.0.0.1:${port}/`,
@@ -100,7 +115,7 @@ export async function startAdmissionFloor(
   });
   return {
     async stop() {
-      await api.deleteMutatingWebhookConfiguration({ name: CONFIGURATION }).catch(() => {});
+      await api.deleteMutatingWebhookConfiguration({ name: configuration }).catch(() => {});
       await proc.stop();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -102,7 +102,10 @@ function renderRun(r: Record<string, any>, webhook?: 'on' | 'off'): string[] {
         apiserver: { p50Ms: number; p99Ms: number; meanMs: number; shareAtMost5ms: number };
         webhookServer: { p99Ms: number };
         /** A no-op webhook on the same calls (--admission-floor). */
-        floor?: { calls: number; p50Ms: number; p99Ms: number; meanMs: number; shareAtMost5ms: number };
+        floors?: Record<
+          string,
+          { calls: number; p50Ms: number; p99Ms: number; meanMs: number; shareAtMost5ms: number }
+        >;
         failOpen: number;
         bornWithEntry: number;
         withWebhook?: Record<string, number>;
@@ -128,9 +131,9 @@ function renderRun(r: Record<string, any>, webhook?: 'on' | 'off'): string[] {
       `Admission webhook (burst N=${a.n}, ${a.calls} calls; API server's apiserver_admission_webhook_admission_duration_seconds): p99 ${a.apiserver.p99Ms} ms (≤ 10; ${(a.apiserver.shareAtMost5ms * 100).toFixed(1)} % of calls ≤ 5 ms), p50 ${a.apiserver.p50Ms} ms, mean ${a.apiserver.meanMs} ms; inside the webhook p99 ${a.webhookServer.p99Ms} ms; failed open ${a.failOpen}; ServiceAccounts born with the entry ${a.bornWithEntry}/${a.n}`,
       `ServiceAccount patches per namespace: ${patches(a.withWebhook)} with the webhook, ${a.withoutWebhook ? patches(a.withoutWebhook) : '-'} without (all API requests per namespace, queue drained: ${all(a.withWebhook)} with, ${all(a.withoutWebhook)} without)`,
     );
-    if (a.floor)
+    for (const [runtime, f] of Object.entries(a.floors ?? {}))
       lines.push(
-        `Admission floor (a no-op webhook on the same ${a.floor.calls} calls, as the API server measures it): p99 ${a.floor.p99Ms} ms (${(a.floor.shareAtMost5ms * 100).toFixed(1)} % of calls ≤ 5 ms), p50 ${a.floor.p50Ms} ms, mean ${a.floor.meanMs} ms`,
+        `Admission floor, a no-op webhook in ${runtime === 'go' ? 'Go' : 'Node'} on the same calls (${f.calls}, as the API server measures it): p99 ${f.p99Ms} ms (${(f.shareAtMost5ms * 100).toFixed(1)} % of calls ≤ 5 ms), p50 ${f.p50Ms} ms, mean ${f.meanMs} ms`,
       );
     if (a.ourWithoutWebhook)
       lines.push(

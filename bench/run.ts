@@ -28,7 +28,7 @@ import {
   quantile,
   shareAtMost,
 } from './admission.js';
-import { FLOOR_WEBHOOK_NAME, startAdmissionFloor } from './admission-floor.js';
+import { type FloorRuntime, floorWebhookName, startAdmissionFloor } from './admission-floor.js';
 import { renderChart } from './chart.js';
 import {
   diffIdentityCounts,
@@ -90,6 +90,8 @@ const sizes = values
   .map(Number)
   .concat(values.big ? [10_000] : []);
 const workers = Number(values.workers);
+/** The no-op webhooks of --admission-floor. */
+const FLOORS: FloorRuntime[] = ['node', 'go'];
 const concurrency = Number(values.concurrency);
 const log = (m: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
 
@@ -223,10 +225,15 @@ async function benchRuntime(runtime: Runtime) {
     const metrics = (await stack.cluster.get('/metrics')).body;
     return {
       api: apiserverWebhookHistogram(metrics),
-      floor: parseHistogram(metrics, 'apiserver_admission_webhook_admission_duration_seconds', {
-        name: FLOOR_WEBHOOK_NAME,
-        operation: 'CREATE',
-      }),
+      floors: Object.fromEntries(
+        FLOORS.map((f) => [
+          f,
+          parseHistogram(metrics, 'apiserver_admission_webhook_admission_duration_seconds', {
+            name: floorWebhookName(f),
+            operation: 'CREATE',
+          }),
+        ]),
+      ) as Record<FloorRuntime, ReturnType<typeof parseHistogram>>,
       failOpen: failOpenCount(metrics),
       server: stack.webhook
         ? parseHistogram(await stack.webhook.metrics(), 'tcr_webhook_admission_duration_seconds', {
@@ -271,9 +278,10 @@ async function benchRuntime(runtime: Runtime) {
     namespaceSelector: { matchLabels: { 'bench-owner': 'tcr-assistant' } },
     docker: docker('v1'),
   });
-  const admissionFloor = values['admission-floor']
-    ? await startAdmissionFloor(stack.admin, { 'bench-owner': 'tcr-assistant' })
-    : undefined;
+  const admissionFloors = [];
+  if (values['admission-floor'])
+    for (const f of FLOORS)
+      admissionFloors.push(await startAdmissionFloor(stack.admin, { 'bench-owner': 'tcr-assistant' }, f));
   log(`${runtime}: stack up: ${k8sVersion}, redis ${stack.redis.version}, ${workers} workers`);
 
   /** Every floor namespace so far: the floor's rotation rewrites as many Secrets as ours does. */
@@ -325,7 +333,6 @@ async function benchRuntime(runtime: Runtime) {
       const after = admissionAfter;
       const api = diffHistogram(after.api, admissionBefore.api);
       const server = diffHistogram(after.server, admissionBefore.server);
-      const floor = diffHistogram(after.floor, admissionBefore.floor);
       admission = {
         n,
         webhook: values.webhook,
@@ -338,16 +345,24 @@ async function benchRuntime(runtime: Runtime) {
           shareAtMost25ms: +shareAtMost(api, 0.025).toFixed(4),
         },
         webhookServer: { p50Ms: ms(quantile(server, 0.5)), p99Ms: ms(quantile(server, 0.99)) },
-        ...(floor.count > 0
+        ...(admissionFloors.length > 0
           ? {
-              floor: {
-                calls: floor.count,
-                p50Ms: ms(quantile(floor, 0.5)),
-                p99Ms: ms(quantile(floor, 0.99)),
-                meanMs: ms(floor.sum / floor.count),
-                shareAtMost5ms: +shareAtMost(floor, 0.005).toFixed(4),
-                shareAtMost25ms: +shareAtMost(floor, 0.025).toFixed(4),
-              },
+              floors: Object.fromEntries(
+                FLOORS.map((f) => {
+                  const floor = diffHistogram(after.floors[f], admissionBefore.floors[f]);
+                  return [
+                    f,
+                    {
+                      calls: floor.count,
+                      p50Ms: ms(quantile(floor, 0.5)),
+                      p99Ms: ms(quantile(floor, 0.99)),
+                      meanMs: ms(floor.sum / Math.max(1, floor.count)),
+                      shareAtMost5ms: +shareAtMost(floor, 0.005).toFixed(4),
+                      shareAtMost25ms: +shareAtMost(floor, 0.025).toFixed(4),
+                    },
+                  ];
+                }),
+              ),
             }
           : {}),
         failOpen: after.failOpen - admissionBefore.failOpen,
@@ -588,7 +603,7 @@ async function benchRuntime(runtime: Runtime) {
   );
 
   const scfTotals = runtime === 'scf' ? scfSummary(stack) : undefined;
-  await admissionFloor?.stop();
+  for (const floor of admissionFloors) await floor.stop();
   await stack.stop();
   return { runtime, bursts, latency, admission, ...(scfTotals ? { scf: scfTotals } : {}) };
 }
