@@ -131,7 +131,7 @@ export async function benchProduction(opts: ProductionOptions) {
         POD_NAME: podName,
         LEASE_NAMESPACE: SYSTEM_NAMESPACE,
         LEASE_NAME: 'tcr-assistant-relay',
-        LEASE_DURATION_MS: '15000',
+        LEASE_DURATION_MS: '30000', // the chart's leaseDurationSeconds
         RESYNC_PERIOD_MS: '600000',
       },
     });

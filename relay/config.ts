@@ -10,7 +10,13 @@ export const RelayEnv = CommonEnv.extend({
   HTTP_PORT: port.default(8080),
   LEASE_NAMESPACE: z.string().default('tcr-assistant-system'),
   LEASE_NAME: z.string().default('tcr-assistant-relay'),
-  LEASE_DURATION_MS: ms('LEASE_DURATION_MS', 1000).default(15_000),
+  /**
+   * Leader election (relay/lease-timing.ts, docs/adr-017-lease-timing.md): a standby takes over once it has
+   * seen no renewal for LEASE_DURATION_MS; the leader renews every LEASE_RENEW_MS (default: a third of the
+   * duration) and, after a failed renewal, retries every LEASE_RETRY_MS until its renew deadline.
+   */
+  LEASE_DURATION_MS: ms('LEASE_DURATION_MS', 1000).default(30_000),
+  LEASE_RENEW_MS: ms('LEASE_RENEW_MS', 100).optional(),
   LEASE_RETRY_MS: ms('LEASE_RETRY_MS', 100).default(2_000),
   /** Identity in the Lease: the pod name in a cluster. */
   POD_NAME: z.string().default(`${os.hostname()}-${process.pid}`),

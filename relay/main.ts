@@ -10,6 +10,7 @@ import { openQueue } from '../shared/queue.js';
 import { createRedisClient } from '../shared/redis-connection.js';
 import { RelayEnv } from './config.js';
 import { LeaderElector } from './leader-election.js';
+import { describeLeaseTiming } from './lease-timing.js';
 import { createRelayMetrics } from './metrics.js';
 import { Relay } from './relay.js';
 import { startScfWaker } from './scf-wake.js';
@@ -44,7 +45,10 @@ async function main(): Promise<void> {
     name: env.LEASE_NAME,
     identity: env.POD_NAME,
     leaseDurationMs: env.LEASE_DURATION_MS,
+    renewMs: env.LEASE_RENEW_MS,
     retryMs: env.LEASE_RETRY_MS,
+    watchMetrics: metrics,
+    watchdogSilenceMs: env.WATCHDOG_SILENCE_MS,
     log,
     onStartedLeading: () => {
       log.info('leading: relaying events');
@@ -83,7 +87,7 @@ async function main(): Promise<void> {
     return { ready: true, detail: 'leading' };
   });
   elector.start();
-  log.info({ port: env.HTTP_PORT }, 'relay started');
+  log.info({ port: env.HTTP_PORT, lease: describeLeaseTiming(elector.leaseTiming) }, 'relay started');
 
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'shutting down');

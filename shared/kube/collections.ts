@@ -78,3 +78,18 @@ export function configMapCollection(
     ...(timeoutSeconds ? { timeoutSeconds: () => timeoutSeconds } : {}),
   });
 }
+
+/**
+ * One Lease, through list/watch restricted by `fieldSelector=metadata.name=<name>` (RBAC grants list/watch on
+ * that one name): the relay standby's view of the leader's renewals.
+ */
+export function leaseCollection(api: ListWatch, namespace: string, name: string): Collection {
+  return collectionAt(
+    api,
+    `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`,
+    {
+      query: { fieldSelector: `metadata.name=${name}` },
+      limit: 0,
+    },
+  );
+}

@@ -1,35 +1,53 @@
 import { describe, expect, it } from 'vitest';
 import { LeaderElector, type LeaseApi } from '../../../relay/leader-election.js';
 import type { Lease as V1Lease } from '../../../shared/kube/lease.js';
+import type { Collection, WatchEventType, WatchedObject } from '../../../shared/kube/resource-watcher.js';
 import { createLogger } from '../../../shared/logging.js';
 import { waitFor } from '../../support/wait.js';
 
+/** What the API server returns: JSON, times as strings (as both transports hand them over). */
+const asStored = (lease: V1Lease): V1Lease => JSON.parse(JSON.stringify(lease));
+
 /**
  * A Lease API in memory that can be made to hang: every call then waits until its signal aborts. Like the API
- * server it bumps resourceVersion on every write and refuses (409) a write of a stale one.
+ * server it bumps resourceVersion on every write, refuses (409) a write of a stale one, and streams every
+ * change to the watches of the Lease (unless `watchBroken`: then lists and watches fail, reads still work).
  */
 class FakeLeaseApi implements LeaseApi {
   lease: V1Lease | undefined;
   hang = false;
+  watchBroken = false;
   calls = 0;
   abortedCalls = 0;
   reads = 0;
   writes = 0;
   conflicts = 0;
+  watchesOpened = 0;
   private version = 0;
+  private readonly watches = new Set<(type: WatchEventType, obj: WatchedObject) => void>();
 
   /** Another client's write (e.g. someone labels the Lease): our held copy becomes stale. */
   touch(): void {
     if (this.lease)
-      this.lease = {
+      this.store({
         ...this.lease,
-        metadata: { ...this.lease.metadata, resourceVersion: `${++this.version}` },
-      };
+        metadata: { ...this.lease.metadata, labels: { touched: `${this.version}` } },
+      });
   }
 
-  private async answer<T>(signal: AbortSignal, result: () => T): Promise<T> {
+  private store(lease: V1Lease): V1Lease {
+    const type = this.lease ? 'MODIFIED' : 'ADDED';
+    this.lease = asStored({
+      ...lease,
+      metadata: { ...lease.metadata, resourceVersion: `${++this.version}` },
+    });
+    for (const w of this.watches) w(type, asStored(this.lease) as WatchedObject);
+    return asStored(this.lease);
+  }
+
+  async answer<T>(signal: AbortSignal, result: () => T, hang = this.hang): Promise<T> {
     this.calls++;
-    if (this.hang) {
+    if (hang) {
       // A request that never returns on its own: only the signal ends it (as a dead connection would).
       await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
       this.abortedCalls++;
@@ -42,7 +60,7 @@ class FakeLeaseApi implements LeaseApi {
     return this.answer(signal, () => {
       this.reads++;
       if (!this.lease) throw Object.assign(new Error('not found'), { code: 404 });
-      return structuredClone(this.lease);
+      return asStored(this.lease);
     });
   }
 
@@ -50,11 +68,7 @@ class FakeLeaseApi implements LeaseApi {
     return this.answer(signal, () => {
       this.writes++;
       if (this.lease) throw Object.assign(new Error('already exists'), { code: 409 });
-      this.lease = {
-        ...args.body,
-        metadata: { ...args.body.metadata, resourceVersion: `${++this.version}` },
-      };
-      return structuredClone(this.lease);
+      return this.store(args.body);
     });
   }
 
@@ -69,12 +83,65 @@ class FakeLeaseApi implements LeaseApi {
         this.conflicts++;
         throw Object.assign(new Error('the object has been modified'), { code: 409 });
       }
-      this.lease = {
-        ...structuredClone(args.body),
-        metadata: { ...args.body.metadata, resourceVersion: `${++this.version}` },
-      };
-      return structuredClone(this.lease);
+      return this.store(args.body);
     });
+  }
+
+  leaseCollection(): Collection {
+    return {
+      listPage: async () => {
+        if (this.watchBroken) throw new Error('list refused');
+        return {
+          items: this.lease ? [asStored(this.lease) as WatchedObject] : [],
+          resourceVersion: `${this.version}`,
+        };
+      },
+      watch: (_rv, onEvent, signal) =>
+        new Promise<void>((resolve, reject) => {
+          if (this.watchBroken) return reject(new Error('watch refused'));
+          this.watchesOpened++;
+          this.watches.add(onEvent);
+          signal.addEventListener(
+            'abort',
+            () => {
+              this.watches.delete(onEvent);
+              resolve();
+            },
+            { once: true },
+          );
+        }),
+    };
+  }
+
+  /** One replica's connection to this API: its own calls counted, and it alone can be made to hang. */
+  client(): LeaseApi & { hang: boolean; calls: number } {
+    const own = {
+      hang: false,
+      calls: 0,
+      readNamespacedLease: (args: { name: string; namespace: string }, signal: AbortSignal) => {
+        own.calls++;
+        return own.hang
+          ? this.answer(signal, () => this.lease!, true)
+          : this.readNamespacedLease(args, signal);
+      },
+      createNamespacedLease: (args: { namespace: string; body: V1Lease }, signal: AbortSignal) => {
+        own.calls++;
+        return own.hang
+          ? this.answer(signal, () => this.lease!, true)
+          : this.createNamespacedLease(args, signal);
+      },
+      replaceNamespacedLease: (
+        args: { name: string; namespace: string; body: V1Lease },
+        signal: AbortSignal,
+      ) => {
+        own.calls++;
+        return own.hang
+          ? this.answer(signal, () => this.lease!, true)
+          : this.replaceNamespacedLease(args, signal);
+      },
+      leaseCollection: () => this.leaseCollection(),
+    };
+    return own;
   }
 }
 
@@ -141,7 +208,7 @@ describe('LeaderElector', () => {
     expect(api.lease?.spec?.holderIdentity).toBe('');
   });
 
-  it('a leader renews with one PUT per retry period, and reads the Lease only after a conflict', async () => {
+  it('a leader renews with one PUT per renewal period, and reads the Lease only after a conflict', async () => {
     const api = new FakeLeaseApi();
     const elector = new LeaderElector(undefined, {
       namespace: 'tcr-assistant-system',
@@ -211,5 +278,150 @@ describe('LeaderElector', () => {
       await a.stop();
       await b.stop();
     }
+  });
+  /** Two electors on one Lease, each with its own connection, and when each led (to check they never overlap). */
+  function pair(timing: { leaseDurationMs: number; retryMs: number; renewMs?: number }) {
+    const api = new FakeLeaseApi();
+    const spans: { who: string; from: number; to?: number }[] = [];
+    const make = (identity: string) => {
+      const client = api.client();
+      const elector = new LeaderElector(undefined, {
+        namespace: 'tcr-assistant-system',
+        name: 'relay',
+        identity,
+        ...timing,
+        onStartedLeading: () => {
+          spans.push({ who: identity, from: Date.now() });
+        },
+        onStoppedLeading: () => {
+          const open = spans.findLast((s) => s.who === identity && s.to === undefined);
+          if (open) open.to = Date.now();
+        },
+        log: createLogger('relay', 'silent'),
+        api: client,
+      });
+      return { elector, client };
+    };
+    /** No moment when both led: each span ends before the next one starts. */
+    const neverTwoLeaders = () => {
+      const sorted = [...spans].sort((x, y) => x.from - y.from);
+      for (let i = 1; i < sorted.length; i++) {
+        const before = sorted[i - 1];
+        expect(before?.to, `${before?.who} still led when ${sorted[i]?.who} started`).toBeDefined();
+        expect(before?.to ?? Infinity).toBeLessThanOrEqual(sorted[i]?.from ?? 0);
+      }
+    };
+    return { api, spans, a: make('a'), b: make('b'), neverTwoLeaders };
+  }
+
+  it('a standby makes no requests while the leader renews: it watches the Lease', async () => {
+    const { api, a, b } = pair({ leaseDurationMs: 600, retryMs: 50 });
+    a.elector.start();
+    await waitFor('a leads', () => a.elector.isLeader);
+    b.elector.start();
+    try {
+      // Its first look (the watch's list, or one GET if its first round comes first) finds a live holder;
+      // after that only the watch tells it about renewals.
+      await new Promise((r) => setTimeout(r, 100));
+      const bCalls = b.client.calls;
+      expect(bCalls).toBeLessThanOrEqual(1);
+      const aCalls = a.client.calls;
+      const reads = api.reads;
+      await new Promise((r) => setTimeout(r, 1500)); // 2.5 lease durations, ~7 renewals
+      expect(b.client.calls).toBe(bCalls);
+      expect(b.elector.isLeader).toBe(false);
+      // The leader: one PUT per renewal period (200 ms: a third of the lease), no reads.
+      const renewals = a.client.calls - aCalls;
+      expect(renewals).toBeGreaterThanOrEqual(5);
+      expect(renewals).toBeLessThanOrEqual(9);
+      expect(api.reads).toBe(reads);
+      expect(api.watchesOpened).toBe(2);
+    } finally {
+      await a.elector.stop();
+      await b.elector.stop();
+    }
+  });
+
+  it('leader dies without a word: it stops at its renew deadline, the standby takes over a lease duration after the last renewal it saw, never both at once', async () => {
+    const { a, b, spans, neverTwoLeaders } = pair({ leaseDurationMs: 600, retryMs: 50 });
+    a.elector.start();
+    await waitFor('a leads', () => a.elector.isLeader);
+    b.elector.start();
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const diedAt = Date.now();
+      a.client.hang = true; // no renewal, no release: as if its node went away
+      await waitFor('b takes over', () => b.elector.isLeader, { timeoutMs: 3000 });
+      const takeoverMs = Date.now() - diedAt;
+      // Between lease duration − renewal period (it died just after a renewal) and lease duration (just before).
+      expect(takeoverMs).toBeGreaterThanOrEqual(600 - 200 - 20);
+      expect(takeoverMs).toBeLessThanOrEqual(600 + 150);
+      expect(a.elector.isLeader).toBe(false);
+      expect(spans.map((s) => s.who)).toEqual(['a', 'b']);
+      neverTwoLeaders();
+    } finally {
+      await a.elector.stop();
+      await b.elector.stop();
+    }
+  });
+
+  it('leader stops (SIGTERM): it releases the Lease and the standby, watching, takes over at once', async () => {
+    const { a, b, neverTwoLeaders } = pair({ leaseDurationMs: 3000, retryMs: 100 });
+    a.elector.start();
+    await waitFor('a leads', () => a.elector.isLeader);
+    b.elector.start();
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const stoppedAt = Date.now();
+      await a.elector.stop();
+      await waitFor('b takes over', () => b.elector.isLeader, { timeoutMs: 3000, intervalMs: 5 });
+      // Well within the 3 s lease: the watch brought the release (one GET and one PUT follow).
+      expect(Date.now() - stoppedAt).toBeLessThan(500);
+      neverTwoLeaders();
+    } finally {
+      await a.elector.stop();
+      await b.elector.stop();
+    }
+  });
+
+  it('without a working watch a standby still takes over: its timer reads the Lease once per lease duration', async () => {
+    const { api, a, b, neverTwoLeaders } = pair({ leaseDurationMs: 600, retryMs: 50 });
+    api.watchBroken = true;
+    a.elector.start();
+    await waitFor('a leads', () => a.elector.isLeader);
+    b.elector.start();
+    try {
+      await new Promise((r) => setTimeout(r, 1300));
+      // The leader renewed all along: each read found a new record, so no takeover; one read per 600 ms.
+      expect(b.elector.isLeader).toBe(false);
+      expect(b.client.calls).toBeGreaterThanOrEqual(2);
+      expect(b.client.calls).toBeLessThanOrEqual(4);
+      a.client.hang = true;
+      await waitFor('b takes over', () => b.elector.isLeader, { timeoutMs: 3000 });
+      neverTwoLeaders();
+    } finally {
+      await a.elector.stop();
+      await b.elector.stop();
+    }
+  });
+
+  it('refuses a timing that leaves a leader no retry before its deadline, naming the settings', () => {
+    expect(
+      () =>
+        new LeaderElector(undefined, {
+          namespace: 'n',
+          name: 'relay',
+          identity: 'a',
+          leaseDurationMs: 15_000,
+          renewMs: 7_000,
+          retryMs: 2_000,
+          onStartedLeading: () => {},
+          onStoppedLeading: () => {},
+          log: createLogger('relay', 'silent'),
+          api: new FakeLeaseApi(),
+        }),
+    ).toThrow(
+      /LEASE_DURATION_MS must be at least 2 × LEASE_RENEW_MS \+ LEASE_RETRY_MS.*LEASE_DURATION_MS 15000, LEASE_RENEW_MS 7000, LEASE_RETRY_MS 2000/,
+    );
   });
 });
