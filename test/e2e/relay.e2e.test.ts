@@ -299,6 +299,13 @@ describe('relay + functions', () => {
     await waitConverged(cr, 1);
     expect(await a.metric('tcr_relay_jobs_enqueued_total')).toBeGreaterThan(0);
     expect(await b.metric('tcr_relay_jobs_enqueued_total')).toBe(0);
+    // The standby follows the leader's renewals through its watch of the Lease (allowed by name in our RBAC),
+    // not by reading it: the renewals it saw are watch events.
+    await waitFor(
+      'the standby to see renewals through its Lease watch',
+      async () => (await b.metric('tcr_relay_events_total', { kind: 'lease', type: 'MODIFIED' })) >= 2,
+      { timeoutMs: 15_000 },
+    );
 
     const killedAt = Date.now();
     await a.kill('SIGKILL');
