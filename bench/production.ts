@@ -8,7 +8,7 @@
 //   - idle: after convergence, the CPU the relay and the worker burn and the API requests our identities make
 //     per second, from the API server's own counts (bench/identities.ts), with the audit log's breakdown.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
@@ -44,9 +44,13 @@ import { diffTotals, parseRequestTotals, runPool, ServiceAccountObserver, waitQu
 const RELAY_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=96';
 const BUNDLES = path.join(REPO_ROOT, 'dist', 'image');
 /** A diagnostic run: BENCH_CPU_PROF_DIR=<dir> gives the relay and the worker `node --cpu-prof` (profiles on exit). */
-const profileArgs = process.env.BENCH_CPU_PROF_DIR
-  ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`]
-  : [];
+const profileArgs = [
+  ...(process.env.BENCH_CPU_PROF_DIR
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`]
+    : []),
+  // Diagnostic runs too: e.g. BENCH_NODE_ARGS=--trace-gc (each process's log in the control plane's folder).
+  ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+];
 
 export interface ProductionOptions {
   namespaces: number;
@@ -64,6 +68,22 @@ export interface ProductionOptions {
 interface ProcStats {
   rssMiB: number;
   cpuSeconds: number;
+}
+
+/** CPU seconds by thread name (the main thread is `node`; GC helpers `V8 DefaultWorke`; libuv's pool). */
+function threadCpu(pid: number): Record<string, number> {
+  const byName: Record<string, number> = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byName[name] = (byName[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return byName;
 }
 
 function procStats(pid: number): ProcStats {
@@ -289,6 +309,7 @@ export async function benchProduction(opts: ProductionOptions) {
   await new Promise((r) => setTimeout(r, 15_000));
   const idleFrom = (performance.now() - t0) / 1000;
   const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, procStats(pid).cpuSeconds]));
+  const threads0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, threadCpu(pid)]));
   const m0 = await metrics();
   const w0 = Date.now();
   const load0 = os.loadavg().map((l) => +l.toFixed(2));
@@ -296,6 +317,17 @@ export async function benchProduction(opts: ProductionOptions) {
   const m1 = await metrics();
   const w1 = Date.now();
   const cpu1 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, procStats(pid).cpuSeconds]));
+  // Where each process's idle CPU went, by thread: the main thread's JavaScript and event loop, or V8's
+  // helper threads (concurrent GC), which a --cpu-prof profile does not show.
+  const cpuByThread = Object.fromEntries(
+    Object.entries(pids).map(([k, pid]) => {
+      const before = threads0[k] ?? {};
+      const delta = Object.entries(threadCpu(pid))
+        .map(([name, s]) => [name, +(s - (before[name] ?? 0)).toFixed(2)] as const)
+        .filter(([, s]) => s > 0);
+      return [k, Object.fromEntries(delta)];
+    }),
+  );
   const idleTo = (performance.now() - t0) / 1000;
   const ours = diffIdentityCounts(parseIdentityCounts(m1), parseIdentityCounts(m0));
   const seconds = (w1 - w0) / 1000;
@@ -310,6 +342,7 @@ export async function benchProduction(opts: ProductionOptions) {
     loadAtStart: load0,
     loadAtEnd: os.loadavg().map((l) => +l.toFixed(2)),
     cpuSeconds: cpu,
+    cpuSecondsByThread: cpuByThread,
     /** Relay (leader) + worker, scaled to 120 s: the target's unit. */
     relayPlusWorkerCpuPer120s: +((((cpu.relay ?? 0) + (cpu.worker ?? 0)) * 120) / seconds).toFixed(3),
     ourRequests: ours,
@@ -321,7 +354,7 @@ export async function benchProduction(opts: ProductionOptions) {
     /** Every client, by verb and resource (the control plane's own upkeep included). */
     allRequests: diffTotals(parseRequestTotals(m1), parseRequestTotals(m0)),
   };
-  log(`production idle: ${JSON.stringify({ cpu, ours, perSecond: idle.ourRequestsPerSecond })}`);
+  log(`production idle: ${JSON.stringify({ cpu, ours, perSecond: idle.ourRequestsPerSecond, cpuByThread })}`);
 
   // --- the periodic resync (the relay enqueues one CR job per CR every RESYNC_PERIOD_MS, 10 minutes in the
   // chart): what one costs, so that its share of an idle 120 s can be stated (cost × 120 / 600) ---

@@ -195,6 +195,7 @@ function renderProduction(p: Record<string, any>): string[] {
     loadAtStart: number[];
     loadAtEnd: number[];
     cpuSeconds: Record<string, number>;
+    cpuSecondsByThread?: Record<string, Record<string, number>>;
     relayPlusWorkerCpuPer120s: number;
     ourRequestsPerSecond: number;
     ourRequestsPerSecondByIdentity: Record<string, number>;
@@ -217,6 +218,23 @@ function renderProduction(p: Record<string, any>): string[] {
     )
       .map(([k, v]) => `${k} ${v}/s`)
       .join(', ')}`,
+    ...(idle.cpuSecondsByThread
+      ? [
+          `Idle CPU by thread (s; \`node\` is the main thread, \`V8 DefaultWorke\` V8's helpers, mostly concurrent GC): ${Object.entries(
+            idle.cpuSecondsByThread,
+          )
+            .map(
+              ([k, v]) =>
+                `${k} ${
+                  Object.entries(v)
+                    .sort((x, y) => y[1] - x[1])
+                    .map(([t, c]) => `${t} ${c}`)
+                    .join(', ') || '0'
+                }`,
+            )
+            .join('; ')}`,
+        ]
+      : []),
     ...(p.resync
       ? [
           `One periodic resync (the chart's 600 s; one CR job over all ${p.namespaces} namespaces), measured after the window: relay + worker CPU ${p.resync.cpuSeconds.relay} + ${p.resync.cpuSeconds.worker} s, our requests ${Object.values(p.resync.ourRequests as Record<string, number>).reduce((x, y) => x + y, 0)}; its share of every 120 s: ${p.resync.relayPlusWorkerCpuPer120s} s CPU, ${p.resync.ourRequestsPerSecond} requests/s`,

@@ -6,6 +6,12 @@ import { z } from 'zod';
 import { FIELD_MANAGER } from '../shared/contracts/labels.js';
 import { abortable, linkSignals } from '../shared/deadline.js';
 import { KubeApiError, type KubeClient } from '../shared/kube/kube-client.js';
+import {
+  type Collection,
+  ResourceWatcher,
+  type WatchedObject,
+  type WatchMetrics,
+} from '../shared/kube/resource-watcher.js';
 import type { WebhookMetrics } from './metrics.js';
 import {
   type CertificatePolicy,
@@ -35,7 +41,18 @@ export interface KeeperOptions {
   /** cert-manager: a mounted folder with tls.crt and tls.key (renewed by cert-manager, re-read here). */
   tlsDir?: string | undefined;
   policy: CertificatePolicy;
+  /**
+   * Renewals by date, and a catch-all: a full check this often (jittered ±20 %). A reset caBundle does not wait
+   * for it when `configurationWatch` is given.
+   */
   checkEveryMs: number;
+  /**
+   * The watch of `configurationName` (list/watch by name): a caBundle reset by an `apply` or `helm upgrade`
+   * is re-injected as the change arrives, not at the next check.
+   */
+  configurationWatch?:
+    | { collection: Collection; metrics: WatchMetrics; watchdogSilenceMs: number }
+    | undefined;
   log: Logger;
   metrics: WebhookMetrics;
   onServing: (cert: ServingCertificate) => void;
@@ -210,8 +227,36 @@ export class CertificateKeeper {
   /** The CA bundle (PEM) last read from the Secret: what the configuration's caBundle must be. */
   private bundle = '';
   private readonly stopping = new AbortController();
+  /** A check was asked for while one ran: run another when it ends. */
+  private again = false;
+  private readonly watcher: ResourceWatcher<'mutatingwebhookconfiguration'> | undefined;
 
-  constructor(private readonly opts: KeeperOptions) {}
+  constructor(private readonly opts: KeeperOptions) {
+    const watch = opts.configurationWatch;
+    if (watch && opts.configurationName && !opts.tlsDir) {
+      this.watcher = new ResourceWatcher(
+        {
+          kind: 'mutatingwebhookconfiguration',
+          keyOf: (obj) => obj.metadata?.name ?? '',
+          // Only what we keep: the caBundle of each webhook.
+          fingerprintOf: (obj) => JSON.stringify(caBundlesOf(obj)),
+          ...watch.collection,
+        },
+        {
+          watchdogSilenceMs: watch.watchdogSilenceMs,
+          onChange: (change) => {
+            if (change.type === 'deleted' || !change.object || !this.bundle) return;
+            const ours = Buffer.from(this.bundle, 'utf8').toString('base64');
+            // Our own injection (or another replica's, with a bundle we will read) comes back here too: only
+            // a caBundle that is not ours sends us to check (read the Secret, then re-inject if still stale).
+            if (caBundlesOf(change.object).some((b) => b !== ours)) this.checkSoon();
+          },
+          log: opts.log,
+          metrics: watch.metrics,
+        },
+      );
+    }
+  }
 
   /** A serving certificate is loaded. */
   get ready(): boolean {
@@ -220,19 +265,35 @@ export class CertificateKeeper {
 
   start(): void {
     const tick = () => {
-      this.running = this.checkOnce().finally(() => {
-        this.running = undefined;
-      });
+      this.checkSoon();
       // Replicas check at slightly different moments, so they rarely race for the same write.
       this.timer = setTimeout(tick, this.opts.checkEveryMs * (0.8 + 0.4 * Math.random()));
     };
     tick();
+    this.watcher?.start();
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.stopping.abort();
+    await this.watcher?.stop();
     await this.running;
+  }
+
+  /** A check now, or right after the one running (never two at once). */
+  private checkSoon(): void {
+    if (this.stopping.signal.aborted) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.checkOnce().finally(() => {
+      this.running = undefined;
+      if (this.again) {
+        this.again = false;
+        this.checkSoon();
+      }
+    });
   }
 
   /** One check; errors are logged once per failing streak and retried at the next check. */
@@ -335,6 +396,12 @@ export class CertificateKeeper {
     this.opts.metrics.caBundleInjections.inc();
     this.opts.log.info({ configuration: name, webhooks: stale.length }, 'caBundle injected');
   }
+}
+
+/** The caBundle of each webhook of a MutatingWebhookConfiguration (as the watch delivers it). */
+function caBundlesOf(obj: WatchedObject): string[] {
+  const webhooks = (obj as { webhooks?: { clientConfig?: { caBundle?: string } }[] }).webhooks ?? [];
+  return webhooks.map((w) => w.clientConfig?.caBundle ?? '');
 }
 
 function describeApiError(error: unknown): string {

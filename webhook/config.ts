@@ -34,7 +34,11 @@ export const WebhookEnv = CommonEnv.pick({ KUBECONFIG: true, KUBE_CONTEXT: true,
   /** Names in the serving certificate: the Service's DNS name (how the API server calls it). */
   WEBHOOK_DNS_NAMES: list.default(['tcr-assistant-webhook.tcr-assistant-system.svc']),
   WEBHOOK_IP_SANS: list.default([]),
-  CERT_CHECK_MS: ms('CERT_CHECK_MS', 100).default(60_000),
+  /**
+   * Full certificate check (renewal by date; the caBundle too): every 10 minutes. A caBundle someone resets
+   * is re-injected as its watch event arrives (docs/adr-009-admission-webhook.md).
+   */
+  CERT_CHECK_MS: ms('CERT_CHECK_MS', 100).default(600_000),
   CA_VALIDITY_SECONDS: seconds('CA_VALIDITY_SECONDS', 10).default(5 * 365 * DAY),
   CA_RENEW_BEFORE_SECONDS: seconds('CA_RENEW_BEFORE_SECONDS', 1).default(365 * DAY),
   CERT_VALIDITY_SECONDS: seconds('CERT_VALIDITY_SECONDS', 10).default(90 * DAY),

@@ -5,6 +5,7 @@
 import { parseEnv } from '../shared/config.js';
 import { describeError } from '../shared/errors.js';
 import { serveHealthHttp } from '../shared/http-server.js';
+import { webhookConfigurationCollection } from '../shared/kube/collections.js';
 import { connectionOf, KubeClient } from '../shared/kube/kube-client.js';
 import { loadKubeTarget } from '../shared/kube/kube-target.js';
 import { createLogger } from '../shared/logging.js';
@@ -44,6 +45,14 @@ async function main(): Promise<void> {
       ipAddresses: env.WEBHOOK_IP_SANS,
     },
     checkEveryMs: env.CERT_CHECK_MS,
+    configurationWatch:
+      env.WEBHOOK_CONFIGURATION && !env.WEBHOOK_TLS_DIR
+        ? {
+            collection: webhookConfigurationCollection(kube, env.WEBHOOK_CONFIGURATION),
+            metrics: metrics.watch,
+            watchdogSilenceMs: env.WATCHDOG_SILENCE_MS,
+          }
+        : undefined,
     log,
     metrics,
     onServing: (cert) => {

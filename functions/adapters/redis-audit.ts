@@ -81,6 +81,20 @@ export class RedisTokenReports implements TokenReportPort {
     if (targets.length > 0) await this.redis.srem(`${this.prefix}:token-rotations`, ...targets);
   }
 
+  private get idleKey() {
+    return `${this.prefix}:token-idle`;
+  }
+
+  async noteIdle(fingerprint: string | undefined, ttlMs: number): Promise<void> {
+    if (fingerprint === undefined) await this.redis.del(this.idleKey);
+    else await this.redis.set(this.idleKey, fingerprint, 'PX', ttlMs);
+  }
+
+  /** A run found nothing to do for this fleet (`fingerprint`) less than its ttl ago. */
+  async isIdle(fingerprint: string): Promise<boolean> {
+    return (await this.redis.get(this.idleKey)) === fingerprint;
+  }
+
   async all(): Promise<Record<string, { error?: string; at: string }>> {
     const raw = await this.redis.hgetall(this.key);
     return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, JSON.parse(v)]));

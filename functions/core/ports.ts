@@ -231,6 +231,11 @@ export interface TokenReportPort {
   /** Rotations asked for (token keys or registry ids): done by the next run, then cleared. */
   rotationRequests(): Promise<string[]>;
   clearRotationRequests(targets: readonly string[]): Promise<void>;
+  /**
+   * Remembers for `ttlMs` that a run found nothing to do for `fingerprint` (plan-registry-tokens.ts
+   * tokenWorkFingerprint), or forgets it (undefined): scheduled ticks skip the run meanwhile.
+   */
+  noteIdle?(fingerprint: string | undefined, ttlMs: number): Promise<void>;
 }
 
 export interface RegistryTokensDeps {

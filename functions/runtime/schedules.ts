@@ -7,6 +7,7 @@ import {
   type JobKey,
   REGISTRY_TOKENS_KEY,
 } from '../../shared/contracts/jobs.js';
+import { tokenWorkFingerprint } from '../core/registry-tokens/plan-registry-tokens.js';
 import type { FunctionsRuntime } from './build-runtime.js';
 
 // Periodic jobs of the local (BullMQ) runtime. In the cloud the same jobs come from SCF timers
@@ -105,4 +106,15 @@ export async function ensureSchedules(
       { name: 'registry-tokens', data },
     );
   }
+}
+
+/**
+ * Whether a scheduled tick of the token refresher has work: not when the last run, less than an hour ago, found
+ * the same fleet with no token asked for and none stored (then the tick costs one Redis GET, no API request).
+ * Whatever creates work enqueues the refresher itself: a spec.tcr CR's job, `tokens`, `rotate`.
+ */
+export async function registryTokensTickHasWork(rt: FunctionsRuntime): Promise<boolean> {
+  const deps = rt.registryTokensDeps();
+  const fingerprint = tokenWorkFingerprint({ clusters: deps.clusters, registries: deps.registries });
+  return !(await rt.tokenReports.isIdle(fingerprint).catch(() => false));
 }

@@ -8,6 +8,7 @@ import { bullConnection } from '../../shared/redis-connection.js';
 import type { ReconcileResult } from '../core/ports.js';
 import { runJob } from '../core/run-job.js';
 import type { FunctionsRuntime } from './build-runtime.js';
+import { registryTokensTickHasWork } from './schedules.js';
 
 /** What a job leaves in Redis as its return value: verbs and counts, never contents. */
 export function summarize(result: ReconcileResult): Record<string, number | string> {
@@ -41,6 +42,8 @@ export async function processJob(
   // refresher, two runs at once could issue two tokens). A payload that does not parse runs below and fails.
   const tick = job.repeatJobKey ? JobData.safeParse(job.data) : undefined;
   if (tick?.success) {
+    if (tick.data.key.kind === 'registry-tokens' && !(await registryTokensTickHasWork(rt)))
+      return { skipped: 'token refresher idle: no token asked for or stored at its last run' };
     await enqueueJobs(rt.queue, [{ key: tick.data.key, trigger: tick.data.trigger }]);
     return { enqueued: 1 };
   }

@@ -14,7 +14,7 @@ import { withTimeout } from '../../shared/timeout.js';
 import { describeIssues } from '../../shared/zod-issues.js';
 import { buildFunctionsRuntime, type FunctionsRuntime } from '../runtime/build-runtime.js';
 import { type DrainResult, drainQueue, type HeldSlot } from '../runtime/drain.js';
-import { privateEndpointsKey } from '../runtime/schedules.js';
+import { privateEndpointsKey, registryTokensTickHasWork } from '../runtime/schedules.js';
 import { catchUpSecretChanges, SecretWatchEnv } from '../runtime/secret-watch.js';
 
 /** The timer `argument` (serverless.yml) that enqueues the private-endpoint refresh before draining. */
@@ -102,7 +102,11 @@ export async function main_handler(
     // Deduplicated per key like every job: a refresh still waiting absorbs this one.
     await enqueueJobs(rt.queue, [{ key: privateEndpointsKey(env.CLUSTER_ID), trigger: 'resync' }]);
   }
-  if ('Type' in ev.data && ev.data.Message?.trim() === REGISTRY_TOKENS_MESSAGE) {
+  if (
+    'Type' in ev.data &&
+    ev.data.Message?.trim() === REGISTRY_TOKENS_MESSAGE &&
+    (await registryTokensTickHasWork(rt))
+  ) {
     await enqueueJobs(rt.queue, [{ key: { ...REGISTRY_TOKENS_KEY }, trigger: 'resync' }]);
   }
   // The relay's wake slot: held while this invocation can still run (a killed one frees it at its limit).

@@ -93,3 +93,14 @@ export function leaseCollection(api: ListWatch, namespace: string, name: string)
     },
   );
 }
+
+/**
+ * One MutatingWebhookConfiguration, through list/watch restricted by `fieldSelector=metadata.name=<name>`
+ * (RBAC grants list/watch on that one name): the webhook re-injects a caBundle someone reset as it happens.
+ */
+export function webhookConfigurationCollection(api: ListWatch, name: string): Collection {
+  return collectionAt(api, '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
+    query: { fieldSelector: `metadata.name=${name}` },
+    limit: 0,
+  });
+}

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  AdmissionregistrationV1Api,
   CoreV1Api,
   PatchStrategy,
   setHeaderOptions,
@@ -15,6 +16,7 @@ import {
   installWebhook,
   startWebhookProcess,
   uninstallWebhookConfiguration,
+  WEBHOOK_CONFIGURATION,
   type WebhookEndpoint,
   type WebhookProcess,
 } from '../../infra/local/webhook.js';
@@ -218,6 +220,36 @@ describe('admission webhook', () => {
     expect(
       await webhook?.metric('tcr_webhook_admissions_total', { operation: 'UPDATE', outcome: 'own-write' }),
     ).toBe(1);
+  });
+
+  it('a caBundle reset (an apply or helm upgrade of the configuration) is re-injected as its watch event arrives', async () => {
+    const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    const read = () => admission.readMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION });
+    const before = await read();
+    const injected = before.webhooks?.map((w) => w.clientConfig.caBundle) ?? [];
+    expect(injected.length).toBeGreaterThan(0);
+    expect(injected.every(Boolean)).toBe(true);
+    const injectionsBefore = await webhook?.metric('tcr_webhook_cabundle_injections_total');
+    await admission.patchMutatingWebhookConfiguration(
+      {
+        name: WEBHOOK_CONFIGURATION,
+        body: { webhooks: before.webhooks?.map((w) => ({ name: w.name, clientConfig: { caBundle: '' } })) },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    );
+    const resetAt = Date.now();
+    // The periodic check runs every 10 minutes (CERT_CHECK_MS default): only the watch can be this quick.
+    await waitFor(
+      'the caBundle back',
+      async () => {
+        const now = (await read()).webhooks?.map((w) => w.clientConfig.caBundle) ?? [];
+        return JSON.stringify(now) === JSON.stringify(injected);
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    console.log(`[webhook] caBundle re-injected ${Date.now() - resetAt} ms after the reset`);
+    expect(Date.now() - resetAt).toBeLessThan(30_000);
+    expect(await webhook?.metric('tcr_webhook_cabundle_injections_total')).toBe((injectionsBefore ?? 0) + 1);
   });
 
   it('killed during a burst: every namespace and pod is still admitted, and the job path converges', async () => {

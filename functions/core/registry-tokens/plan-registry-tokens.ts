@@ -274,3 +274,31 @@ export function planRevocations(input: {
 export function tokenDescription(fleetName: string, key: string): string {
   return `tcr-assistant ${fleetName} ${key}`;
 }
+
+/**
+ * What a refresher run's "nothing to do" is about: the fleet's clusters and registries. A run that finds no
+ * demand and no stored token anywhere holds only for the same fleet (a fleet file with a new registry is work).
+ */
+export function tokenWorkFingerprint(input: {
+  clusters: readonly string[];
+  registries: readonly FleetRegistryInput[];
+}): string {
+  return JSON.stringify([[...input.clusters].sort(), input.registries]);
+}
+
+/**
+ * Whether a run found the fleet with nothing to keep: no CR or fleet entry asks for a token, no token is stored
+ * in any cluster (so none to refresh, retire or revoke), every cluster answered, no rotation was asked for, and
+ * the run did nothing. Until something asks (a spec.tcr CR's job enqueues the refresher; `tokens`, `rotate`),
+ * a scheduled tick has nothing to find.
+ */
+export function isTokenWorkIdle(run: {
+  demands: number;
+  problems: number;
+  unreachable: number;
+  storedTokens: number;
+  rotationRequests: number;
+  actions: number;
+}): boolean {
+  return Object.values(run).every((n) => n === 0);
+}

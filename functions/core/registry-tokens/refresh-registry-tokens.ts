@@ -16,6 +16,7 @@ import { type CredentialCandidate, CredentialChooser } from './credential-source
 import {
   type CredentialRef,
   collectTokenDemand,
+  isTokenWorkIdle,
   mergeRetired,
   planIssue,
   planRevocations,
@@ -23,6 +24,7 @@ import {
   storeMatches,
   type TokenDemand,
   tokenDescription,
+  tokenWorkFingerprint,
 } from './plan-registry-tokens.js';
 import { CREDENTIALS_NAMESPACE, resolveTencentCredential } from './tencent-credentials.js';
 
@@ -128,9 +130,26 @@ async function countStaleSecrets(
   return stale;
 }
 
+/**
+ * How long a run that found nothing to do lets scheduled ticks skip: the full check still runs at least this
+ * often, whatever a missed trigger may have left undone.
+ */
+export const IDLE_RECHECK_MS = 3_600_000;
+
+async function noteIdle(deps: RegistryTokensDeps, fingerprint: string | undefined): Promise<void> {
+  try {
+    await deps.reports?.noteIdle?.(fingerprint, IDLE_RECHECK_MS);
+  } catch (error) {
+    // Only an optimisation: without the note the next tick runs the refresher in full.
+    deps.log.debug({ err: describeError(error) }, 'could not note the token refresher idle state');
+  }
+}
+
 /** Refreshes every registry token of the fleet (see the module comment). */
 export async function refreshRegistryTokens(deps: RegistryTokensDeps): Promise<RegistryTokensResult> {
   const now = deps.now().getTime();
+  // A run under way is not idle: ticks run the refresher again until a run that found nothing says so.
+  await noteIdle(deps, undefined);
   const requested = (await deps.reports?.rotationRequests()) ?? [];
   if (requested.length > 0) deps = { ...deps, force: new Set([...(deps.force ?? []), ...requested]) };
   const actions: Action[] = [];
@@ -178,6 +197,17 @@ export async function refreshRegistryTokens(deps: RegistryTokensDeps): Promise<R
       retryable.push('(unused tokens)');
     }
   }
+
+  const idle = isTokenWorkIdle({
+    demands: demands.length,
+    problems: Object.keys(problems).length,
+    unreachable: Object.keys(unreachable).length,
+    storedTokens: [...snapshots.values()].reduce((n, s) => n + s.stores.size, 0),
+    rotationRequests: requested.length,
+    actions: actions.length,
+  });
+  if (idle)
+    await noteIdle(deps, tokenWorkFingerprint({ clusters: deps.clusters, registries: deps.registries }));
 
   const result: RegistryTokensResult = {
     actions,

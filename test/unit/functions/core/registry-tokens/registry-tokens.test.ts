@@ -17,12 +17,14 @@ import type {
 } from '../../../../../functions/core/ports.js';
 import {
   collectTokenDemand,
+  isTokenWorkIdle,
   mergeRetired,
   planIssue,
   planRevocations,
   type StoreRead,
   type TokenDemand,
   tokenDescription,
+  tokenWorkFingerprint,
 } from '../../../../../functions/core/registry-tokens/plan-registry-tokens.js';
 import { refreshRegistryTokens } from '../../../../../functions/core/registry-tokens/refresh-registry-tokens.js';
 import { fromTokenSecret, toTokenSecret } from '../../../../../functions/core/registry-tokens/token-store.js';
@@ -392,6 +394,10 @@ class FakeReports implements TokenReportPort {
   async clearRotationRequests(targets: readonly string[]) {
     for (const t of targets) this.requests.delete(t);
   }
+  idle: string | undefined = 'stale note from an earlier run';
+  async noteIdle(fingerprint: string | undefined) {
+    this.idle = fingerprint;
+  }
 }
 
 class Capture extends Writable {
@@ -460,6 +466,42 @@ function fleetFixture(ids = ['a', 'b', 'c']) {
 }
 
 describe('refreshRegistryTokens', () => {
+  it('notes "nothing to do" only when no token is asked for or stored anywhere, and forgets it once there is', async () => {
+    const fx = fleetFixture();
+    const fingerprint = tokenWorkFingerprint({ clusters: ['a', 'b', 'c'], registries: [] });
+    // CRs with spec.tcr: work (a token issued), not idle.
+    await refreshRegistryTokens(fx.deps());
+    expect(fx.api.creates).toBe(1);
+    expect(fx.reports.idle).toBeUndefined();
+    // The CRs are gone but their token is still stored: it must be retired and revoked, so not idle either.
+    for (const c of fx.clusters.values()) c.cluster.crs.clear();
+    await refreshRegistryTokens(fx.deps()).catch(() => {});
+    expect(fx.reports.idle).toBeUndefined();
+    // Once no store is left: a scheduled tick has nothing to find.
+    for (const c of fx.clusters.values()) c.tokens.tokens.clear();
+    await refreshRegistryTokens(fx.deps());
+    expect(fx.reports.idle).toBe(fingerprint);
+    // A fleet with another cluster or registry is another question.
+    expect(tokenWorkFingerprint({ clusters: ['a', 'b', 'c', 'd'], registries: [] })).not.toBe(fingerprint);
+    // A run that starts forgets the note (a run that then fails must not leave ticks skipping).
+    fx.clusters.get('a')!.cluster.addCr(tcrCr('app-a'));
+    fx.down.add('b');
+    await refreshRegistryTokens(fx.deps()).catch(() => {});
+    expect(fx.reports.idle).toBeUndefined();
+  });
+
+  it.each([
+    [{ demands: 0, problems: 0, unreachable: 0, storedTokens: 0, rotationRequests: 0, actions: 0 }, true],
+    [{ demands: 1, problems: 0, unreachable: 0, storedTokens: 0, rotationRequests: 0, actions: 0 }, false],
+    [{ demands: 0, problems: 0, unreachable: 1, storedTokens: 0, rotationRequests: 0, actions: 0 }, false],
+    [{ demands: 0, problems: 0, unreachable: 0, storedTokens: 2, rotationRequests: 0, actions: 0 }, false],
+    [{ demands: 0, problems: 1, unreachable: 0, storedTokens: 0, rotationRequests: 0, actions: 0 }, false],
+    [{ demands: 0, problems: 0, unreachable: 0, storedTokens: 0, rotationRequests: 1, actions: 0 }, false],
+    [{ demands: 0, problems: 0, unreachable: 0, storedTokens: 0, rotationRequests: 0, actions: 1 }, false],
+  ])('isTokenWorkIdle(%o) is %s', (run, idle) => {
+    expect(isTokenWorkIdle(run)).toBe(idle);
+  });
+
   it('issues one token for the fleet, stores it in every cluster and re-reconciles the CRs there', async () => {
     const fx = fleetFixture();
     const result = await refreshRegistryTokens(fx.deps());
