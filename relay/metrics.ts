@@ -1,9 +1,10 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { createWatchMetrics } from '../shared/kube/watch-metrics.js';
+import { collectProcessMetrics } from '../shared/process-metrics.js';
 
 /** The relay's Prometheus metrics. */
 export function createRelayMetrics(registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'tcr_relay_' });
+  collectProcessMetrics(registry, 'tcr_relay_');
   return {
     registry,
     ...createWatchMetrics(

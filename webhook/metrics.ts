@@ -1,9 +1,10 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { createWatchMetrics } from '../shared/kube/watch-metrics.js';
+import { collectProcessMetrics } from '../shared/process-metrics.js';
 
 /** The admission webhook's Prometheus metrics. */
 export function createWebhookMetrics(registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'tcr_webhook_' });
+  collectProcessMetrics(registry, 'tcr_webhook_');
   const watch = createWatchMetrics(
     registry,
     {

@@ -1,10 +1,11 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../shared/process-metrics.js';
 import type { RequestObserver } from '../adapters/kube/api-call.js';
 import type { JobObserver } from '../core/run-job.js';
 
 /** Prometheus metrics of the functions: jobs, actions, outcomes, durations, API requests and errors. */
 export function createFunctionsMetrics(registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'tcr_functions_' });
+  collectProcessMetrics(registry, 'tcr_functions_');
   const jobs = new Counter({
     name: 'tcr_jobs_total',
     help: 'Jobs processed, by kind and outcome (success, retry, failed).',
