@@ -127,8 +127,30 @@ export interface ReconcileResult {
 // ---------------------------------------------------------------------------------------------------------
 // Namespaces, ServiceAccounts and ImagePullSecret CRs
 
+/**
+ * What a CR job may read from the worker's watch-fed view (docs/adr-015-cluster-view.md); absent in the SCF
+ * drain and the CLI, which keep no view. Each read answers `undefined` when the view cannot (a watch not open).
+ */
+export interface CrJobViewPort {
+  /** Our Secrets of that name in every namespace, with the namespaces as the view holds them. */
+  ourSecretsNamed(
+    name: string,
+  ): { secrets: SecretView[]; namespaceOf(name: string): NamespaceView | undefined } | undefined;
+  /**
+   * What a status refresh plans from: every namespace and ServiceAccount, and our Secrets of that name (the
+   * view holds no one else's). Undefined also while a write of ours is not seen back yet.
+   */
+  stateFor?(
+    secretName: string,
+  ):
+    | { namespaces: NamespaceView[]; secretsNamed: SecretView[]; serviceAccounts: ServiceAccountView[] }
+    | undefined;
+}
+
 export interface ReconcileDeps {
   cluster: ClusterPort;
+  /** The worker view: a CR job's rotation rewrites (before any cluster-wide list) and status counts. */
+  view?: CrJobViewPort | undefined;
   queue: QueuePort;
   failures: FailureStorePort;
   now: () => Date;

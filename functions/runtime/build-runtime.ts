@@ -197,6 +197,8 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
           view && job.cause && readsFromView(job.cause, job.attempt)
             ? view.over(live, job.cause.key, { liveCrs: job.cause.trigger === 'fanout' })
             : live,
+        // A CR job's rotation plans its rewrites from the view's Secrets (its full plan still reads live).
+        view: job.cause?.key.kind === 'imagepullsecret' ? view : undefined,
         signal: job.signal,
         queue: queuePort,
         failures,

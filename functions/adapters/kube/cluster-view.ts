@@ -9,7 +9,7 @@ import {
   type WatchMetrics,
 } from '../../../shared/kube/resource-watcher.js';
 import type { CrView, NamespaceView, SecretView, ServiceAccountView } from '../../core/model.js';
-import type { ClusterPort } from '../../core/ports.js';
+import type { ClusterPort, CrJobViewPort } from '../../core/ports.js';
 import { secretDataDigest } from '../../core/pull-secret/desired-secret.js';
 import {
   type LiveCluster,
@@ -70,11 +70,27 @@ export function stripNamespace(obj: WatchedObject): NamespaceView {
   return { ...view, annotations: ourAnnotations(view.annotations) };
 }
 
+/**
+ * Our last-write times (managedFields, to the second) repeat across objects written together: one string each
+ * (the status refresh lists the latest; the map is dropped whole when it grows large).
+ */
+const writeTimes = new Map<string, string>();
+function internTime(time: string | undefined): string | undefined {
+  if (time === undefined) return undefined;
+  const known = writeTimes.get(time);
+  if (known !== undefined) return known;
+  if (writeTimes.size >= 10_000) writeTimes.clear();
+  writeTimes.set(time, time);
+  return time;
+}
+
 export function stripServiceAccount(obj: WatchedObject): ServiceAccountView {
-  const { ourLastWrite: _, ...view } = toServiceAccountView(
-    obj as Parameters<typeof toServiceAccountView>[0],
-  );
-  return { ...view, annotations: ourAnnotations(view.annotations) };
+  const view = toServiceAccountView(obj as Parameters<typeof toServiceAccountView>[0]);
+  return {
+    ...view,
+    annotations: ourAnnotations(view.annotations),
+    ourLastWrite: internTime(view.ourLastWrite),
+  };
 }
 
 /**
@@ -82,9 +98,10 @@ export function stripServiceAccount(obj: WatchedObject): ServiceAccountView {
  * with the desired data, and credentials then never sit in the view (nor does one copy per namespace).
  */
 export function stripSecret(obj: WatchedObject): SecretView {
-  const { ourLastWrite: _w, owners: _o, ...view } = toSecretView(obj as Parameters<typeof toSecretView>[0]);
+  const { owners: _o, ...view } = toSecretView(obj as Parameters<typeof toSecretView>[0]);
   return {
     ...view,
+    ourLastWrite: internTime(view.ourLastWrite),
     data: {},
     dataDigest: secretDataDigest(view.data),
     annotations: ourAnnotations(view.annotations),
@@ -145,6 +162,21 @@ class ByNamespace<T> {
     this.size--;
     if (names.size === 0) this.byNs.delete(namespace);
   }
+  /** Every one, in every namespace. */
+  all(): T[] {
+    const found: T[] = [];
+    for (const names of this.byNs.values()) for (const item of names.values()) found.push(item);
+    return found;
+  }
+  /** The one named `name` in every namespace. */
+  named(name: string): T[] {
+    const found: T[] = [];
+    for (const names of this.byNs.values()) {
+      const item = names.get(name);
+      if (item !== undefined) found.push(item);
+    }
+    return found;
+  }
   clear(): void {
     this.byNs.clear();
     this.size = 0;
@@ -160,7 +192,7 @@ const splitKey = (key: string): [string, string] => {
  * One cluster's view (worker runtime only: the SCF drain and the CLI read live). `over(live, key)` gives a
  * job its ClusterPort: reads from here when they can be, every write and every other read live.
  */
-export class ClusterView implements ViewReads {
+export class ClusterView implements ViewReads, CrJobViewPort {
   private readonly namespaces = new Map<string, NamespaceView>();
   private readonly serviceAccounts = new ByNamespace<ServiceAccountView>();
   private readonly secrets = new ByNamespace<SecretView>();
@@ -251,6 +283,48 @@ export class ClusterView implements ViewReads {
 
   ourSecrets(namespace: string): SecretView[] {
     return this.secrets.list(namespace);
+  }
+
+  /**
+   * A CR job's rotation rewrites (CrJobViewPort): our Secrets of that name and the namespaces, when both watches
+   * are open. A Secret we are writing and have not seen since is left out (its resourceVersion here is old):
+   * the CR job's full plan, read live, has it.
+   */
+  ourSecretsNamed(
+    name: string,
+  ): { secrets: SecretView[]; namespaceOf(name: string): NamespaceView | undefined } | undefined {
+    if (!this.isLive('secret') || !this.isLive('namespace')) return undefined;
+    const secrets = this.secrets.named(name).filter((s) => !this.isDirty('secret', s.namespace, s.name));
+    return { secrets, namespaceOf: (ns) => this.namespaces.get(ns) };
+  }
+
+  /**
+   * A status refresh's state (CrJobViewPort): when the three watches are open and every write of ours has come
+   * back through them (else the counts could miss our own last write: the job reads live).
+   */
+  stateFor(
+    secretName: string,
+  ):
+    | { namespaces: NamespaceView[]; secretsNamed: SecretView[]; serviceAccounts: ServiceAccountView[] }
+    | undefined {
+    if (!this.isLive('namespace') || !this.isLive('secret') || !this.isLive('serviceaccount'))
+      return undefined;
+    if (this.anyDirty()) return undefined;
+    return {
+      namespaces: [...this.namespaces.values()],
+      secretsNamed: this.secrets.named(secretName),
+      serviceAccounts: this.serviceAccounts.all(),
+    };
+  }
+
+  /** Whether a write of ours has not been seen back yet (expired marks are dropped on the way). */
+  private anyDirty(): boolean {
+    for (const id of [...this.dirty.keys()]) {
+      const space = id.indexOf(' ');
+      const kind = id.slice(0, space) as 'secret' | 'serviceaccount';
+      if (this.isDirty(kind, id.slice(space + 1))) return true;
+    }
+    return false;
   }
 
   serviceAccountsIn(namespace: string): ServiceAccountView[] {

@@ -168,6 +168,22 @@ export function planImagePullSecret(cr: CrView, state: ClusterState, now: Date):
   };
 }
 
+/**
+ * The namespaces this CR wants that have no Secret of that name in `state`: with the view's state (our Secrets
+ * only), where someone else's Secret or one of ours not seen yet may be. Pure.
+ */
+export function unaccountedNamespaces(
+  cr: CrView,
+  state: Pick<ClusterState, 'namespaces' | 'secretsNamed'>,
+): string[] {
+  const secretName = secretNameFor(cr.name);
+  const present = new Set(state.secretsNamed.filter((s) => s.name === secretName).map((s) => s.namespace));
+  return state.namespaces
+    .filter((ns) => wantsNamespace(cr, ns) && !present.has(ns.name))
+    .map((ns) => ns.name)
+    .sort();
+}
+
 function readyCondition(
   cr: CrView,
   counts: CrPlan['counts'],

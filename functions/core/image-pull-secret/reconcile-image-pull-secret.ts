@@ -4,10 +4,12 @@ import { FINALIZER } from '../../../shared/contracts/labels.js';
 import { secretNameFor } from '../../../shared/contracts/names.js';
 import { throwIfAborted } from '../../../shared/deadline.js';
 import { describeError, TerminalError } from '../../../shared/errors.js';
+import type { CrView } from '../model.js';
 import type { Action, ReconcileDeps, ReconcileResult } from '../ports.js';
 import { desiredSecretFor } from '../pull-secret/desired-secret.js';
 import { scrubMessage } from '../scrub.js';
-import { planImagePullSecret } from './plan-image-pull-secret.js';
+import { planContentRewrites } from './plan-content-rewrites.js';
+import { type ClusterState, planImagePullSecret, unaccountedNamespaces } from './plan-image-pull-secret.js';
 
 const FANOUT_CHUNK = 1000;
 
@@ -67,42 +69,61 @@ export async function reconcileImagePullSecret(
       : { actions: [], crs: [name], skipped: 'imagepullsecret-not-found' };
   }
 
-  // ServiceAccounts are the largest list and a Secret's content does not depend on them: a rotation starts
-  // rewriting as soon as namespaces and Secrets are read, while they are still arriving.
-  const saRead = cluster.listServiceAccounts();
-  saRead.catch(() => {}); // observed below; never an unhandled rejection if an earlier read fails first
-  const [namespaces, secretsNamed, failures] = await Promise.all([
-    cluster.listNamespaces(),
-    cluster.listSecretsNamed(secretNameFor(name)),
-    deps.failures.list(cluster.clusterId, name),
-  ]);
+  const rotating =
+    fanOut && cr.credential && !cr.deleting && !cr.invalid && cr.finalizers.includes(FINALIZER);
   const deadline = deps.now().getTime() + (deps.directUpdateMs ?? Number.POSITIVE_INFINITY);
+  // A rotation from the worker view: our Secrets are already known, so the rewrites start now and have the
+  // API server to themselves; the cluster-wide lists (which the full plan below reads live, ADR-015) come
+  // after them and find those Secrets done. Not for the resync, whose point is a fresh look.
+  const viewed =
+    rotating && deps.trigger !== 'resync' ? deps.view?.ourSecretsNamed(secretNameFor(name)) : undefined;
   let early: Promise<{ updates: SecretUpdate[]; failed: string[]; done: number }> | undefined;
-  if (fanOut && cr.credential && !cr.deleting && !cr.invalid && cr.finalizers.includes(FINALIZER)) {
-    // Without ServiceAccounts the plan lists every stale Secret of ours that is wanted: a superset of the
-    // full plan's in-place rewrites (the rest go to namespace jobs, which then find the Secret done).
-    const pre = planImagePullSecret(
-      cr,
-      { namespaces, secretsNamed, serviceAccounts: [], failures },
-      deps.now(),
+  if (viewed) {
+    const updates = planContentRewrites(cr, viewed.secrets, viewed.namespaceOf).slice(
+      0,
+      deps.directUpdateBudget,
     );
-    const updates = pre.secretUpdates.slice(0, deps.directUpdateBudget);
-    early = rewriteSecrets(deps, cr, updates, deadline).then((r) => ({ updates, ...r }));
+    const first = { updates, ...(await rewriteSecrets(deps, cr, updates, deadline)) };
+    early = Promise.resolve(first);
+    throwIfAborted(deps.signal, `ImagePullSecret ${name}`);
   }
-  const serviceAccounts = await saRead.catch(async (error: unknown) => {
-    await early;
-    throw error;
-  });
+
+  // The status refresh after namespace jobs counts from the worker view when it can (no cluster-wide lists
+  // per status job); a CR being deleted reads live (its finalizer's removal depends on what is left).
+  const counted = fanOut || cr.deleting ? undefined : await readStateFromView(deps, cr);
+  let state: Omit<ClusterState, 'adoptAddonSecrets'>;
+  if (counted) state = counted;
+  else {
+    // ServiceAccounts are the largest list and a Secret's content does not depend on them: a rotation not
+    // planned from the view starts rewriting as soon as namespaces and Secrets are read.
+    const saRead = cluster.listServiceAccounts();
+    saRead.catch(() => {}); // observed below; never an unhandled rejection if an earlier read fails first
+    const [namespaces, secretsNamed, failures] = await Promise.all([
+      cluster.listNamespaces(),
+      cluster.listSecretsNamed(secretNameFor(name)),
+      deps.failures.list(cluster.clusterId, name),
+    ]);
+    if (rotating && !viewed) {
+      // Without ServiceAccounts the plan lists every stale Secret of ours that is wanted: a superset of the
+      // full plan's in-place rewrites (the rest go to namespace jobs, which then find the Secret done).
+      const pre = planImagePullSecret(
+        cr,
+        { namespaces, secretsNamed, serviceAccounts: [], failures },
+        deps.now(),
+      );
+      const updates = pre.secretUpdates.slice(0, deps.directUpdateBudget);
+      early = rewriteSecrets(deps, cr, updates, deadline).then((r) => ({ updates, ...r }));
+    }
+    const serviceAccounts = await saRead.catch(async (error: unknown) => {
+      await early;
+      throw error;
+    });
+    state = { namespaces, secretsNamed, serviceAccounts, failures };
+  }
   throwIfAborted(deps.signal, `ImagePullSecret ${name}`);
   const plan = planImagePullSecret(
     cr,
-    {
-      namespaces,
-      secretsNamed,
-      serviceAccounts,
-      failures,
-      adoptAddonSecrets: deps.adoptAddonSecrets ?? false,
-    },
+    { ...state, adoptAddonSecrets: deps.adoptAddonSecrets ?? false },
     deps.now(),
   );
   const actions: Action[] = [];
@@ -196,6 +217,36 @@ export async function reconcileImagePullSecret(
   if (cr.invalid !== undefined)
     throw new TerminalError(`ImagePullSecret ${name} cannot be planned: ${cr.invalid}`);
   return { actions, crs: [name] };
+}
+
+/** At most this many wanted namespaces without our Secret in the view are looked up live by a status job. */
+const LIVE_CHECK_CAP = 20;
+
+/**
+ * A status refresh's state from the worker view (undefined: read live). The view holds only our Secrets, so a
+ * wanted namespace without one may hold someone else's of that name (a conflict) or ours not seen yet: those
+ * few are looked up live; more than LIVE_CHECK_CAP of them (a burst, a CR awaiting its token), or a view with
+ * writes of ours not seen yet, and the whole state is read live as before.
+ */
+async function readStateFromView(
+  deps: ReconcileDeps,
+  cr: CrView,
+): Promise<Omit<ClusterState, 'adoptAddonSecrets'> | undefined> {
+  const viewed = deps.view?.stateFor?.(secretNameFor(cr.name));
+  if (!viewed) return undefined;
+  const unaccounted = unaccountedNamespaces(cr, viewed);
+  if (unaccounted.length > LIVE_CHECK_CAP) return undefined;
+  const [found, failures] = await Promise.all([
+    Promise.all(unaccounted.map((ns) => deps.cluster.findSecret(ns, secretNameFor(cr.name)))),
+    deps.failures.list(deps.cluster.clusterId, cr.name),
+  ]);
+  const live = found.filter((s) => s !== undefined);
+  const replaced = new Set(live.map((s) => s.namespace));
+  return {
+    ...viewed,
+    secretsNamed: [...viewed.secretsNamed.filter((s) => !replaced.has(s.namespace)), ...live],
+    failures,
+  };
 }
 
 /**

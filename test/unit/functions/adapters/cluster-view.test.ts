@@ -2,8 +2,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ClusterView, stripCr, stripNamespace } from '../../../../functions/adapters/kube/cluster-view.js';
 import type { LiveCluster, ViewKind } from '../../../../functions/adapters/kube/viewed-cluster.js';
 import { toSecretBody } from '../../../../functions/adapters/kube/views.js';
+import { reconcileImagePullSecret } from '../../../../functions/core/image-pull-secret/reconcile-image-pull-secret.js';
 import type {
   CrView,
+  ImagePullSecretStatus,
   NamespaceView,
   SecretView,
   ServiceAccountView,
@@ -18,6 +20,7 @@ import {
 } from '../../../../functions/core/pull-secret/desired-secret.js';
 import { readsFromView } from '../../../../functions/runtime/build-runtime.js';
 import type { Enqueue, JobKey } from '../../../../shared/contracts/jobs.js';
+import { FIELD_MANAGER, FINALIZER } from '../../../../shared/contracts/labels.js';
 import { RetryableError } from '../../../../shared/errors.js';
 import type {
   Collection,
@@ -170,7 +173,7 @@ class FakeLive implements LiveCluster {
     this.note(`getServiceAccount ${namespace}/${name}`);
     return undefined;
   }
-  async findSecret(namespace: string, name: string) {
+  async findSecret(namespace: string, name: string): Promise<SecretView | undefined> {
     this.note(`findSecret ${namespace}/${name}`);
     return undefined;
   }
@@ -192,8 +195,8 @@ class FakeLive implements LiveCluster {
   async setFinalizer() {
     return 'done' as const;
   }
-  async writeStatus() {
-    return 'done' as const;
+  async writeStatus(_cr: CrView, _status: ImagePullSecretStatus): Promise<'done' | 'gone'> {
+    return 'done';
   }
   async emitEvent() {}
 }
@@ -290,7 +293,7 @@ describe('ClusterView: a namespace job converged from the view', () => {
     expect(crs.map((c) => [c.name, c.status])).toEqual([['cr1', {}]]);
     expect(crs[0]?.credential).toEqual({ server: 'r.example.com', username: 'u', password: 'p' });
     expect(secrets).toHaveLength(1);
-    expect(secrets[0]).not.toHaveProperty('ourLastWrite');
+    expect(secrets[0]?.ourLastWrite).toBeUndefined(); // no write of ours in its managedFields
     // No credentials in the view: the data's digest only (all the planner needs is equality).
     expect(secrets[0]?.data).toEqual({});
     expect(secrets[0]?.dataDigest).toBe(
@@ -298,7 +301,7 @@ describe('ClusterView: a namespace job converged from the view', () => {
     );
     expect(JSON.stringify(secrets)).not.toContain(Buffer.from('v1').toString('base64'));
     expect(sas.map((sa) => sa.imagePullSecrets)).toEqual([['tcr.ipscr1']]);
-    expect(sas[0]).not.toHaveProperty('ourLastWrite');
+    expect(sas[0]?.ourLastWrite).toBeUndefined();
     expect(s.reads).toEqual(['namespace hit', 'imagepullsecret hit', 'secret hit', 'serviceaccount hit']);
   });
 
@@ -654,5 +657,191 @@ describe('ClusterView: Secret digests and kinds that do not parse', () => {
     s.cols.imagepullsecret.put({ metadata: { name: 'bad', resourceVersion: nextRv() } } as WatchedObject);
     expect(s.view.isLive('imagepullsecret')).toBe(false);
     expect(s.view.isLive('secret')).toBe(true);
+  });
+});
+
+/** Our Secret of cr1 in `namespace` as the API holds it (owner reference, our field manager), `password` inside. */
+function ourSecretObj(
+  cr: CrView,
+  namespace: string,
+  o: { password?: string; at?: string } = {},
+): WatchedObject {
+  const body = toSecretBody(
+    desiredSecretFor(
+      o.password
+        ? { ...cr, credential: { server: 'r.example.com', username: 'u', password: o.password } }
+        : cr,
+      namespace,
+    ),
+  );
+  return {
+    ...body,
+    metadata: {
+      ...body.metadata,
+      uid: `uid-${namespace}`,
+      resourceVersion: nextRv(),
+      managedFields: [{ manager: FIELD_MANAGER, operation: 'Update', time: o.at ?? '2026-01-01T00:00:00Z' }],
+    },
+  } as WatchedObject;
+}
+
+/** A CR job's dependencies: the live port (a CR job reads live) and the view beside it. */
+const crJobDeps = (s: Setup, budget = 100): ReconcileDeps => ({
+  cluster: s.live,
+  view: s.view,
+  queue: {
+    enqueue: async (items: Enqueue[]) => {
+      s.enqueued.push(...items);
+    },
+  },
+  failures: { record: async () => {}, clear: async () => {}, list: async () => [] } as never,
+  now: () => new Date(s.clock.now),
+  statusDelayMs: 0,
+  log: createLogger('test', 'silent'),
+  directUpdateBudget: budget,
+  isFinalAttempt: false,
+  trigger: 'modified',
+});
+
+describe('ClusterView: what a CR job reads of it', () => {
+  const cr1 = (): CrView => ({ ...stripCr(crObj('cr1')), finalizers: [FINALIZER] });
+
+  it('a rotation rewrites our stale Secrets from the view before any cluster-wide list', async () => {
+    const s = setup();
+    const cr = cr1();
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.namespace.put(nsObj('b'));
+    s.cols.namespace.put(nsObj('c'));
+    s.cols.secret.put(ourSecretObj(cr, 'a', { password: 'old' }));
+    s.cols.secret.put(ourSecretObj(cr, 'b', { password: 'old' }));
+    s.cols.secret.put(ourSecretObj(cr, 'c')); // already current
+    await synced(s);
+    s.live.crs = [cr];
+    await reconcileImagePullSecret(crJobDeps(s), 'cr1', { fanOut: true });
+    const calls = s.live.calls;
+    expect(calls.slice(0, 3)).toEqual([
+      'getImagePullSecret cr1',
+      'replaceSecret a/tcr.ipscr1',
+      'replaceSecret b/tcr.ipscr1',
+    ]);
+    // The full plan still reads live (ADR-015), after the rewrites.
+    expect(calls.slice(3).sort()).toEqual([
+      'listNamespaces',
+      'listSecretsNamed tcr.ipscr1',
+      'listServiceAccounts *',
+    ]);
+  });
+
+  it('leaves a Secret we are writing (not seen back yet) and a resync to the live plan', async () => {
+    const s = setup();
+    const cr = cr1();
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.secret.put(ourSecretObj(cr, 'a', { password: 'old' }));
+    await synced(s);
+    s.live.crs = [cr];
+    expect(s.view.ourSecretsNamed('tcr.ipscr1')?.secrets).toHaveLength(1);
+    s.view.markDirty('secret', 'a', 'tcr.ipscr1');
+    expect(s.view.ourSecretsNamed('tcr.ipscr1')?.secrets).toEqual([]);
+    await reconcileImagePullSecret({ ...crJobDeps(s), trigger: 'resync' }, 'cr1', { fanOut: true });
+    expect(s.live.calls[1]).not.toMatch(/^replaceSecret/);
+  });
+
+  it('answers nothing for rewrites or counts before its watches are open', async () => {
+    const s = setup(false);
+    s.view.start();
+    expect(s.view.ourSecretsNamed('tcr.ipscr1')).toBeUndefined();
+    expect(s.view.stateFor('tcr.ipscr1')).toBeUndefined();
+  });
+
+  it('a status refresh counts from the view: no cluster-wide list, our last writes kept for the status lists', async () => {
+    const s = setup();
+    const cr = cr1();
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.namespace.put(nsObj('b'));
+    s.cols.serviceaccount.put(saObj('a', 'default', ['tcr.ipscr1']));
+    s.cols.serviceaccount.put(saObj('b', 'default', ['tcr.ipscr1']));
+    s.cols.secret.put(ourSecretObj(cr, 'a', { at: '2026-01-01T00:00:01Z' }));
+    s.cols.secret.put(ourSecretObj(cr, 'b', { at: '2026-01-01T00:00:02Z' }));
+    await synced(s);
+    s.live.crs = [cr];
+    let written: unknown;
+    s.live.writeStatus = async (_cr, status) => {
+      written = status;
+      return 'done' as const;
+    };
+    await reconcileImagePullSecret(crJobDeps(s), 'cr1', { fanOut: false });
+    expect(s.live.calls).toEqual(['getImagePullSecret cr1']);
+    expect(written).toMatchObject({
+      secretsDesired: 2,
+      secretsSuccess: 2,
+      secretUpdateSuccessful: [
+        { namespacedName: 'b/tcr.ipscr1', updatedAt: '2026-01-01T00:00:02Z' },
+        { namespacedName: 'a/tcr.ipscr1', updatedAt: '2026-01-01T00:00:01Z' },
+      ],
+    });
+  });
+
+  it("a wanted namespace without our Secret in the view is looked up live (someone else's Secret: a conflict)", async () => {
+    const s = setup();
+    const cr = cr1();
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.namespace.put(nsObj('b'));
+    s.cols.secret.put(ourSecretObj(cr, 'a'));
+    await synced(s);
+    s.live.crs = [cr];
+    s.live.findSecret = async (namespace: string, name: string) => {
+      s.live.calls.push(`findSecret ${namespace}/${name}`);
+      return {
+        namespace,
+        name,
+        uid: 'x',
+        resourceVersion: '1',
+        type: 'Opaque',
+        ours: false,
+        labels: {},
+        annotations: {},
+        data: {},
+      };
+    };
+    let written: { failedNamespaces?: { namespace: string; reason: string }[] } | undefined;
+    s.live.writeStatus = async (_cr, status) => {
+      written = status;
+      return 'done' as const;
+    };
+    await reconcileImagePullSecret(crJobDeps(s), 'cr1', { fanOut: false });
+    expect(s.live.calls).toEqual(['getImagePullSecret cr1', 'findSecret b/tcr.ipscr1']);
+    expect(written?.failedNamespaces?.map((f) => [f.namespace, f.reason])).toEqual([['b', 'Conflict']]);
+  });
+
+  it('reads live while a write of ours is not seen back, when too many namespaces lack our Secret, and for a CR being deleted', async () => {
+    const s = setup();
+    const cr = cr1();
+    for (let i = 0; i < 25; i++) s.cols.namespace.put(nsObj(`n${i}`));
+    await synced(s);
+    s.live.crs = [cr];
+    await reconcileImagePullSecret(crJobDeps(s), 'cr1', { fanOut: false });
+    expect(s.live.calls.filter((c) => c.startsWith('list')).sort()).toEqual([
+      'listNamespaces',
+      'listSecretsNamed tcr.ipscr1',
+      'listServiceAccounts *',
+    ]);
+
+    const t = setup();
+    t.cols.namespace.put(nsObj('a'));
+    t.cols.secret.put(ourSecretObj(cr, 'a'));
+    await synced(t);
+    t.live.crs = [cr];
+    t.view.markDirty('serviceaccount', 'a', 'default');
+    await reconcileImagePullSecret(crJobDeps(t), 'cr1', { fanOut: false });
+    expect(t.live.calls).toContain('listNamespaces');
+    t.clock.now += 11_000; // the mark expires: the view answers again
+    t.live.calls = [];
+    await reconcileImagePullSecret(crJobDeps(t), 'cr1', { fanOut: false });
+    expect(t.live.calls).toEqual(['getImagePullSecret cr1']);
+
+    t.live.crs = [{ ...cr, deleting: true }];
+    t.live.calls = [];
+    await reconcileImagePullSecret(crJobDeps(t), 'cr1', { fanOut: false });
+    expect(t.live.calls).toContain('listSecretsNamed tcr.ipscr1');
   });
 });
