@@ -145,6 +145,8 @@ export interface CrJobViewPort {
   ):
     | { namespaces: NamespaceView[]; secretsNamed: SecretView[]; serviceAccounts: ServiceAccountView[] }
     | undefined;
+  /** A Secret this job is writing: the view reads it as not known until its watch event arrives. */
+  noteWrite?(namespace: string, name: string): void;
 }
 
 export interface ReconcileDeps {

@@ -317,6 +317,11 @@ export class ClusterView implements ViewReads, CrJobViewPort {
     };
   }
 
+  /** A CR job's in-place rewrite (CrJobViewPort): like a decorator's write, read live until seen back. */
+  noteWrite(namespace: string, name: string): void {
+    this.markDirty('secret', namespace, name);
+  }
+
   /** Whether a write of ours has not been seen back yet (expired marks are dropped on the way). */
   private anyDirty(): boolean {
     for (const id of [...this.dirty.keys()]) {

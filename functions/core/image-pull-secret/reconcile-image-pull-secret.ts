@@ -34,6 +34,9 @@ async function rewriteSecrets(
       while (next < updates.length && deps.now().getTime() < deadline && !deps.signal?.aborted) {
         const u = updates[next++]!;
         try {
+          // The worker view reads it live until it has seen this write (a status count from it must not
+          // take the old content for current).
+          deps.view?.noteWrite?.(u.namespace, secretNameFor(cr.name));
           await deps.cluster.replaceSecret(desiredSecretFor(cr, u.namespace), u.resourceVersion);
         } catch (error) {
           // Out of time is not this Secret's failure: the job stops (and runs again from a fresh read).
@@ -88,12 +91,7 @@ export async function reconcileImagePullSecret(
     throwIfAborted(deps.signal, `ImagePullSecret ${name}`);
   }
 
-  // The status refresh after namespace jobs counts from the worker view when it can (no cluster-wide lists
-  // per status job); a CR being deleted reads live (its finalizer's removal depends on what is left).
-  const counted = fanOut || cr.deleting ? undefined : await readStateFromView(deps, cr);
-  let state: Omit<ClusterState, 'adoptAddonSecrets'>;
-  if (counted) state = counted;
-  else {
+  const readLive = async (): Promise<Omit<ClusterState, 'adoptAddonSecrets'>> => {
     // ServiceAccounts are the largest list and a Secret's content does not depend on them: a rotation not
     // planned from the view starts rewriting as soon as namespaces and Secrets are read.
     const saRead = cluster.listServiceAccounts();
@@ -118,14 +116,25 @@ export async function reconcileImagePullSecret(
       await early;
       throw error;
     });
-    state = { namespaces, secretsNamed, serviceAccounts, failures };
-  }
-  throwIfAborted(deps.signal, `ImagePullSecret ${name}`);
-  const plan = planImagePullSecret(
-    cr,
-    { ...state, adoptAddonSecrets: deps.adoptAddonSecrets ?? false },
-    deps.now(),
-  );
+    return { namespaces, secretsNamed, serviceAccounts, failures };
+  };
+  const planFrom = (state: Omit<ClusterState, 'adoptAddonSecrets'>) => {
+    throwIfAborted(deps.signal, `ImagePullSecret ${name}`);
+    return planImagePullSecret(
+      cr,
+      { ...state, adoptAddonSecrets: deps.adoptAddonSecrets ?? false },
+      deps.now(),
+    );
+  };
+
+  // The status refresh after namespace jobs counts from the worker view when it can (no cluster-wide lists
+  // per status job), and keeps that count only when it shows nothing in progress: the view lags, never
+  // leads, so a count that is short of converged may be the view not having a write yet (no later status
+  // job would correct it), and is read again live. A CR being deleted reads live (its finalizer's removal
+  // depends on what is left).
+  const counted = fanOut || cr.deleting ? undefined : await readStateFromView(deps, cr);
+  let plan = counted ? planFrom(counted) : undefined;
+  if (!plan || plan.counts.pending > plan.counts.failed) plan = planFrom(await readLive());
   const actions: Action[] = [];
   const object = `ImagePullSecret ${name}`;
 

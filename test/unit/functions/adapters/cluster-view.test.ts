@@ -813,7 +813,7 @@ describe('ClusterView: what a CR job reads of it', () => {
     expect(written?.failedNamespaces?.map((f) => [f.namespace, f.reason])).toEqual([['b', 'Conflict']]);
   });
 
-  it('reads live while a write of ours is not seen back, when too many namespaces lack our Secret, and for a CR being deleted', async () => {
+  it('reads live while a write of ours is not seen back, when too many namespaces lack our Secret, when the count shows work in progress, and for a CR being deleted', async () => {
     const s = setup();
     const cr = cr1();
     for (let i = 0; i < 25; i++) s.cols.namespace.put(nsObj(`n${i}`));
@@ -838,6 +838,12 @@ describe('ClusterView: what a CR job reads of it', () => {
     t.live.calls = [];
     await reconcileImagePullSecret(crJobDeps(t), 'cr1', { fanOut: false });
     expect(t.live.calls).toEqual(['getImagePullSecret cr1']);
+
+    // A count short of converged (the view may lack a write) is read again live.
+    t.cols.secret.put(ourSecretObj(cr, 'a', { password: 'old' }));
+    t.live.calls = [];
+    await reconcileImagePullSecret(crJobDeps(t), 'cr1', { fanOut: false });
+    expect(t.live.calls).toContain('listSecretsNamed tcr.ipscr1');
 
     t.live.crs = [{ ...cr, deleting: true }];
     t.live.calls = [];
