@@ -376,6 +376,10 @@ export class ClusterView implements ViewReads, CrJobViewPort {
     names.set(name, this.now() + (this.opts.dirtyMs ?? 10_000));
   }
 
+  settleDirty(kind: 'secret', namespace: string, name: string): void {
+    if (this.secrets.get(namespace, name) !== undefined) this.clearDirty(kind, `${namespace}/${name}`);
+  }
+
   // --- feeding ---------------------------------------------------------------------------------------------
 
   private clearDirty(kind: 'secret' | 'serviceaccount', key: string): void {

@@ -53,6 +53,8 @@ export interface ViewReads {
   ): void;
   isDirty(kind: 'secret' | 'serviceaccount', namespace: string, name?: string): boolean;
   markDirty(kind: 'secret' | 'serviceaccount', namespace: string, name: string): void;
+  /** Drops the mark when the view holds the object (a write that did not happen: nothing to wait for). */
+  settleDirty(kind: 'secret', namespace: string, name: string): void;
 }
 
 /** The live adapter (KubeCluster bound to the job's deadline). */
@@ -211,7 +213,11 @@ export class ViewedCluster implements ClusterPort {
 
   async createSecret(secret: DesiredSecret): Promise<CreateResult> {
     this.view.markDirty('secret', secret.namespace, secret.name);
-    return this.live.createSecret(secret);
+    const result = await this.live.createSecret(secret);
+    // Nothing written (409: another job of ours made it, or someone else's is there): when the view already
+    // holds that Secret, no write of ours is on its way to it, and the mark would only hold reads live.
+    if (result !== 'created') this.view.settleDirty('secret', secret.namespace, secret.name);
+    return result;
   }
 
   async replaceSecret(secret: DesiredSecret, resourceVersion: string): Promise<void> {

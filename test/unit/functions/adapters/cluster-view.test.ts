@@ -12,7 +12,7 @@ import type {
 } from '../../../../functions/core/model.js';
 import { reconcileNamespace } from '../../../../functions/core/namespace/reconcile-namespace.js';
 import { reconcileServiceAccount } from '../../../../functions/core/namespace/reconcile-service-account.js';
-import type { ReconcileDeps } from '../../../../functions/core/ports.js';
+import type { CreateResult, ReconcileDeps } from '../../../../functions/core/ports.js';
 import {
   type DesiredSecret,
   desiredSecretFor,
@@ -177,9 +177,9 @@ class FakeLive implements LiveCluster {
     this.note(`findSecret ${namespace}/${name}`);
     return undefined;
   }
-  async createSecret(secret: DesiredSecret) {
+  async createSecret(secret: DesiredSecret): Promise<CreateResult> {
     this.note(`createSecret ${secret.namespace}/${secret.name}`);
-    return 'created' as const;
+    return 'created';
   }
   async replaceSecret(secret: DesiredSecret) {
     this.note(`replaceSecret ${secret.namespace}/${secret.name}`);
@@ -362,6 +362,29 @@ describe('ClusterView: our own writes', () => {
     s.cols.secret.put(secretObj('a', 'tcr.ipscr1'));
     expect(await second.listOurSecrets('a')).toHaveLength(1);
     expect(s.live.calls).toHaveLength(2);
+  });
+
+  it('a create that found the Secret already there (409) holds no read live when the view has that Secret', async () => {
+    const s = setup();
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.namespace.put(nsObj('b'));
+    s.cols.secret.put(secretObj('a', 'tcr.ipscr1'));
+    await synced(s);
+    s.live.createSecret = async (secret: DesiredSecret) => {
+      s.live.calls.push(`createSecret ${secret.namespace}/${secret.name}`);
+      return 'exists' as const;
+    };
+    const port = s.view.over(s.live, saJob('a', 'default'));
+    expect(await port.createSecret(desired('a', 'tcr.ipscr1'))).toBe('exists');
+    expect(await port.listOurSecrets('a')).toHaveLength(1);
+    // Not in the view yet: the other job's write is still on its way, so the namespace stays read live.
+    expect(await port.createSecret(desired('b', 'tcr.ipscr1'))).toBe('exists');
+    await port.listOurSecrets('b');
+    expect(s.live.calls).toEqual([
+      'createSecret a/tcr.ipscr1',
+      'createSecret b/tcr.ipscr1',
+      'listOurSecrets b',
+    ]);
   });
 
   it('stops waiting for a write the view never sees after the dirty period', async () => {
