@@ -1,9 +1,16 @@
 // `npx tsx bench/rotation-probe.ts [N]`: where the time of a rotation goes. Converges N namespaces under one
 // CR, changes its password, and splits the time until every Secret carries it into: the relay and queue hop
-// (patch → CR job start), the CR job's reads and plan, its in-place rewrites, and the observer's poll.
+// (patch → CR job start), the CR job's reads and plan, its in-place rewrites, and the observer's poll. For
+// the rotation and each bare loop: each write's own time (sent → answered) and the CPU each process of the
+// control plane and this one (worker + observer) spent. BENCH_CPU_PROF_DIR=dir: a V8 CPU profile of this
+// process over the rotation window only (`node bench/top-functions.mjs <file>` summarises it).
 
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { listAudit } from '../functions/adapters/audit-reader.js';
+import { KubeCluster } from '../functions/adapters/kube/kube-cluster.js';
 import { createImagePullSecret } from '../infra/local/image-pull-secrets.js';
 import { startLocalStack, waitForRelay } from '../infra/local/stack.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
@@ -11,7 +18,53 @@ import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { runPool, waitQueueIdle } from './observe.js';
 
 const n = Number(process.argv[2] ?? 1000);
+
+/** Each in-place rewrite of the functions: sent → answered (ms), recorded while `timing` is on. */
+const rewrites: number[] = [];
+let timing = false;
+const proto = KubeCluster.prototype as unknown as { replaceSecret: (...a: unknown[]) => Promise<void> };
+const replace = proto.replaceSecret;
+proto.replaceSecret = async function (this: unknown, ...args: unknown[]) {
+  const t = performance.now();
+  try {
+    return await replace.apply(this, args);
+  } finally {
+    if (timing) rewrites.push(performance.now() - t);
+  }
+};
+const pct = (v: number[], p: number) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length
+    ? +(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? 0).toFixed(1)
+    : Number.NaN;
+};
+const spread = (v: number[]) => `p50 ${pct(v, 50)} / p90 ${pct(v, 90)} / p99 ${pct(v, 99)} ms`;
+
 const stack = await startLocalStack({ clusterId: 'probe', statusDelayMs: 5000 });
+/** CPU seconds (user + system) of the control plane's processes (found by its directory) and of this one. */
+const cpuOf = (): Record<string, number> => {
+  const out: Record<string, number> = {};
+  const ticks = (pid: string) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(stat[11]) + Number(stat[12])) / 100;
+  };
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!cmd.some((a) => a.includes(stack.cluster.dir))) continue;
+      const name = path.basename(cmd[0] ?? '?');
+      out[name] = (out[name] ?? 0) + ticks(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  out['this process (worker, relay client, observer)'] = ticks(String(process.pid));
+  return out;
+};
+const cpuSince = (before: Record<string, number>) =>
+  Object.entries(cpuOf())
+    .map(([k, v]) => `${k} ${(v - (before[k] ?? 0)).toFixed(2)} s`)
+    .join(', ');
 try {
   const core = shareConnections(stack.admin).makeApiClient(CoreV1Api);
   const custom = stack.admin.makeApiClient(CustomObjectsApi);
@@ -37,6 +90,15 @@ try {
   // Converged includes the queue: the burst's ServiceAccount jobs would otherwise race the rotation.
   await waitQueueIdle(stack.functions.queue, 300);
 
+  const profileDir = process.env.BENCH_CPU_PROF_DIR;
+  const session = profileDir ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
+  const cpu0 = cpuOf();
+  timing = true;
   const t0 = Date.now();
   await custom.patchClusterCustomObject(
     {
@@ -50,11 +112,20 @@ try {
   );
   while ((await count('v2')) < n) await new Promise((r) => setTimeout(r, 100));
   const done = Date.now();
+  timing = false;
+  const rotationCpu = cpuSince(cpu0);
+  if (session && profileDir) {
+    const { profile } = await session.post('Profiler.stop');
+    const file = path.join(profileDir, `rotation-probe-${n}-${Date.now()}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    console.log(`  CPU profile of the rotation window: ${file}`);
+  }
   await new Promise((r) => setTimeout(r, 1000));
   const entries = (await listAudit(stack.functions.redis, stack.functions.auditKey, {}, 100_000)).filter(
     (e) => Date.parse(e.time) >= t0 - 50 && e.kind === 'imagepullsecret',
   );
   console.log(`N=${n}: patch → all ${n} Secrets carry the new password in ${done - t0} ms`);
+  console.log(`  the CR job's ${rewrites.length} rewrites, each: ${spread(rewrites)}; CPU: ${rotationCpu}`);
   for (const e of entries) {
     const start = Date.parse(e.time) - t0;
     console.log(
@@ -68,7 +139,10 @@ try {
   const timeReplaces = async (label: string, strip: boolean) => {
     const fresh = (await core.listSecretForAllNamespaces({ fieldSelector: `metadata.name=${secret}` })).items;
     const started = Date.now();
+    const each: number[] = [];
+    const cpu = cpuOf();
     await runPool(fresh, 16, async (s) => {
+      const t = performance.now();
       const body = strip
         ? {
             metadata: { name: s.metadata!.name!, resourceVersion: s.metadata!.resourceVersion! },
@@ -80,7 +154,9 @@ try {
             },
           }
         : {
+            // As the functions write it: no managedFields in the body (the server keeps its own).
             ...s,
+            metadata: { ...s.metadata, managedFields: undefined },
             data: {
               '.dockerconfigjson': Buffer.from(
                 JSON.stringify({ auths: { probe: { auth: label } } }),
@@ -93,8 +169,11 @@ try {
         body,
         ...(strip ? {} : { fieldManager: 'tcr-assistant' }),
       });
+      each.push(performance.now() - t);
     });
-    console.log(`  bare loop, ${fresh.length} replaces of ${label}: ${Date.now() - started} ms`);
+    console.log(
+      `  bare loop, ${fresh.length} replaces of ${label}: ${Date.now() - started} ms; each ${spread(each)}; CPU: ${cpuSince(cpu)}`,
+    );
   };
   // Stop the workers first: they would put our content back.
   await stack.worker?.close();
