@@ -1,6 +1,7 @@
 import { ApiException } from '@kubernetes/client-node';
 import { abortable, abortReason } from '../../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../../shared/errors.js';
+import { KubeApiError } from '../../../shared/kube/kube-client.js';
 
 // The one wrapper every Kubernetes API call of the functions goes through (KubeCluster, KubeSystemObjects):
 // the job's deadline, the request counter, and what a failure means (retry or give up).
@@ -45,7 +46,7 @@ export async function callApi<T, N = never>(
 
 /** The HTTP status of a failed call, whether still an ApiException or already classified by `call`. */
 export function codeOf(error: unknown): number | undefined {
-  if (error instanceof ApiException) return error.code;
+  if (error instanceof ApiException || error instanceof KubeApiError) return error.code;
   if (error instanceof RetryableError || error instanceof TerminalError) return error.status;
   return undefined;
 }
@@ -58,6 +59,8 @@ export function messageOf(error: unknown): string {
       return String(error.body);
     }
   }
+  // The light transport's message already carries the Status message after the method and path.
+  if (error instanceof KubeApiError) return error.message;
   return error instanceof Error ? error.message : String(error);
 }
 

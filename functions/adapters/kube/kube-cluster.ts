@@ -21,6 +21,8 @@ import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../../../shared/contr
 import { abortable, bindSignal, type SignalBound } from '../../../shared/deadline.js';
 import { RetryableError } from '../../../shared/errors.js';
 import { signalOptions } from '../../../shared/kube/abort.js';
+import { listWatchOf } from '../../../shared/kube/client-node-connection.js';
+import type { KubeClient } from '../../../shared/kube/kube-client.js';
 import { shareConnections } from '../../../shared/kube/kubeconfig.js';
 import type { PlannedEvent } from '../../core/image-pull-secret/plan-image-pull-secret.js';
 import type {
@@ -39,11 +41,19 @@ import { getJson } from './raw-json.js';
 import { toCrView, toNamespaceView, toSecretBody, toSecretView, toServiceAccountView } from './views.js';
 
 const RAW_PAGE = 1000;
+/** The signal of a request made outside any job's deadline. */
+const NEVER = new AbortController().signal;
 const EVENTS_NAMESPACE = 'default';
 
 export class KubeCluster implements ClusterPort, SignalBound {
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
+  /**
+   * The Secret writes (a rotation's thousands of rewrites, a new namespace's create): plain JSON over the same
+   * credentials and connection pool, without client-node's typed (de)serialization of every Secret, whose CPU
+   * on a busy machine is taken from the API server.
+   */
+  private readonly light: KubeClient;
   /** The job's deadline (set on a per-job view by withSignal): every request carries it. */
   signal: AbortSignal | undefined;
 
@@ -59,6 +69,7 @@ export class KubeCluster implements ClusterPort, SignalBound {
     shareConnections(kc);
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.light = listWatchOf(kc);
   }
 
   withSignal(signal: AbortSignal | undefined): this {
@@ -201,9 +212,13 @@ export class KubeCluster implements ClusterPort, SignalBound {
   async createSecret(secret: DesiredSecret): Promise<CreateResult> {
     try {
       await this.call('create', 'secrets', () =>
-        this.core.createNamespacedSecret(
-          { namespace: secret.namespace, body: toSecretBody(secret), fieldManager: FIELD_MANAGER },
-          this.opts(),
+        this.light.post(
+          `/api/v1/namespaces/${encodeURIComponent(secret.namespace)}/secrets`,
+          toSecretBody(secret),
+          {
+            query: { fieldManager: FIELD_MANAGER },
+            signal: this.signal ?? NEVER,
+          },
         ),
       );
       return 'created';
@@ -230,9 +245,10 @@ export class KubeCluster implements ClusterPort, SignalBound {
     const body = toSecretBody(secret);
     body.metadata = { ...body.metadata, resourceVersion };
     await this.call('update', 'secrets', () =>
-      this.core.replaceNamespacedSecret(
-        { namespace: secret.namespace, name: secret.name, body, fieldManager: FIELD_MANAGER },
-        this.opts(),
+      this.light.put(
+        `/api/v1/namespaces/${encodeURIComponent(secret.namespace)}/secrets/${encodeURIComponent(secret.name)}`,
+        body,
+        { query: { fieldManager: FIELD_MANAGER }, signal: this.signal ?? NEVER },
       ),
     );
   }
