@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -41,8 +42,9 @@ import { getJson } from './raw-json.js';
 import { toCrView, toNamespaceView, toSecretBody, toSecretView, toServiceAccountView } from './views.js';
 
 const RAW_PAGE = 1000;
-/** The signal of a request made outside any job's deadline. */
+/** The signal of a request made outside any job's deadline (many at once: no listener limit). */
 const NEVER = new AbortController().signal;
+setMaxListeners(0, NEVER);
 const EVENTS_NAMESPACE = 'default';
 
 export class KubeCluster implements ClusterPort, SignalBound {
