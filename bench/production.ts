@@ -12,6 +12,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
 import { startControlPlane } from '../infra/local/control-plane.js';
 import { findFreePort } from '../infra/local/free-port.js';
 import { createImagePullSecret } from '../infra/local/image-pull-secrets.js';
@@ -40,8 +41,12 @@ import {
 import { type LatencyResult, streamNamespaces } from './latency.js';
 import { diffTotals, parseRequestTotals, runPool, ServiceAccountObserver, waitQueueIdle } from './observe.js';
 
-/** The chart's NODE_OPTIONS (infra/helm/tcr-assistant/values.yaml); the worker's Deployment sets none. */
-const RELAY_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=96';
+/** The chart's NODE_OPTIONS, read from its values (relay.nodeOptions, worker.nodeOptions). */
+const chartValues = parseYaml(
+  readFileSync(path.join(REPO_ROOT, 'infra', 'helm', 'tcr-assistant', 'values.yaml'), 'utf8'),
+) as { relay: { nodeOptions: string }; worker: { nodeOptions: string } };
+const RELAY_NODE_OPTIONS = chartValues.relay.nodeOptions;
+const WORKER_NODE_OPTIONS = chartValues.worker.nodeOptions;
 const BUNDLES = path.join(REPO_ROOT, 'dist', 'image');
 /** A diagnostic run: BENCH_CPU_PROF_DIR=<dir> gives the relay and the worker `node --cpu-prof` (profiles on exit). */
 const profileArgs = [
@@ -189,7 +194,7 @@ export async function benchProduction(opts: ProductionOptions) {
       METRICS_PORT: String(workerPort),
       WORKER_CONCURRENCY: '16',
       LOG_LEVEL: 'warn',
-      NODE_OPTIONS: '',
+      NODE_OPTIONS: WORKER_NODE_OPTIONS,
       ADOPT_ADDON_SECRETS: 'false',
     },
   });
