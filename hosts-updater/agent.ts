@@ -1,11 +1,11 @@
 // The node agent: list + watch one ConfigMap, keep the managed block of the hosts file in line with it.
-import type { KubeConfig, V1ConfigMap } from '@kubernetes/client-node';
+import type { V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Backoff, sleep } from '../shared/backoff.js';
 import { type DesiredHosts, readDesiredHosts } from '../shared/contracts/updater-config.js';
 import { describeError } from '../shared/errors.js';
-import { listWatchOf } from '../shared/kube/client-node-connection.js';
 import { configMapCollection } from '../shared/kube/collections.js';
+import type { ListWatch } from '../shared/kube/list-watch.js';
 import {
   type ResourceSource,
   ResourceWatcher,
@@ -43,12 +43,12 @@ export interface ConfigMapSource {
  * collection): that is what lets RBAC grant list/watch with `resourceNames: [<name>]` and nothing else.
  */
 export function createConfigMapSource(
-  kc: KubeConfig,
+  api: ListWatch,
   namespace: string,
   name: string,
   watchTimeoutSeconds = 330,
 ): ConfigMapSource {
-  const collection = configMapCollection(listWatchOf(kc), namespace, name, watchTimeoutSeconds);
+  const collection = configMapCollection(api, namespace, name, watchTimeoutSeconds);
   return {
     async list(signal) {
       const page = await collection.listPage(undefined, signal ?? new AbortController().signal);
@@ -87,8 +87,8 @@ const noMetrics: WatchMetrics = {
 };
 
 export interface HostsUpdaterOptions {
-  /** Needed unless `source` is given. */
-  kubeConfig?: KubeConfig | undefined;
+  /** List and watch of the API server (the light transport); needed unless `source` is given. */
+  api?: ListWatch | undefined;
   namespace: string;
   configMapName: string;
   hostsPath: string;
@@ -97,7 +97,7 @@ export interface HostsUpdaterOptions {
   log: Logger;
   /** Aborting it stops the agent; runHostsUpdater then resolves. */
   signal: AbortSignal;
-  /** A fresh list this often, whatever the watch says (client-node watches can stall silently). */
+  /** A fresh list this often, whatever the watch says (a watch can stall silently). */
   resyncIntervalMs?: number | undefined;
   /** Backoff for list/watch failures and failed writes. */
   retryInitialMs?: number | undefined;
@@ -238,15 +238,15 @@ export async function runHostsUpdater(options: HostsUpdaterOptions): Promise<voi
   const io: HostsIoOptions = { stateDir: options.stateDir, fs: options.fs };
   const source =
     options.source ??
-    (options.kubeConfig
+    (options.api
       ? createConfigMapSource(
-          options.kubeConfig,
+          options.api,
           options.namespace,
           options.configMapName,
           Math.ceil(resyncIntervalMs / 1000) + 30,
         )
       : undefined);
-  if (!source) throw new Error('runHostsUpdater needs kubeConfig (or a source)');
+  if (!source) throw new Error('runHostsUpdater needs an api (or a source)');
 
   const recovery = await recoverHostsFile(options.hostsPath, io);
   if (recovery.action !== 'none' || recovery.removedTempFiles > 0) {

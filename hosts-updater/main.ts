@@ -7,7 +7,8 @@ import { ms, parseEnv } from '../shared/config.js';
 import { SYSTEM_NAMESPACE } from '../shared/contracts/names.js';
 import { UPDATER_CONFIG_MAP_NAME } from '../shared/contracts/updater-config.js';
 import { describeError } from '../shared/errors.js';
-import { loadKubeConfig } from '../shared/kube/kubeconfig.js';
+import { connectionOf, KubeClient } from '../shared/kube/kube-client.js';
+import { loadKubeTarget } from '../shared/kube/kube-target.js';
 import { createLogger } from '../shared/logging.js';
 import { runHostsUpdater } from './agent.js';
 
@@ -39,10 +40,12 @@ async function main(): Promise<void> {
     // In-cluster config would fail later with a bare "Invalid URL", retried forever.
     throw new Error('not running in a cluster (no KUBERNETES_SERVICE_HOST): set KUBECONFIG');
   }
-  const kubeConfig = loadKubeConfig({
-    kubeconfig: env.KUBECONFIG || undefined,
-    context: env.KUBE_CONTEXT || undefined,
-  });
+  // The light transport (shared/kube/kube-client.ts): a DaemonSet on every node should not carry client-node.
+  const api = new KubeClient(
+    connectionOf(
+      loadKubeTarget({ kubeconfig: env.KUBECONFIG || undefined, context: env.KUBE_CONTEXT || undefined }),
+    ),
+  );
   const stop = new AbortController();
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
@@ -51,7 +54,7 @@ async function main(): Promise<void> {
     });
   }
   await runHostsUpdater({
-    kubeConfig,
+    api,
     namespace: env.NAMESPACE,
     configMapName: env.CONFIGMAP_NAME,
     hostsPath: env.HOSTS_PATH,

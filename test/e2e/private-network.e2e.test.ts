@@ -25,6 +25,7 @@ import { FINALIZER } from '../../shared/contracts/labels.js';
 import { GROUP, PLURAL, VERSION } from '../../shared/contracts/names.js';
 import { UPDATER_CONFIG_MAP_NAME } from '../../shared/contracts/updater-config.js';
 import { TerminalError } from '../../shared/errors.js';
+import { listWatchOf } from '../../shared/kube/client-node-connection.js';
 import { createLogger } from '../../shared/logging.js';
 import { createCr, deleteCr, patchCrSpec, readCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, LogCapture, startFunctions } from '../support/functions.js';
@@ -180,7 +181,7 @@ beforeAll(async () => {
   hostsPath = path.join(hostsDir, 'hosts');
   await writeFile(hostsPath, ORIGINAL_HOSTS);
   agent = runHostsUpdater({
-    kubeConfig: agentKc,
+    api: listWatchOf(agentKc),
     namespace: SYSTEM_NAMESPACE,
     configMapName: UPDATER_CONFIG_MAP_NAME,
     hostsPath,
