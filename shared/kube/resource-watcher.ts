@@ -246,22 +246,27 @@ export class ResourceWatcher<K extends string = string> {
   private async relist(): Promise<void> {
     this.opts.metrics.relists.inc({ kind: this.kind });
     const fresh = new Map<string, string>();
+    // Objects are kept only where someone will look at them: every one for onListed, else only those this
+    // list reports (a relay's first list of 5,000 ServiceAccounts keeps none, only their fingerprints).
     const objects = new Map<string, WatchedObject>();
+    const keepAll = this.opts.onListed !== undefined;
+    const reporting = this.synced || this.opts.reportInitialList === true;
     let token: string | undefined;
     let rv = '';
     do {
       const page = await this.listPage(token);
       for (const obj of page.items) {
         const key = this.source.keyOf(obj);
-        fresh.set(key, this.source.fingerprintOf(obj));
-        objects.set(key, obj);
+        const fp = this.source.fingerprintOf(obj);
+        fresh.set(key, fp);
+        if (keepAll || (reporting && this.known.get(key) !== fp)) objects.set(key, obj);
       }
       token = page.continueToken || undefined;
       rv = page.resourceVersion;
     } while (token);
     // Later lists report the differences; the first one only if asked (a view wants every object, the
     // relay resyncs instead of enqueueing a job per object).
-    if (this.synced || this.opts.reportInitialList) {
+    if (reporting) {
       for (const [key, fp] of fresh) {
         const before = this.known.get(key);
         if (before === undefined) this.emit('added', key, this.synced, objects.get(key));
