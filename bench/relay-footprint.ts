@@ -1,11 +1,13 @@
-// `npx tsx bench/relay-footprint.ts [--namespaces 5000]`: the relay's memory while it watches N namespaces
-// and N ServiceAccounts (each namespace's `default`), with and without the heap settings its Deployment uses;
-// then the admission webhook's (its view of the N namespaces), as the image runs it (a bundle).
+// `npx tsx bench/relay-footprint.ts [--namespaces 5000] [--relay-options '<NODE_OPTIONS>' ...]`: the relay's
+// memory while it watches N namespaces and N ServiceAccounts (each namespace's `default`), with node's defaults,
+// the chart's NODE_OPTIONS and any other settings given; then the admission webhook's (its view of the N
+// namespaces), as the image runs both (its bundles).
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
 import { startControlPlane } from '../infra/local/control-plane.js';
 import { findFreePort } from '../infra/local/free-port.js';
 import { CRD_FILE, NAMESPACE_FILE, RELAY_RBAC_FILE, REPO_ROOT } from '../infra/local/paths.js';
@@ -14,7 +16,15 @@ import { installWebhook, startWebhookProcess } from '../infra/local/webhook.js';
 import { applyManifests, readManifests } from '../shared/kube/manifests.js';
 import { runPool } from './observe.js';
 
-const { values } = parseArgs({ options: { namespaces: { type: 'string', default: '5000' } } });
+const { values } = parseArgs({
+  options: {
+    namespaces: { type: 'string', default: '5000' },
+    'relay-options': { type: 'string', multiple: true, default: [] },
+  },
+});
+const chartValues = parseYaml(
+  readFileSync(path.join(REPO_ROOT, 'infra', 'helm', 'tcr-assistant', 'values.yaml'), 'utf8'),
+) as { relay: { nodeOptions: string }; webhook: { nodeOptions: string } };
 const n = Number(values.namespaces);
 const cp = await startControlPlane({ name: 'footprint' });
 const redis = await startRedis();
@@ -39,14 +49,16 @@ for (;;) {
 }
 console.log(`created ${n} namespaces (+ ${n} default ServiceAccounts) in ${Date.now() - t0} ms`);
 const relayKc = await cp.kubeconfigAs('system:serviceaccount:tcr-assistant-system:tcr-assistant-relay');
-const bundle = path.join(REPO_ROOT, 'dist', 'relay', 'main.cjs');
+execFileSync(process.execPath, [
+  path.join(REPO_ROOT, 'infra', 'scripts', 'build-bundles.mjs'),
+  path.join(REPO_ROOT, 'dist', 'image'),
+]);
+const bundle = path.join(REPO_ROOT, 'dist', 'image', 'relay.cjs');
 const rows: string[] = [];
 for (const [label, nodeOptions] of [
   ['node defaults', ''],
-  [
-    'Deployment settings (--max-semi-space-size=2 --max-old-space-size=96)',
-    '--max-semi-space-size=2 --max-old-space-size=96',
-  ],
+  [`the chart's settings (${chartValues.relay.nodeOptions})`, chartValues.relay.nodeOptions],
+  ...(values['relay-options'] ?? []).map((o) => [o, o] as const),
 ] as const) {
   const port = await findFreePort();
   const relay = spawn(process.execPath, [bundle], {
@@ -83,17 +95,10 @@ for (const [label, nodeOptions] of [
   await new Promise((r) => relay.once('exit', r));
 }
 const webhookRows: string[] = [];
-execFileSync(process.execPath, [
-  path.join(REPO_ROOT, 'infra', 'scripts', 'build-bundles.mjs'),
-  path.join(REPO_ROOT, 'dist', 'image'),
-]);
 const endpoint = await installWebhook(kc);
 for (const [label, nodeOptions] of [
   ['node defaults', ''],
-  [
-    "the chart's settings (--max-semi-space-size=2 --max-old-space-size=96)",
-    '--max-semi-space-size=2 --max-old-space-size=96',
-  ],
+  [`the chart's settings (${chartValues.webhook.nodeOptions})`, chartValues.webhook.nodeOptions],
 ] as const) {
   const webhook = await startWebhookProcess({
     kubeconfig: await cp.kubeconfigAs('system:serviceaccount:tcr-assistant-system:tcr-assistant-webhook'),
