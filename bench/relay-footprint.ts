@@ -71,7 +71,10 @@ for (const [label, nodeOptions] of [
       NODE_OPTIONS: nodeOptions,
       POD_NAME: label,
     },
-    stdio: 'ignore',
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  relay.once('exit', (code, signal) => {
+    if (code !== 0 && signal !== 'SIGTERM') console.error(`relay (${label}) exited: ${code ?? signal}`);
   });
   for (;;) {
     const ok = await fetch(`http://127.0.0.1:${port}/readyz`)
