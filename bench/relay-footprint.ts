@@ -73,15 +73,22 @@ for (const [label, nodeOptions] of [
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+  let exited = false;
   relay.once('exit', (code, signal) => {
+    exited = true;
     if (code !== 0 && signal !== 'SIGTERM') console.error(`relay (${label}) exited: ${code ?? signal}`);
   });
   for (;;) {
+    if (exited) break;
     const ok = await fetch(`http://127.0.0.1:${port}/readyz`)
       .then(async (r) => (r.status === 200 ? await r.text() : ''))
       .catch(() => '');
     if (ok === 'leading') break;
     await new Promise((r) => setTimeout(r, 200));
+  }
+  if (exited) {
+    rows.push(`| ${label} | ${n} | did not start | |`);
+    continue;
   }
   await new Promise((r) => setTimeout(r, 5000));
   const rss = () =>
@@ -94,6 +101,7 @@ for (const [label, nodeOptions] of [
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const heap = Number(/tcr_relay_nodejs_heap_size_used_bytes (\d+)/.exec(metrics)?.[1]) / 2 ** 20;
   rows.push(`| ${label} | ${n} | ${Math.max(...samples).toFixed(1)} MiB | ${heap.toFixed(1)} MiB |`);
+  console.log(rows.at(-1));
   relay.kill('SIGTERM');
   await new Promise((r) => relay.once('exit', r));
 }
