@@ -3,8 +3,8 @@ import type https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient, type KubeConnection } from './kube-client.js';
 
-// The light transport with client-node's credentials: for components that keep client-node for their API
-// calls (the functions, the webhook, the hosts-updater), their watches still run through the one list/watch
+// The light transport with client-node's credentials: the functions keep client-node for their API calls,
+// and their watches still run through the one list/watch
 // path (collections.ts over kube-client.ts), authenticated as client-node would (exec plugins included), on
 // the agent its createAgent gives (shareConnections: one keep-alive pool).
 
