@@ -3,10 +3,10 @@ import type https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient, type KubeConnection } from './kube-client.js';
 
-// The light transport with client-node's credentials: the functions keep client-node for their API calls,
-// and their watches still run through the one list/watch
-// path (collections.ts over kube-client.ts), authenticated as client-node would (exec plugins included), on
-// the agent its createAgent gives (shareConnections: one keep-alive pool).
+// The light transport with client-node's credentials: the functions keep client-node for their API calls, and
+// their watches still run through the one list/watch path (collections.ts over kube-client.ts), authenticated
+// as client-node would (exec plugins included), on the agent its createAgent gives (shareConnections: one
+// keep-alive pool).
 
 export function clientNodeConnection(kc: KubeConfig): KubeConnection {
   const server = kc.getCurrentCluster()?.server;
