@@ -77,6 +77,11 @@ function withSignal<T extends object>(port: T, signal: AbortSignal | undefined):
  * point is a fresh look (the periodic resync and its fan-out, a person's `reconcile`) and retries (the view
  * that made the first attempt fail would most likely make the next one fail the same way).
  */
+/** Whether a job gets the view's CR-job port (CrJobViewPort): the CR job and its status refresh. */
+export function crJobReadsView(cause: JobContext['cause']): boolean {
+  return cause?.key.kind === 'imagepullsecret' || cause?.key.kind === 'imagepullsecret-status';
+}
+
 export function readsFromView(cause: JobContext['cause'], attempt: number): boolean {
   if (!cause || (cause.key.kind !== 'namespace' && cause.key.kind !== 'serviceaccount')) return false;
   return attempt <= 1 && cause.trigger !== 'resync' && cause.trigger !== 'cli';
@@ -197,8 +202,9 @@ export function buildFunctionsRuntime(env: FunctionsEnv, overrides: RuntimeOverr
           view && job.cause && readsFromView(job.cause, job.attempt)
             ? view.over(live, job.cause.key, { liveCrs: job.cause.trigger === 'fanout' })
             : live,
-        // A CR job's rotation plans its rewrites from the view's Secrets (its full plan still reads live).
-        view: job.cause?.key.kind === 'imagepullsecret' ? view : undefined,
+        // A CR job's rotation plans its rewrites from the view's Secrets (its full plan still reads live); the
+        // status refresh counts from it (ADR-015 rule 8).
+        view: crJobReadsView(job.cause) ? view : undefined,
         signal: job.signal,
         queue: queuePort,
         failures,

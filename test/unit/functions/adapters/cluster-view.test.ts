@@ -18,7 +18,7 @@ import {
   desiredSecretFor,
   secretDataDigest,
 } from '../../../../functions/core/pull-secret/desired-secret.js';
-import { readsFromView } from '../../../../functions/runtime/build-runtime.js';
+import { crJobReadsView, readsFromView } from '../../../../functions/runtime/build-runtime.js';
 import type { Enqueue, JobKey } from '../../../../shared/contracts/jobs.js';
 import { FIELD_MANAGER, FINALIZER } from '../../../../shared/contracts/labels.js';
 import { RetryableError } from '../../../../shared/errors.js';
@@ -727,6 +727,17 @@ const crJobDeps = (s: Setup, budget = 100): ReconcileDeps => ({
 });
 
 describe('ClusterView: what a CR job reads of it', () => {
+  it('is given to the CR job and to its status refresh (and to no other job)', () => {
+    const cause = (kind: 'imagepullsecret' | 'imagepullsecret-status' | 'namespace') => ({
+      key: kind === 'namespace' ? nsJob('a') : { cluster: 'c1', kind, name: 'cr1' },
+      trigger: 'modified' as const,
+    });
+    expect(crJobReadsView(cause('imagepullsecret'))).toBe(true);
+    expect(crJobReadsView(cause('imagepullsecret-status'))).toBe(true);
+    expect(crJobReadsView(cause('namespace'))).toBe(false);
+    expect(crJobReadsView(undefined)).toBe(false);
+  });
+
   const cr1 = (): CrView => ({ ...stripCr(crObj('cr1')), finalizers: [FINALIZER] });
 
   it('a rotation rewrites our stale Secrets from the view before any cluster-wide list', async () => {
