@@ -345,8 +345,16 @@ export class KubeCluster implements ClusterPort, SignalBound {
       const code = codeOf(error);
       // Deleted since it was read (a CR deleted right after creation): nothing is left to clean or to track.
       if (code === 404) return 'gone';
-      if (code === 409 || code === 422)
+      if (code === 409 || code === 422) {
+        // Adding to a CR whose deletion began after our read (another job may have put our finalizer on it
+        // first, so it lingers): the API server refuses new finalizers there. Nothing is owed by this job:
+        // the deletion is an event of its own, and the job it causes cleans up.
+        if (present) {
+          const now = await this.getImagePullSecret(cr.name);
+          if (!now || now.deleting) return 'gone';
+        }
         throw new RetryableError(`finalizer of ImagePullSecret ${cr.name} changed concurrently`);
+      }
       throw error;
     }
   }
