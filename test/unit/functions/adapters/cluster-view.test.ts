@@ -710,19 +710,10 @@ function ourSecretObj(
 
 /** A CR job's dependencies: the live port (a CR job reads live) and the view beside it. */
 const crJobDeps = (s: Setup, budget = 100): ReconcileDeps => ({
+  ...depsOver(s, nsJob('a')),
   cluster: s.live,
   view: s.view,
-  queue: {
-    enqueue: async (items: Enqueue[]) => {
-      s.enqueued.push(...items);
-    },
-  },
-  failures: { record: async () => {}, clear: async () => {}, list: async () => [] } as never,
-  now: () => new Date(s.clock.now),
-  statusDelayMs: 0,
-  log: createLogger('test', 'silent'),
   directUpdateBudget: budget,
-  isFinalAttempt: false,
   trigger: 'modified',
 });
 
