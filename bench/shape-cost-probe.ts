@@ -1,0 +1,179 @@
+// `npx tsx bench/shape-cost-probe.ts [N] [rounds]`: what each part of our pull Secret's shape costs a rotation's
+// rewrite (issue #15). watch-cost-probe.ts showed that our watches of our Secrets cost the API server next to
+// nothing, while our rewrites cost more than the floor's even with no watch at all. Here each namespace holds
+// one Secret per shape, each rewritten only in its own shape (so no write changes a shape), on a bare control
+// plane, 16 at a time; shapes are interleaved round by round. Per shape: wall time and the CPU of
+// kube-apiserver, etcd, kube-controller-manager (its garbage collector watches every object) and this process.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { startControlPlane } from '../infra/local/control-plane.js';
+import { connectionOf, KubeClient } from '../shared/kube/kube-client.js';
+import { loadKubeTarget } from '../shared/kube/kube-target.js';
+import { runPool } from './observe.js';
+
+const n = Number(process.argv[2] ?? 1000);
+const rounds = Number(process.argv[3] ?? 3);
+const plane = await startControlPlane({ name: 'sprobe', controllerManagerQps: 400 });
+const kube = new KubeClient(connectionOf(loadKubeTarget({ kubeconfig: plane.kubeconfigPath })));
+const signal = AbortSignal.timeout(3_600_000);
+
+const cpuOf = (): Record<string, number> => {
+  const out: Record<string, number> = {};
+  const ticks = (pid: string) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(stat[11]) + Number(stat[12])) / 100;
+  };
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!cmd.some((a) => a.includes(plane.dir))) continue;
+      const name = (cmd[0] ?? '?').split('/').pop() ?? '?';
+      out[name] = (out[name] ?? 0) + ticks(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  out.probe = ticks(String(process.pid));
+  return out;
+};
+
+const dockerConfig = (password: string) =>
+  Buffer.from(
+    JSON.stringify({
+      auths: {
+        'bench.tencentcloudcr.com': {
+          username: 'bench',
+          password,
+          auth: Buffer.from(`bench:${password}`).toString('base64'),
+        },
+      },
+    }),
+  ).toString('base64');
+
+interface Shape {
+  labels?: boolean;
+  annotation?: boolean;
+  owner?: boolean;
+  fieldManager?: boolean;
+  /** resourceVersion precondition (as the functions send it). */
+  rv?: boolean;
+  /** JSON merge patch of `data` (with the resourceVersion) instead of a PUT of the whole object. */
+  patch?: boolean;
+}
+const SHAPES: Record<string, Shape> = {
+  ours: { labels: true, annotation: true, owner: true, fieldManager: true, rv: true },
+  'ours-patch': { labels: true, annotation: true, owner: true, fieldManager: true, rv: true, patch: true },
+  'no-owner': { labels: true, annotation: true, fieldManager: true, rv: true },
+  'no-annotation': { labels: true, owner: true, fieldManager: true, rv: true },
+  'no-labels': { annotation: true, owner: true, fieldManager: true, rv: true },
+  'no-rv': { labels: true, annotation: true, owner: true, fieldManager: true },
+  'no-fm': { labels: true, annotation: true, owner: true, rv: true },
+  'bare-fm-rv': { fieldManager: true, rv: true },
+  floor: {},
+};
+const only = process.env.PROBE_SHAPES?.split(',');
+const shapes = Object.entries(SHAPES).filter(([k]) => !only || only.includes(k));
+
+try {
+  const names = Array.from({ length: n }, (_, i) => `sp-${i}`);
+  const uid = new Map<string, string>();
+  const rv = new Map<string, string>();
+  const body = (ns: string, name: string, s: Shape, password: string) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name,
+      namespace: ns,
+      ...(s.rv && rv.has(`${ns}/${name}`) ? { resourceVersion: rv.get(`${ns}/${name}`) } : {}),
+      ...(s.labels
+        ? {
+            labels: {
+              'app.kubernetes.io/managed-by': 'tcr-assistant',
+              'tcr.tencentcloudcr.com/imagepullsecret-uid': '6f1f1f1f-0000-4000-8000-000000000001',
+            },
+          }
+        : {}),
+      ...(s.annotation ? { annotations: { 'tcr.tencentcloudcr.com/imagepullsecret': 'probe' } } : {}),
+      ...(s.owner
+        ? {
+            ownerReferences: [
+              {
+                apiVersion: 'v1',
+                kind: 'Namespace',
+                name: ns,
+                uid: uid.get(ns),
+                controller: false,
+                blockOwnerDeletion: false,
+              },
+            ],
+          }
+        : {}),
+    },
+    type: 'kubernetes.io/dockerconfigjson',
+    data: { '.dockerconfigjson': dockerConfig(password) },
+  });
+  await runPool(names, 16, async (ns) => {
+    const o = (await kube.post('/api/v1/namespaces', { metadata: { name: ns } }, { signal })) as {
+      metadata: { uid: string };
+    };
+    uid.set(ns, o.metadata.uid);
+    for (const [name, s] of shapes) {
+      const r = (await kube.post(`/api/v1/namespaces/${ns}/secrets`, body(ns, name, s, 'init'), {
+        signal,
+        query: s.fieldManager ? { fieldManager: 'tcr-assistant' } : {},
+      })) as { metadata: { resourceVersion: string } };
+      rv.set(`${ns}/${name}`, r.metadata.resourceVersion);
+    }
+  });
+  console.log(`N=${n}: ${n} namespaces, one Secret per shape (${shapes.map(([k]) => k).join(', ')})`);
+  const results: Record<string, { ms: number[]; cpu: Record<string, number>[] }> = {};
+  for (let round = 1; round <= rounds; round++) {
+    for (const [name, s] of shapes) {
+      // PROBE_PASSWORD_BYTES: a token as long as a real one (a TCR token is ~1.8 KB) instead of a short password.
+      const password = `r${round}-${name}-`.padEnd(Number(process.env.PROBE_PASSWORD_BYTES ?? 0), 'x');
+      await new Promise((r) => setTimeout(r, 500));
+      const cpu0 = cpuOf();
+      const t0 = performance.now();
+      await runPool(names, 16, async (ns) => {
+        const path = `/api/v1/namespaces/${ns}/secrets/${name}`;
+        const query = s.fieldManager ? { fieldManager: 'tcr-assistant' } : {};
+        const r = (
+          s.patch
+            ? await kube.patch(
+                path,
+                {
+                  metadata: { resourceVersion: rv.get(`${ns}/${name}`) },
+                  data: { '.dockerconfigjson': dockerConfig(password) },
+                },
+                { signal, query },
+              )
+            : await kube.put(path, body(ns, name, s, password), { signal, query })
+        ) as { metadata: { resourceVersion: string } };
+        rv.set(`${ns}/${name}`, r.metadata.resourceVersion);
+      });
+      const ms = performance.now() - t0;
+      const cpu1 = cpuOf();
+      const cpu = Object.fromEntries(
+        Object.entries(cpu1).map(([k, v]) => [k, +(v - (cpu0[k] ?? 0)).toFixed(2)]),
+      );
+      const r = results[name] ?? { ms: [], cpu: [] };
+      results[name] = r;
+      r.ms.push(Math.round(ms));
+      r.cpu.push(cpu);
+      console.log(`round ${round} ${name.padEnd(13)}: ${ms.toFixed(0)} ms, CPU ${JSON.stringify(cpu)}`);
+    }
+  }
+  const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] ?? Number.NaN;
+  const sample = await kube.get(`/api/v1/namespaces/${names[0]}/secrets/ours`, { signal });
+  console.log(`\none stored Secret of our shape: ${JSON.stringify(sample).length} bytes as JSON`);
+  console.log('medians over rounds:');
+  for (const [name] of shapes) {
+    const r = results[name];
+    if (!r) continue;
+    const keys = ['kube-apiserver', 'etcd', 'kube-controller-manager', 'probe'];
+    const cpu = keys.map((k) => `${k} ${med(r.cpu.map((c) => c[k] ?? 0)).toFixed(2)}`).join(', ');
+    console.log(`${name.padEnd(13)}: ${med(r.ms)} ms (all: ${r.ms.join(', ')}), CPU s: ${cpu}`);
+  }
+} finally {
+  await plane.stop();
+}
