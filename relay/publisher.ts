@@ -35,8 +35,8 @@ export class Publisher {
   private readonly dirty = new Map<string, Enqueue>();
   private overflowed = false;
   private failingSince: number | undefined;
-  /** The one pending flush, if any: set when keys are pending, cleared when it runs. */
-  private timer: NodeJS.Timeout | undefined;
+  /** Cancels the one pending flush, if any: set when keys are pending, cleared when it runs. */
+  private timer: (() => void) | undefined;
   private started = false;
   private closed = false;
   private flushing: Promise<void> | undefined;
@@ -59,20 +59,29 @@ export class Publisher {
   }
 
   /**
-   * Arms one flush: at once (next turn of the event loop, so keys of the same tick share it) when the last
-   * write began a batching window ago or more, else when that window ends, or when the Redis backoff ends if
-   * that is later. A lone event is not delayed; a burst still goes out one write per window. Event-driven:
-   * called when keys arrive and after each flush (leftovers, or a failed write to retry), never on a period.
+   * Arms one flush: at once (setImmediate: after the I/O callbacks of this turn of the event loop, so keys
+   * of the same watch chunk share it) when the last write began a batching window ago or more, else when that
+   * window ends, or when the Redis backoff ends if that is later. A lone event is not delayed (a zero
+   * setTimeout would hold it ~1 ms: Node's shortest timer); a burst still goes out one write per window.
+   * Event-driven: called when keys arrive and after each flush (leftovers, or a failed write to retry), never
+   * on a period.
    */
   private schedule(): void {
     if (!this.started || this.closed || this.timer || this.flushing) return;
     if (this.dirty.size === 0 && !this.overflowed) return;
     const now = Date.now();
     const delay = Math.max(0, this.lastFlushAt + this.opts.flushIntervalMs - now, this.nextTryAt - now);
-    this.timer = setTimeout(() => {
+    const run = () => {
       this.timer = undefined;
       void this.flush();
-    }, delay);
+    };
+    if (delay === 0) {
+      const immediate = setImmediate(run);
+      this.timer = () => clearImmediate(immediate);
+    } else {
+      const timeout = setTimeout(run, delay);
+      this.timer = () => clearTimeout(timeout);
+    }
   }
 
   add(items: Enqueue[]): void {
@@ -107,7 +116,7 @@ export class Publisher {
     if (this.flushing) return this.flushing;
     if (Date.now() < this.nextTryAt) return this.schedule();
     if (this.dirty.size === 0 && !this.overflowed) return;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.();
     this.timer = undefined;
     this.lastFlushAt = Date.now();
     this.flushing = this.flushOnce().finally(() => {
@@ -168,7 +177,7 @@ export class Publisher {
   /** Stops the timer and tries to hand over what is pending (SIGTERM), within `timeoutMs`. */
   async close(timeoutMs = 5000): Promise<void> {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.();
     this.timer = undefined;
     const deadline = Date.now() + timeoutMs;
     while (this.dirty.size > 0 && Date.now() < deadline) {

@@ -68,6 +68,18 @@ describe('Publisher', () => {
     await publisher.close();
   });
 
+  it('hands a lone key to Redis in the turn of the event loop it arrived in, not after a timer (low-load latency)', async () => {
+    const { queue, batches } = fakeQueue();
+    const publisher = publisherOn(queue);
+    publisher.start();
+    publisher.add([ns('a')]);
+    // The publisher's setImmediate was queued before this one, so it has run when this resolves; a zero
+    // setTimeout (Node's shortest timer is 1 ms) would still be pending.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batches).toEqual([['a']]);
+    await publisher.close();
+  });
+
   it('keeps dirty keys while Redis is down, retries after a backoff, then flushes and asks for a resync', async () => {
     vi.useFakeTimers();
     const { queue, batches, state } = fakeQueue();
