@@ -98,6 +98,36 @@ function procStats(pid: number): ProcStats {
   return { rssMiB: +(rssKb / 1024).toFixed(1), cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100 };
 }
 
+/**
+ * CPU seconds so far of every process of the run: ours (by role), the control plane's (by program, found by
+ * its folder in their command lines) and Redis (by its port). What was busy during a stream is the difference.
+ */
+function cpuOfRun(ours: Record<string, number>, cpDir: string, redisPort: number): Record<string, number> {
+  const cpu: Record<string, number> = {};
+  for (const [k, pid] of Object.entries(ours)) {
+    try {
+      cpu[k] = procStats(pid).cpuSeconds;
+    } catch {
+      // gone; its log says why
+    }
+  }
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const program = path.basename(argv[0] ?? '');
+      const isOurs =
+        (argv.some((a) => a.includes(cpDir)) && program.startsWith('kube')) ||
+        (argv.some((a) => a.includes(cpDir)) && program === 'etcd') ||
+        (program === 'redis-server' && argv.some((a) => a.endsWith(`:${redisPort}`)));
+      if (isOurs) cpu[program] = (cpu[program] ?? 0) + procStats(Number(entry)).cpuSeconds;
+    } catch {
+      // ended meanwhile, or not ours to read
+    }
+  }
+  return cpu;
+}
+
 /** The program a supervised process runs (its supervisor is a bash). */
 function programPid(proc: ManagedProcess): number {
   const supervisor = proc.child.pid as number;
@@ -249,6 +279,7 @@ export async function benchProduction(opts: ProductionOptions) {
   // --- low load on a small cluster ---
   const lowLoad = async (prefix: string): Promise<LatencyResult> => {
     const before = parseIdentityCounts(await metrics());
+    const cpuBefore = cpuOfRun(pids, cp.dir, redis.port);
     const from = Date.now();
     const r = await streamNamespaces({
       admin,
@@ -260,6 +291,11 @@ export async function benchProduction(opts: ProductionOptions) {
       secretName: secret,
       queue,
     });
+    // What was busy during the stream (CPU seconds by process): a slow stream on a busy machine says so.
+    const cpuAfter = cpuOfRun(pids, cp.dir, redis.port);
+    const cpuSecondsByProcess = Object.fromEntries(
+      Object.entries(cpuAfter).map(([k, v]) => [k, +(v - (cpuBefore[k] ?? 0)).toFixed(2)]),
+    );
     await waitQueueIdle(queue);
     const ours = diffIdentityCounts(parseIdentityCounts(await metrics()), before);
     const to = Date.now();
@@ -277,6 +313,7 @@ export async function benchProduction(opts: ProductionOptions) {
     );
     log(`production ${prefix}: ${JSON.stringify(r.createdToConverged)} ${JSON.stringify(r.hops)}`);
     return Object.assign(r, {
+      cpuSecondsByProcess,
       ourRequestsByVerbPerNamespace: perNamespace,
       ourRequestsPerNamespace: {
         ...Object.fromEntries(Object.entries(ours).map(([k, v]) => [k, +(v / r.namespaces).toFixed(2)])),
@@ -299,6 +336,7 @@ export async function benchProduction(opts: ProductionOptions) {
   );
   await obs.start();
   const scaleFrom = (performance.now() - t0) / 1000;
+  const scaleCpuBefore = cpuOfRun(pids, cp.dir, redis.port);
   const s0 = performance.now();
   await runPool(bulk, opts.concurrency, async (name) => {
     await core.createNamespace({ body: { metadata: { name, labels } } });
@@ -307,6 +345,10 @@ export async function benchProduction(opts: ProductionOptions) {
   obs.stop();
   const scaleMs = performance.now() - s0;
   await waitQueueIdle(queue);
+  const scaleCpuAfter = cpuOfRun(pids, cp.dir, redis.port);
+  const scaleCpuSecondsByProcess = Object.fromEntries(
+    Object.entries(scaleCpuAfter).map(([k, v]) => [k, +(v - (scaleCpuBefore[k] ?? 0)).toFixed(2)]),
+  );
   const scaleTo = (performance.now() - t0) / 1000;
   log(`production: ${opts.namespaces} namespaces converged in ${(scaleMs / 1000).toFixed(1)} s`);
 
@@ -424,7 +466,11 @@ export async function benchProduction(opts: ProductionOptions) {
       ),
       lowLoad: lowLoadSmall,
       lowLoadAtScale: lowLoadBig,
-      scale: { seconds: +(scaleMs / 1000).toFixed(1), namespaces: bulk.length },
+      scale: {
+        seconds: +(scaleMs / 1000).toFixed(1),
+        namespaces: bulk.length,
+        cpuSecondsByProcess: scaleCpuSecondsByProcess,
+      },
       footprint: {
         ...footprint,
         relayHeapUsedMiB: heapUsed(relayMetrics),

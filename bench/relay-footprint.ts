@@ -1,7 +1,9 @@
-// `npx tsx bench/relay-footprint.ts [--namespaces 5000] [--relay-options '<NODE_OPTIONS>' ...]`: the relay's
-// memory while it watches N namespaces and N ServiceAccounts (each namespace's `default`), with node's defaults,
-// the chart's NODE_OPTIONS and any other settings given; then the admission webhook's (its view of the N
-// namespaces), as the image runs both (its bundles).
+// `npx tsx bench/relay-footprint.ts [--namespaces 5000] [--kcm-qps 400] [--relay-options '<NODE_OPTIONS>' ...]
+// [--bundle <relay.cjs>] [--no-webhook]`: the relay's memory while it watches N namespaces and N ServiceAccounts
+// (each namespace's `default`), with node's defaults, the chart's NODE_OPTIONS and any other settings given
+// (`VAR=value ... <NODE_OPTIONS>` sets environment variables too); then the admission webhook's (its view of the
+// N namespaces), as the image runs both (its bundles). Each relay row also says where its RSS is: pages of the
+// node binary, malloc's main heap, other anonymous memory (V8's heap among it), from /proc/<pid>/smaps.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -20,13 +22,19 @@ const { values } = parseArgs({
   options: {
     namespaces: { type: 'string', default: '5000' },
     'relay-options': { type: 'string', multiple: true, default: [] },
+    'kcm-qps': { type: 'string' },
+    bundle: { type: 'string' },
+    'no-webhook': { type: 'boolean', default: false },
   },
 });
 const chartValues = parseYaml(
   readFileSync(path.join(REPO_ROOT, 'infra', 'helm', 'tcr-assistant', 'values.yaml'), 'utf8'),
 ) as { relay: { nodeOptions: string }; webhook: { nodeOptions: string } };
 const n = Number(values.namespaces);
-const cp = await startControlPlane({ name: 'footprint' });
+const cp = await startControlPlane({
+  name: 'footprint',
+  controllerManagerQps: values['kcm-qps'] ? Number(values['kcm-qps']) : undefined,
+});
 const redis = await startRedis();
 const kc = new KubeConfig();
 kc.loadFromFile(cp.kubeconfigPath);
@@ -53,7 +61,21 @@ execFileSync(process.execPath, [
   path.join(REPO_ROOT, 'infra', 'scripts', 'build-bundles.mjs'),
   path.join(REPO_ROOT, 'dist', 'image'),
 ]);
-const bundle = path.join(REPO_ROOT, 'dist', 'image', 'relay.cjs');
+const bundle = values.bundle
+  ? path.resolve(values.bundle)
+  : path.join(REPO_ROOT, 'dist', 'image', 'relay.cjs');
+/** RSS by kind of mapping (MiB): the node binary's pages, malloc's main arena, every other mapping. */
+const rssByMapping = (pid: number) => {
+  const sums = { binary: 0, malloc: 0, other: 0 };
+  let kind: keyof typeof sums = 'other';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) kind = head[1] === '[heap]' ? 'malloc' : head[1]?.endsWith('/node') ? 'binary' : 'other';
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) sums[kind] += Number(rss[1]) / 1024;
+  }
+  return `node binary ${sums.binary.toFixed(1)}, malloc heap ${sums.malloc.toFixed(1)}, other ${sums.other.toFixed(1)}`;
+};
 const rows: string[] = [];
 for (const [label, nodeOptions] of [
   ['node defaults', ''],
@@ -61,14 +83,23 @@ for (const [label, nodeOptions] of [
   ...(values['relay-options'] ?? []).map((o) => [o, o] as const),
 ] as const) {
   const port = await findFreePort();
+  // `A=1 B=2 --flag ...`: leading VAR=value words are environment variables, the rest NODE_OPTIONS.
+  const words = nodeOptions.split(' ').filter(Boolean);
+  const extraEnv = Object.fromEntries(
+    words
+      .filter((w) => /^[A-Z_]+=/.test(w))
+      .map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
+  );
+  const flags = words.filter((w) => !/^[A-Z_]+=/.test(w)).join(' ');
   const relay = spawn(process.execPath, [bundle], {
     env: {
       ...process.env,
+      ...extraEnv,
       KUBECONFIG: relayKc,
       REDIS_URL: redis.url,
       HTTP_PORT: String(port),
       LOG_LEVEL: 'warn',
-      NODE_OPTIONS: nodeOptions,
+      NODE_OPTIONS: flags,
       POD_NAME: label,
     },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -87,7 +118,7 @@ for (const [label, nodeOptions] of [
     await new Promise((r) => setTimeout(r, 200));
   }
   if (exited) {
-    rows.push(`| ${label} | ${n} | did not start | |`);
+    rows.push(`| ${label} | ${n} | did not start | | | |`);
     continue;
   }
   await new Promise((r) => setTimeout(r, 5000));
@@ -100,17 +131,26 @@ for (const [label, nodeOptions] of [
   }
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const heap = Number(/tcr_relay_nodejs_heap_size_used_bytes (\d+)/.exec(metrics)?.[1]) / 2 ** 20;
-  rows.push(`| ${label} | ${n} | ${Math.max(...samples).toFixed(1)} MiB | ${heap.toFixed(1)} MiB |`);
+  const heapTotal = Number(/tcr_relay_nodejs_heap_size_total_bytes (\d+)/.exec(metrics)?.[1]) / 2 ** 20;
+  // CPU the relay spent from its start to here: listing N + N objects, the initial resync, the Lease.
+  const stat = readFileSync(`/proc/${relay.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  const cpuSeconds = (Number(stat[11]) + Number(stat[12])) / 100;
+  rows.push(
+    `| ${label} | ${n} | ${Math.max(...samples).toFixed(1)} MiB | ${heap.toFixed(1)} / ${heapTotal.toFixed(1)} MiB | ${rssByMapping(relay.pid as number)} | ${cpuSeconds.toFixed(2)} s |`,
+  );
   console.log(rows.at(-1));
   relay.kill('SIGTERM');
   await new Promise((r) => relay.once('exit', r));
 }
 const webhookRows: string[] = [];
-const endpoint = await installWebhook(kc);
-for (const [label, nodeOptions] of [
-  ['node defaults', ''],
-  [`the chart's settings (${chartValues.webhook.nodeOptions})`, chartValues.webhook.nodeOptions],
-] as const) {
+const endpoint = values['no-webhook'] ? undefined : await installWebhook(kc);
+for (const [label, nodeOptions] of endpoint
+  ? ([
+      ['node defaults', ''],
+      [`the chart's settings (${chartValues.webhook.nodeOptions})`, chartValues.webhook.nodeOptions],
+    ] as const)
+  : []) {
+  if (!endpoint) break;
   const webhook = await startWebhookProcess({
     kubeconfig: await cp.kubeconfigAs('system:serviceaccount:tcr-assistant-system:tcr-assistant-webhook'),
     endpoint,
@@ -137,8 +177,8 @@ for (const [label, nodeOptions] of [
 }
 console.log(
   [
-    '| relay run | namespaces + ServiceAccounts each | RSS (max of 10 samples) | heap used |',
-    '|---|---|---|---|',
+    '| relay run | namespaces + ServiceAccounts each | RSS (max of 10 samples) | heap used / total | RSS by mapping (MiB) | CPU since start |',
+    '|---|---|---|---|---|---|',
     ...rows,
     '',
     '| webhook run | namespaces in its view | RSS (max of 10 samples) | heap used |',

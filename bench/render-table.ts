@@ -184,6 +184,17 @@ function describeLatency(what: string, l: LatencyResult): string[] {
   return out;
 }
 
+/** CPU seconds by process during a stream (results since 2026-11-29 14:40; earlier ones have none). */
+function describeStreamCpu(l: { cpuSecondsByProcess?: Record<string, number> }): string[] {
+  if (!l.cpuSecondsByProcess) return [];
+  return [
+    `CPU during that stream (s, by process): ${Object.entries(l.cpuSecondsByProcess)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  ];
+}
+
 // biome-ignore lint/suspicious/noExplicitAny: a results JSON of any earlier run
 function renderProduction(p: Record<string, any>): string[] {
   const f = p.footprint as Record<
@@ -212,6 +223,17 @@ function renderProduction(p: Record<string, any>): string[] {
         ([k, v]) =>
           `| ${k}${k === 'relay' ? ' (≤ 80 MiB)' : k === 'worker' ? ' (≤ 150 MiB)' : ''} | ${v.idleMaxRssMiB} MiB | ${v.scalePeakRssMiB} MiB | ${v.peakRssMiB} MiB | ${idle.cpuSeconds[k] ?? '-'} |`,
       ),
+    ...(p.scale?.cpuSecondsByProcess
+      ? [
+          '',
+          `Scaling to N (${p.scale.namespaces} namespaces in ${p.scale.seconds} s, until the queue was idle), CPU by process (s): ${Object.entries(
+            p.scale.cpuSecondsByProcess as Record<string, number>,
+          )
+            .sort((a, b) => b[1] - a[1])
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}`,
+        ]
+      : []),
     '',
     `Idle window ${idle.seconds} s after convergence (load average ${idle.loadAtStart.join(' ')} → ${idle.loadAtEnd.join(' ')}): relay + worker CPU **${idle.relayPlusWorkerCpuPer120s} s per 120 s** (≤ 0.5); our identities' API requests **${idle.ourRequestsPerSecond}/s** (≤ 0.2): ${Object.entries(
       idle.ourRequestsPerSecondByIdentity,
@@ -253,9 +275,11 @@ function renderProduction(p: Record<string, any>): string[] {
       .join('; ')}`,
     '',
     ...describeLatency('Low load on a fresh cluster', p.lowLoad),
+    ...describeStreamCpu(p.lowLoad),
     `Our identities' API requests per namespace during that stream (Lease renewals included): ${describeOurs(p.lowLoad.ourRequestsPerNamespace)}${describeVerbs(p.lowLoad.ourRequestsByVerbPerNamespace)}`,
     '',
     ...describeLatency(`Low load at ${p.namespaces} namespaces`, p.lowLoadAtScale),
+    ...describeStreamCpu(p.lowLoadAtScale),
     `Our identities' API requests per namespace during that stream (Lease renewals included): ${describeOurs(p.lowLoadAtScale.ourRequestsPerNamespace)}${describeVerbs(p.lowLoadAtScale.ourRequestsByVerbPerNamespace)}`,
   ];
   return lines;
