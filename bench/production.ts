@@ -41,11 +41,13 @@ import {
 import { type LatencyResult, streamNamespaces } from './latency.js';
 import { diffTotals, parseRequestTotals, runPool, ServiceAccountObserver, waitQueueIdle } from './observe.js';
 
-/** The chart's NODE_OPTIONS, read from its values (relay.nodeOptions, worker.nodeOptions). */
+/** The chart's NODE_OPTIONS, read from its values (relay.nodeOptions, worker.nodeOptions), and the relay's
+ * flags on node's command line (relay.nodeFlags: V8 flags NODE_OPTIONS refuses). */
 const chartValues = parseYaml(
   readFileSync(path.join(REPO_ROOT, 'infra', 'helm', 'tcr-assistant', 'values.yaml'), 'utf8'),
-) as { relay: { nodeOptions: string }; worker: { nodeOptions: string } };
+) as { relay: { nodeOptions: string; nodeFlags?: string[] }; worker: { nodeOptions: string } };
 const RELAY_NODE_OPTIONS = chartValues.relay.nodeOptions;
+const RELAY_NODE_FLAGS = chartValues.relay.nodeFlags ?? [];
 const WORKER_NODE_OPTIONS = chartValues.worker.nodeOptions;
 const BUNDLES = path.join(REPO_ROOT, 'dist', 'image');
 /** A diagnostic run: BENCH_CPU_PROF_DIR=<dir> gives the relay and the worker `node --cpu-prof` (profiles on exit). */
@@ -170,7 +172,7 @@ export async function benchProduction(opts: ProductionOptions) {
     const proc = startProcess({
       name: podName,
       command: process.execPath,
-      args: [...profileArgs, path.join(BUNDLES, 'relay.cjs')],
+      args: [...profileArgs, ...RELAY_NODE_FLAGS, path.join(BUNDLES, 'relay.cjs')],
       logFile: path.join(cp.dir, `${podName}.log`),
       env: {
         ...process.env,

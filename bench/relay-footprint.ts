@@ -1,7 +1,8 @@
 // `npx tsx bench/relay-footprint.ts [--namespaces 5000] [--kcm-qps 400] [--relay-options '<NODE_OPTIONS>' ...]
 // [--bundle <relay.cjs>] [--no-webhook]`: the relay's memory while it watches N namespaces and N ServiceAccounts
-// (each namespace's `default`), with node's defaults, the chart's NODE_OPTIONS and any other settings given
-// (`VAR=value ... <NODE_OPTIONS>` sets environment variables too); then the admission webhook's (its view of the
+// (each namespace's `default`), with node's defaults, the chart's settings (relay.nodeFlags and NODE_OPTIONS)
+// and any other settings given (`VAR=value ... <node flags>`: environment variables, then flags on node's
+// command line); then the admission webhook's (its view of the
 // N namespaces), as the image runs both (its bundles). Each relay row also says where its RSS is: pages of the
 // node binary, malloc's main heap, other anonymous memory (V8's heap among it), from /proc/<pid>/smaps.
 import { execFileSync, spawn } from 'node:child_process';
@@ -29,7 +30,9 @@ const { values } = parseArgs({
 });
 const chartValues = parseYaml(
   readFileSync(path.join(REPO_ROOT, 'infra', 'helm', 'tcr-assistant', 'values.yaml'), 'utf8'),
-) as { relay: { nodeOptions: string }; webhook: { nodeOptions: string } };
+) as { relay: { nodeOptions: string; nodeFlags?: string[] }; webhook: { nodeOptions: string } };
+/** The relay as the chart starts it: its nodeFlags and NODE_OPTIONS (here all given on node's command line). */
+const chartRelay = [...(chartValues.relay.nodeFlags ?? []), chartValues.relay.nodeOptions].join(' ');
 const n = Number(values.namespaces);
 const cp = await startControlPlane({
   name: 'footprint',
@@ -79,7 +82,7 @@ const rssByMapping = (pid: number) => {
 const rows: string[] = [];
 for (const [label, nodeOptions] of [
   ['node defaults', ''],
-  [`the chart's settings (${chartValues.relay.nodeOptions})`, chartValues.relay.nodeOptions],
+  [`the chart's settings (${chartRelay})`, chartRelay],
   ...(values['relay-options'] ?? []).map((o) => [o, o] as const),
 ] as const) {
   const port = await findFreePort();
@@ -90,8 +93,9 @@ for (const [label, nodeOptions] of [
       .filter((w) => /^[A-Z_]+=/.test(w))
       .map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
   );
-  const flags = words.filter((w) => !/^[A-Z_]+=/.test(w)).join(' ');
-  const relay = spawn(process.execPath, [bundle], {
+  // The rest on node's command line, which takes V8 flags NODE_OPTIONS refuses (the chart's nodeFlags).
+  const flags = words.filter((w) => !/^[A-Z_]+=/.test(w));
+  const relay = spawn(process.execPath, [...flags, bundle], {
     env: {
       ...process.env,
       ...extraEnv,
@@ -99,7 +103,7 @@ for (const [label, nodeOptions] of [
       REDIS_URL: redis.url,
       HTTP_PORT: String(port),
       LOG_LEVEL: 'warn',
-      NODE_OPTIONS: flags,
+      NODE_OPTIONS: '',
       POD_NAME: label,
     },
     stdio: ['ignore', 'ignore', 'inherit'],

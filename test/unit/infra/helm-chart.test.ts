@@ -112,7 +112,9 @@ describe('helm lint and template', () => {
       expect(container.securityContext.capabilities.drop, what).toEqual(['ALL']);
       expect(container.resources.limits.memory, what).toBeDefined();
       expect(container.command[0], what).toBe('node');
-      expect(bundles, what).toContain(container.command[1]);
+      // node's own flags (the relay's nodeFlags), then the bundle.
+      const bundleAt = (container.command as string[]).findIndex((a, i) => i > 0 && !a.startsWith('--'));
+      expect(bundles, what).toContain(container.command[bundleAt]);
       if (workload.kind === 'DaemonSet') {
         expect(pod.securityContext.runAsUser, what).toBe(0);
       } else {
@@ -121,6 +123,17 @@ describe('helm lint and template', () => {
         expect(container.livenessProbe.httpGet.path, what).toBe('/healthz');
       }
     }
+  });
+
+  it("the relay: node's flags NODE_OPTIONS refuses (nodeFlags) on its command line before the bundle, heap settings in NODE_OPTIONS", async () => {
+    const objects = await renderChart(EVERYTHING);
+    const relay = containersOf(objects).find(
+      (c) => c.workload.metadata.labels['app.kubernetes.io/component'] === 'relay',
+    );
+    expect(relay?.container.command).toEqual(['node', '--jitless', '--no-expose-wasm', '/app/relay.cjs']);
+    expect(relay?.container.env.find((e: Manifest) => e.name === 'NODE_OPTIONS')?.value).toBe(
+      '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1',
+    );
   });
 
   it('hostNetwork: one Deployment per replica, each on its own port, with the API server address from values', async () => {
