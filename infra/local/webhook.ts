@@ -202,7 +202,8 @@ export async function startWebhookProcess(opts: {
       }
       return total;
     },
-    async waitReady(timeoutMs = 30_000) {
+    // 60 s: a cold `node --import tsx` start, then the view's first lists, on 2 loaded cores.
+    async waitReady(timeoutMs = 60_000) {
       await waitUntilReady(
         proc,
         async () => (await get('/readyz')).status === 200,
