@@ -262,7 +262,8 @@ describe('private-network resolving', () => {
     expect(result.actions.map((a) => a.verb)).toEqual(['noop']);
     expect(functionWrites).toBe(before.client);
     expect(await apiserverWriteCount(kc, ['configmaps'])).toBe(before.server);
-  });
+    // quietWriteCount may wait for an earlier file's namespaces to finish terminating (up to 180 s).
+  }, 300_000);
 
   it('skips an endpoint whose IP is bad and uses the next Running one', async () => {
     emulator.setInternalEndpoints(REGISTRY, [

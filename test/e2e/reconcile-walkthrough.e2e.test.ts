@@ -233,5 +233,6 @@ describe('a namespace deleted while its job runs', () => {
       await fx.enqueue({ cluster: CLUSTER, kind: 'imagepullsecret', name: crName }, 'deleted');
       await fx.drain(DRAIN_MS);
     }
-  });
+    // Its drains may take DRAIN_MS each: above them, as the walkthrough's.
+  }, 400_000);
 });
