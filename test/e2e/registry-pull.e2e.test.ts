@@ -133,7 +133,8 @@ beforeAll(async () => {
     });
     await relay.waitReady();
   }
-}, 120_000);
+  // Above the relay's own 120 s readiness wait, so that a slow start fails with its message and output.
+}, 300_000);
 
 afterAll(async () => {
   await relay?.kill();

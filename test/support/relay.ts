@@ -51,10 +51,17 @@ export async function startRelayProcess(env: Record<string, string>): Promise<Re
       return total;
     },
     ready: async () => (await get('/readyz').catch(() => undefined))?.status === 200,
-    async waitReady(timeoutMs = 30_000) {
-      await waitFor(`relay on :${port} to be ready (output: ${out.slice(-500)})`, () => relay.ready(), {
+    // 120 s: a relay is a node process compiling TypeScript at start, then listing every object of a cluster
+    // that earlier files filled (~1,000 namespaces); on 2 loaded cores that took over 30 s.
+    async waitReady(timeoutMs = 120_000) {
+      await waitFor(`relay on :${port} to be ready`, () => relay.ready(), {
         timeoutMs,
         intervalMs: 100,
+      }).catch((error: Error) => {
+        // The output at the timeout, not at the start of the wait (which was empty).
+        throw new Error(
+          `${error.message}; relay exit ${child.exitCode ?? child.signalCode ?? 'none'}, output: ${out.slice(-1500)}`,
+        );
       });
     },
     async kill(signal = 'SIGTERM') {
