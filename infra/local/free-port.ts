@@ -28,12 +28,20 @@ const canListen = (port: number) =>
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 
-/** A loopback port nothing listens on, below the ephemeral range. */
+// Ports this process handed out: a caller usually asks for several before the first is bound (a control plane's
+// etcd, API server and controller-manager), and a second pick of the same free port would fail to bind later.
+const handedOut = new Set<number>();
+
+/** A loopback port nothing listens on, below the ephemeral range, and not handed out before by this process. */
 export async function findFreePort(): Promise<number> {
   const top = ephemeralRangeStart();
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = LOWEST + Math.floor(Math.random() * (top - LOWEST));
-    if (await canListen(port)) return port;
+    if (handedOut.has(port)) continue;
+    if (await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
   throw new Error(`no free loopback port between ${LOWEST} and ${top - 1} after 200 tries`);
 }
