@@ -255,7 +255,8 @@ describe('Redis restarted empty or flushed (items 1 and 2)', () => {
     // An expected outage is one clear line per condition, not a spray of stack traces.
     expect(noStackTraces(worker.output()), worker.output().slice(-3000)).toBe(true);
     expect(noStackTraces(relay.output()), relay.output().slice(-3000)).toBe(true);
-  });
+    // Its waits add up to 135 s, past vitest's 120 s default: the one that gives up must name what it awaited.
+  }, 300_000);
 
   it('flushed without a restart (no reconnect to notice): schedulers back within one period, the relay resyncs', async () => {
     const lostBefore = await relay.metric('tcr_relay_queue_lost_total');
@@ -346,5 +347,6 @@ describe('the SCF runtime (no long-lived process): the Secret catch-up at each i
     } finally {
       await scf.resetWarmRuntime();
     }
-  });
+    // 60 s + 2 × 30 s of waits (81 s measured in CI): above them, so that a slow one names itself.
+  }, 300_000);
 });

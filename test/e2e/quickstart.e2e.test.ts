@@ -37,6 +37,8 @@ describe('npm start (the local embedded default)', () => {
       await waitFor('the demo to converge', () => /Ctrl-C to stop/.test(out), {
         timeoutMs: 150_000,
         intervalMs: 500,
+      }).catch((error: Error) => {
+        throw new Error(`${error.message}; npm start's output so far:\n${out.slice(-3000)}`);
       });
       expect(out).toMatch(/relay ready/);
       expect(out).toMatch(/created Secret demo-1\/tcr\.ipsimagepullsecret-sample/);
@@ -96,7 +98,9 @@ describe('npm start (the local embedded default)', () => {
         } catch {}
       }
     }
-  });
+    // The convergence wait alone allows 150 s, the stop 40 s: above both, so that a slow start fails with
+    // the wait's message and npm start's output, not a bare test timeout.
+  }, 300_000);
 
   it('ends with a Deployment whose YAML names no pull Secret, Running with the token tcr-assistant issued', (ctx) => {
     requireNode(ctx);

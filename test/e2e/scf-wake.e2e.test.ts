@@ -340,7 +340,9 @@ describe('Invoke failing', () => {
     expect(warnings.length).toBeGreaterThanOrEqual(1);
     expect(warnings.length).toBeLessThanOrEqual(3);
     emulator.clearFaults();
-  });
+    // Relay start (60 s), up to 40 namespaces, then 60 s + 30 s of waits: above the 120 s default, so that a
+    // slow wait names what it awaited.
+  }, 300_000);
 });
 
 describe('an invocation killed by its time limit in the middle of a job', () => {
