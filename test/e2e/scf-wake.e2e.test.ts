@@ -434,9 +434,18 @@ describe('an invocation killed by its time limit in the middle of a job', () => 
     const entries = (await listAudit(redis, auditStreamKey(s.prefix), {})).filter((e) =>
       e.key.startsWith('private-endpoints'),
     );
-    expect(entries.map((e) => e.outcome)).toEqual(['success']);
-    expect(Date.parse(entries[0]!.time)).toBeGreaterThanOrEqual(killedAt);
-    expect(calls().length).toBe(2);
+    // (A recovered run cut short by its own 1 s deadline on a loaded machine is retried like any other: such
+    // retries may precede the success, all of them after the kill too.)
+    expect(entries.at(-1)?.outcome).toBe('success');
+    expect(
+      entries
+        .slice(0, -1)
+        .map((e) => `${e.outcome} ${e.error ?? ''}`)
+        .filter((r) => !/^retry .*deadline/.test(r)),
+    ).toEqual([]);
+    for (const e of entries) expect(Date.parse(e.time)).toBeGreaterThanOrEqual(killedAt);
+    expect(calls().length).toBeGreaterThanOrEqual(2);
+    expect(calls().length).toBeLessThanOrEqual(1 + entries.length);
     expect(calls()[1]!.at).toBeGreaterThanOrEqual(killedAt);
     // A later invocation's stalled check gave it back; it is not failed, and nothing is left active.
     expect(emulator.scf.logs('tcr-kill-e2e')).toContain('stalled job');
@@ -461,10 +470,20 @@ describe('an invocation killed by its time limit in the middle of a job', () => 
       },
       { timeoutMs: 30_000 },
     );
-    expect(entries.map((e) => e.outcome)).toEqual(['retry', 'success']);
-    expect(entries[0]?.error).toMatch(/deadline/);
+    // The slowed attempt was cut at its deadline and retried, and a retry succeeded. A retry may itself run
+    // past the 1 s deadline on a loaded machine (it lists CRs, asks TCR, reads and writes the ConfigMap):
+    // then it is cut short the same way, and counted so.
+    expect(entries.at(-1)?.outcome).toBe('success');
+    const retries = entries.slice(0, -1);
+    expect(retries.length).toBeGreaterThanOrEqual(1);
+    expect(
+      retries.map((e) => `${e.outcome} ${e.error ?? ''}`).filter((r) => !/^retry .*deadline/.test(r)),
+    ).toEqual([]);
     expect(entries[0]?.durationMs).toBeLessThan(1500);
-    expect(calls().length - callsBefore).toBe(2);
+    // The cut-short call and the successful one, and at most one per attempt (a retry cut short before it
+    // reached TCR makes none).
+    expect(calls().length - callsBefore).toBeGreaterThanOrEqual(2);
+    expect(calls().length - callsBefore).toBeLessThanOrEqual(entries.length);
     // The invocation that cut the job short ended normally: nothing was killed this time.
     expect(emulator.scf.invocations('tcr-kill-e2e').filter((r) => r.outcome === 'timeout')).toHaveLength(1);
     expect(await queue.getActiveCount()).toBe(0);
