@@ -316,11 +316,30 @@ describe('pull with the distributed credential', () => {
     const admittedWithout = results.filter((r) => !r.admittedWith);
     const summary = `[race] ${RACE_TRIES} tries in ${Math.round((Date.now() - started) / 1000)} s: ${stuck.length} stuck in ImagePullBackOff/ErrImagePull 30 s after creation; ${admittedWithout.length} admitted without the pull Secret; states ${JSON.stringify(countBy(states))}`;
     console.log(summary);
-    // Every stuck pod is one admission gave no Secret, and every pod that got one pulled.
-    expect(stuck.every((r) => !r.admittedWith)).toBe(true);
-    expect(results.filter((r) => r.admittedWith).every((r) => podState(r.pod) === 'Succeeded')).toBe(true);
-    expect(stuck.length).toBe(admittedWithout.length);
-  }, 240_000);
+    // Every pod admission gave no Secret is stuck 30 s after its creation...
+    expect(
+      admittedWithout.filter((r) => !stuck.includes(r)).map((r) => `${r.ns}: ${podState(r.pod)}`),
+    ).toEqual([]);
+    // ...and every pod that got one pulls and runs. Followed until it does, not judged at 30 s: one whose
+    // first pull ran before the kubelet's Secret cache had synced ("failed to sync secret cache", seen in CI)
+    // is retried after 10 s, then after 20 s more of back-off, and may still be waiting at 30 s.
+    const admittedWith = results.filter((r) => r.admittedWith);
+    await waitFor(
+      `the ${admittedWith.length} pods admitted with the pull Secret to succeed`,
+      async () => {
+        const pods = await Promise.all(
+          admittedWith.map((r) => core.readNamespacedPod({ namespace: r.ns, name: 'app' })),
+        );
+        const notYet = pods.filter((p) => podState(p) !== 'Succeeded');
+        if (notYet.length > 0)
+          throw new Error(
+            `not Succeeded: ${notYet.map((p) => `${p.metadata?.namespace} ${podState(p)}`).join(', ')}`,
+          );
+        return true;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+  }, 300_000);
 
   it('deleting the CR revokes the token it used and removes the token Secret', async () => {
     const auth = JSON.parse(current).auths[registry.host] as { username: string; password: string };
