@@ -263,6 +263,8 @@ function summary(trials: Trial[]) {
     trials: trials.length,
     admittedWithEntry: trials.filter((t) => t.admittedWithEntry).length,
     stuck: trials.filter((t) => STUCK.includes(t.state ?? '')).length,
+    /** Stuck at 30 s among the pods admitted without the entry (those can never pull). */
+    stuckWithoutEntry: trials.filter((t) => !t.admittedWithEntry && STUCK.includes(t.state ?? '')).length,
     statesAt30s: states,
     succeeded: done.length,
     succeededP50Ms: done[Math.floor(done.length / 2)],
@@ -320,7 +322,10 @@ describe('the admission race on the real node', () => {
     // the job patched `default` fails to pull, and only those admitted after it run.
     expect(withWebhook.admittedWithEntry).toBe(TRIALS);
     expect(withWebhook.succeeded).toBe(TRIALS);
-    expect(baseline.stuck).toBe(TRIALS - baseline.admittedWithEntry);
+    // Counted among the pods admitted without the entry: one admitted with it may also be in back-off at
+    // 30 s (its first pulls failed while the kubelet's Secret cache lagged: 10 s, then 20 s of back-off) and
+    // still succeed later, as the second assertion requires.
+    expect(baseline.stuckWithoutEntry).toBe(TRIALS - baseline.admittedWithEntry);
     expect(baseline.succeeded).toBe(baseline.admittedWithEntry);
   });
 });
