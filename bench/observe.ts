@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { type KubeConfig, Watch } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 
@@ -137,4 +138,43 @@ export async function waitQueueIdle(queue: Queue, intervalMs = 200): Promise<voi
     idle = Object.values(c).reduce((a, b) => a + b, 0) + delayed === 0 ? idle + 1 : 0;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+export function cpuSecondsOf(pid: number | string): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(stat[11]) + Number(stat[12])) / 100;
+}
+
+/** CPU seconds by executable name of every process whose command line names `dir` (a control plane's or a
+ * stack's folder), plus this process under `selfLabel`. */
+export function cpuByProcessUnder(dir: string, selfLabel = 'probe'): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!cmd.some((a) => a.includes(dir))) continue;
+      const name = (cmd[0] ?? '?').split('/').pop() ?? '?';
+      out[name] = (out[name] ?? 0) + cpuSecondsOf(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  out[selfLabel] = cpuSecondsOf(process.pid);
+  return out;
+}
+
+/** The benchmark's `.dockerconfigjson` (base64) for one password: the floor's Secrets and what ours must carry. */
+export function benchDockerConfig(password: string): string {
+  return Buffer.from(
+    JSON.stringify({
+      auths: {
+        'bench.tencentcloudcr.com': {
+          username: 'bench',
+          password,
+          auth: Buffer.from(`bench:${password}`).toString('base64'),
+        },
+      },
+    }),
+  ).toString('base64');
 }

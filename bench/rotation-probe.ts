@@ -5,7 +5,7 @@
 // control plane and this one (worker + observer) spent. BENCH_CPU_PROF_DIR=dir: a V8 CPU profile of this
 // process over the rotation window only (`node bench/top-functions.mjs <file>` summarises it).
 
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
@@ -15,7 +15,7 @@ import { createImagePullSecret } from '../infra/local/image-pull-secrets.js';
 import { startLocalStack, waitForRelay } from '../infra/local/stack.js';
 import { GROUP, PLURAL, secretNameFor, VERSION } from '../shared/contracts/names.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
-import { runPool, waitQueueIdle } from './observe.js';
+import { cpuByProcessUnder, runPool, waitQueueIdle } from './observe.js';
 
 const n = Number(process.argv[2] ?? 1000);
 
@@ -42,25 +42,7 @@ const spread = (v: number[]) => `p50 ${pct(v, 50)} / p90 ${pct(v, 90)} / p99 ${p
 
 const stack = await startLocalStack({ clusterId: 'probe', statusDelayMs: 5000 });
 /** CPU seconds (user + system) of the control plane's processes (found by its directory) and of this one. */
-const cpuOf = (): Record<string, number> => {
-  const out: Record<string, number> = {};
-  const ticks = (pid: string) => {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(stat[11]) + Number(stat[12])) / 100;
-  };
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (!cmd.some((a) => a.includes(stack.cluster.dir))) continue;
-      const name = path.basename(cmd[0] ?? '?');
-      out[name] = (out[name] ?? 0) + ticks(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  out['this process (worker, relay client, observer)'] = ticks(String(process.pid));
-  return out;
-};
+const cpuOf = () => cpuByProcessUnder(stack.cluster.dir, 'this process (worker, relay client, observer)');
 const cpuSince = (before: Record<string, number>) =>
   Object.entries(cpuOf())
     .map(([k, v]) => `${k} ${(v - (before[k] ?? 0)).toFixed(2)} s`)

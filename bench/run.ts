@@ -38,7 +38,14 @@ import {
   totalOf,
 } from './identities.js';
 import { streamNamespaces } from './latency.js';
-import { diffTotals, parseRequestTotals, runPool, ServiceAccountObserver, waitQueueIdle } from './observe.js';
+import {
+  benchDockerConfig,
+  diffTotals,
+  parseRequestTotals,
+  runPool,
+  ServiceAccountObserver,
+  waitQueueIdle,
+} from './observe.js';
 import { benchProduction } from './production.js';
 import { renderTable } from './render-table.js';
 
@@ -199,18 +206,7 @@ async function benchRuntime(runtime: Runtime) {
   const crName = 'bench';
   const secret = secretNameFor(crName);
   const docker = (password: string) => ({ server: 'bench.tencentcloudcr.com', username: 'bench', password });
-  const dockerConfig = (password: string) =>
-    Buffer.from(
-      JSON.stringify({
-        auths: {
-          'bench.tencentcloudcr.com': {
-            username: 'bench',
-            password,
-            auth: Buffer.from(`bench:${password}`).toString('base64'),
-          },
-        },
-      }),
-    ).toString('base64');
+  const dockerConfig = benchDockerConfig;
 
   async function procStats(pid: number) {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');

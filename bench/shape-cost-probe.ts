@@ -5,11 +5,10 @@
 // plane, 16 at a time; shapes are interleaved round by round. Per shape: wall time and the CPU of
 // kube-apiserver, etcd, kube-controller-manager (its garbage collector watches every object) and this process.
 
-import { readdirSync, readFileSync } from 'node:fs';
 import { startControlPlane } from '../infra/local/control-plane.js';
 import { connectionOf, KubeClient } from '../shared/kube/kube-client.js';
 import { loadKubeTarget } from '../shared/kube/kube-target.js';
-import { runPool } from './observe.js';
+import { benchDockerConfig, cpuByProcessUnder, runPool } from './observe.js';
 
 const n = Number(process.argv[2] ?? 1000);
 const rounds = Number(process.argv[3] ?? 3);
@@ -17,38 +16,8 @@ const plane = await startControlPlane({ name: 'sprobe', controllerManagerQps: 40
 const kube = new KubeClient(connectionOf(loadKubeTarget({ kubeconfig: plane.kubeconfigPath })));
 const signal = AbortSignal.timeout(3_600_000);
 
-const cpuOf = (): Record<string, number> => {
-  const out: Record<string, number> = {};
-  const ticks = (pid: string) => {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(stat[11]) + Number(stat[12])) / 100;
-  };
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (!cmd.some((a) => a.includes(plane.dir))) continue;
-      const name = (cmd[0] ?? '?').split('/').pop() ?? '?';
-      out[name] = (out[name] ?? 0) + ticks(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  out.probe = ticks(String(process.pid));
-  return out;
-};
-
-const dockerConfig = (password: string) =>
-  Buffer.from(
-    JSON.stringify({
-      auths: {
-        'bench.tencentcloudcr.com': {
-          username: 'bench',
-          password,
-          auth: Buffer.from(`bench:${password}`).toString('base64'),
-        },
-      },
-    }),
-  ).toString('base64');
+const cpuOf = () => cpuByProcessUnder(plane.dir);
+const dockerConfig = benchDockerConfig;
 
 interface Shape {
   labels?: boolean;
