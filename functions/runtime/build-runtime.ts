@@ -72,16 +72,16 @@ function withSignal<T extends object>(port: T, signal: AbortSignal | undefined):
   return signal && typeof bindable.withSignal === 'function' ? (bindable.withSignal(signal) as T) : port;
 }
 
-/**
- * Whether a job reads through its cluster's view: namespace and ServiceAccount jobs, except the ones whose
- * point is a fresh look (the periodic resync and its fan-out, a person's `reconcile`) and retries (the view
- * that made the first attempt fail would most likely make the next one fail the same way).
- */
 /** Whether a job gets the view's CR-job port (CrJobViewPort): the CR job and its status refresh. */
 export function crJobReadsView(cause: JobContext['cause']): boolean {
   return cause?.key.kind === 'imagepullsecret' || cause?.key.kind === 'imagepullsecret-status';
 }
 
+/**
+ * Whether a job reads through its cluster's view: namespace and ServiceAccount jobs, except the ones whose
+ * point is a fresh look (the periodic resync and its fan-out, a person's `reconcile`) and retries (the view
+ * that made the first attempt fail would most likely make the next one fail the same way).
+ */
 export function readsFromView(cause: JobContext['cause'], attempt: number): boolean {
   if (!cause || (cause.key.kind !== 'namespace' && cause.key.kind !== 'serviceaccount')) return false;
   return attempt <= 1 && cause.trigger !== 'resync' && cause.trigger !== 'cli';
