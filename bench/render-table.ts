@@ -1,20 +1,32 @@
 // The Markdown table of a results object (bench/run.ts), also on its own: `npx tsx bench/render-table.ts <json>`.
 import { readFileSync } from 'node:fs';
+import { checkDoneWhen, renderDoneWhen } from './done-when.js';
 import type { LatencyResult } from './latency.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: a results JSON of any earlier run
 export function renderTable(r: Record<string, any>): string {
   const m = r.machine as { cores: number; memoryGiB: number; cpu?: string };
   const v = r.versions as Record<string, string>;
-  const header = `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}, controller-manager ${r.controllerManagerQps ?? 20} QPS${r.webhook ? `, admission webhook ${r.webhook}` : ''}${r.loadBefore ? `; load average before ${r.loadBefore.join(' ')}, after ${r.loadAfter?.join(' ') ?? '-'}` : ''}`;
+  const header = `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}, controller-manager ${r.controllerManagerQpsRuns?.join(' and ') ?? r.controllerManagerQps ?? 20} QPS${r.webhook ? `, admission webhook ${r.webhook}` : ''}${r.loadBefore ? `; load average before ${r.loadBefore.join(' ')}, after ${r.loadAfter?.join(' ') ?? '-'}` : ''}`;
   // A run of several runtimes (`--runtime worker,scf`): one section each, side by side in one run.
   const runs: Record<string, unknown>[] = r.runtimes ?? [r];
   const sections = runs
     .filter((run) => run.bursts)
     .map((run) =>
-      [...(r.runtimes ? ['', `Runtime: ${run.runtime}`, ''] : ['']), ...renderRun(run, r.webhook)].join('\n'),
+      [
+        ...(r.runtimes
+          ? [
+              '',
+              `Runtime: ${run.runtime}${run.controllerManagerQps ? `, controller-manager ${run.controllerManagerQps} QPS` : ''}`,
+              '',
+            ]
+          : ['']),
+        ...renderRun(run, r.webhook),
+      ].join('\n'),
     );
   if (r.production) sections.push(['', ...renderProduction(r.production)].join('\n'));
+  // `--done-when`: the issue's targets first, then the sections they come from.
+  if (r.doneWhen) sections.unshift(['', ...renderDoneWhen(checkDoneWhen(r))].join('\n'));
   return `${header}\n${sections.join('\n')}\n`;
 }
 

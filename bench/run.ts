@@ -62,8 +62,12 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '16' },
     concurrency: { type: 'string', default: '16' },
     // The controller-manager's client rate: 20/s as in real clusters bounds every burst (ours and the floor)
-    // at 20 namespaces/s; a higher one measures the pipeline itself.
+    // at 20 namespaces/s; a higher one measures the pipeline itself. A list (`400,20`) runs each runtime's
+    // scenarios once per rate, each on a fresh stack, in this one run.
     'kcm-qps': { type: 'string', default: '20' },
+    // Every figure of issue #15's "Done when" in one run: `--kcm-qps 400,20 --production --idle-seconds 120`
+    // (worker runtime) and a table of each target against its figure.
+    'done-when': { type: 'boolean', default: false },
     // Where the functions run: worker (BullMQ workers), scf (the bundle on the emulator's SCF, woken by the
     // relay), or both in one run (`worker,scf`), each on a fresh stack, reported side by side; `none` runs
     // only the production scenario.
@@ -84,6 +88,12 @@ const { values } = parseArgs({
     'admission-floor': { type: 'boolean', default: false },
   },
 });
+if (values['done-when']) {
+  values['kcm-qps'] = '400,20';
+  values.production = true;
+  values['idle-seconds'] = '120';
+  values.runtime = 'worker';
+}
 if (values.webhook !== 'on' && values.webhook !== 'off') throw new Error('--webhook must be on or off');
 if (values['admission-floor'] && values.webhook !== 'on')
   throw new Error('--admission-floor compares with our webhook: it needs --webhook on');
@@ -92,6 +102,13 @@ const runtimes = (values.runtime === 'none' ? [] : values.runtime!.split(',')).m
   if (r !== 'worker' && r !== 'scf') throw new Error(`--runtime: "${r}" is not worker or scf`);
   return r as Runtime;
 });
+const kcmRates = values['kcm-qps']!.split(',').map((q) => {
+  const n = Number(q);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--kcm-qps: "${q}" is not a positive integer`);
+  return n;
+});
+/** The stack's setting for a rate: the tooling's default is the controller-manager's own 20 QPS. */
+const kcmSetting = (qps: number) => (qps === 20 ? undefined : qps);
 const sizes = values
   .sizes!.split(',')
   .map(Number)
@@ -120,8 +137,10 @@ const results: Record<string, unknown> = {
   },
   workers,
   clientConcurrency: concurrency,
-  controllerManagerQps: Number(values['kcm-qps']),
+  controllerManagerQps: kcmRates[0],
+  ...(kcmRates.length > 1 ? { controllerManagerQpsRuns: kcmRates } : {}),
   webhook: values.webhook,
+  ...(values['done-when'] ? { doneWhen: true } : {}),
   loadBefore: os.loadavg().map((l) => +l.toFixed(2)),
 };
 const series: { label: string; points: [number, number][] }[] = [];
@@ -174,11 +193,11 @@ const perNamespace = (requests: Record<string, number>, n: number) =>
   Object.fromEntries(Object.entries(requests).map(([k, v]) => [k, +(v / n).toFixed(2)]));
 
 /** One runtime's scenarios on a fresh stack: bursts (with floors), steady state, rotation, latency. */
-async function benchRuntime(runtime: Runtime) {
+async function benchRuntime(runtime: Runtime, kcmQps: number) {
   const stack: LocalStack = await startLocalStack({
     clusterId: 'bench',
     workerConcurrency: workers,
-    controllerManagerQps: Number(values['kcm-qps']) === 20 ? undefined : Number(values['kcm-qps']),
+    controllerManagerQps: kcmSetting(kcmQps),
     statusDelayMs: 5000,
     relayBundle: path.join(REPO_ROOT, 'dist', 'relay', 'main.cjs'),
     relayEnv: { LOG_LEVEL: 'warn' },
@@ -201,7 +220,8 @@ async function benchRuntime(runtime: Runtime) {
   const k8sVersion = JSON.parse((await stack.cluster.get('/version')).body).gitVersion as string;
   results.versions = { node: process.version, kubernetes: k8sVersion, redis: stack.redis.version };
   const bursts: unknown[] = [];
-  const label = (what: string) => (runtimes.length > 1 ? `${runtime} ${what}` : what);
+  const label = (what: string) =>
+    `${runtimes.length > 1 ? `${runtime} ` : ''}${kcmRates.length > 1 ? `kcm ${kcmQps} ` : ''}${what}`;
 
   const crName = 'bench';
   const secret = secretNameFor(crName);
@@ -278,7 +298,9 @@ async function benchRuntime(runtime: Runtime) {
   if (values['admission-floor'])
     for (const f of FLOORS)
       admissionFloors.push(await startAdmissionFloor(stack.admin, { 'bench-owner': 'tcr-assistant' }, f));
-  log(`${runtime}: stack up: ${k8sVersion}, redis ${stack.redis.version}, ${workers} workers`);
+  log(
+    `${runtime}: stack up: ${k8sVersion}, redis ${stack.redis.version}, ${workers} workers, controller-manager ${kcmQps} QPS`,
+  );
 
   /** Every floor namespace so far: the floor's rotation rewrites as many Secrets as ours does. */
   const allFloor: string[] = [];
@@ -601,19 +623,28 @@ async function benchRuntime(runtime: Runtime) {
   const scfTotals = runtime === 'scf' ? scfSummary(stack) : undefined;
   for (const floor of admissionFloors) await floor.stop();
   await stack.stop();
-  return { runtime, bursts, latency, admission, ...(scfTotals ? { scf: scfTotals } : {}) };
+  return {
+    runtime,
+    controllerManagerQps: kcmQps,
+    bursts,
+    latency,
+    admission,
+    ...(scfTotals ? { scf: scfTotals } : {}),
+  };
 }
 
 const runs = [];
 const footprintSeries: typeof series = [];
-for (const runtime of runtimes) runs.push(await benchRuntime(runtime));
+for (const runtime of runtimes) for (const qps of kcmRates) runs.push(await benchRuntime(runtime, qps));
 if (values.production) {
   const production = await benchProduction({
     namespaces: Number(values['production-namespaces']),
     lowRate: Number(values['low-rate']),
     lowDurationSeconds: Number(values['low-duration']),
     idleSeconds: Number(values['idle-seconds']),
-    controllerManagerQps: Number(values['kcm-qps']) === 20 ? undefined : Number(values['kcm-qps']),
+    // Several rates: the production scenario runs with the controller-manager's own 20 QPS when it is among
+    // them (as real clusters do), else with the first.
+    controllerManagerQps: kcmSetting(kcmRates.includes(20) ? 20 : (kcmRates[0] as number)),
     webhook: values.webhook === 'on',
     standby: true,
     concurrency,
