@@ -29,6 +29,8 @@ interface Shape {
   /** JSON merge patch of `data` (with the resourceVersion) instead of a PUT of the whole object. */
   patch?: boolean;
 }
+// `ours` is our Secret as written before issue #15 (with the CR-name annotation); `no-annotation` is our Secret
+// as written since (PROBE_SHAPES=ours,no-annotation,floor compares them).
 const SHAPES: Record<string, Shape> = {
   ours: { labels: true, annotation: true, owner: true, fieldManager: true, rv: true },
   'ours-patch': { labels: true, annotation: true, owner: true, fieldManager: true, rv: true, patch: true },
@@ -133,8 +135,11 @@ try {
     }
   }
   const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] ?? Number.NaN;
-  const sample = await kube.get(`/api/v1/namespaces/${names[0]}/secrets/ours`, { signal });
-  console.log(`\none stored Secret of our shape: ${JSON.stringify(sample).length} bytes as JSON`);
+  console.log('');
+  for (const [name] of shapes) {
+    const sample = await kube.get(`/api/v1/namespaces/${names[0]}/secrets/${name}`, { signal });
+    console.log(`one stored Secret of shape ${name}: ${JSON.stringify(sample).length} bytes as JSON`);
+  }
   console.log('medians over rounds:');
   for (const [name] of shapes) {
     const r = results[name];

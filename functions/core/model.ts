@@ -35,8 +35,6 @@ export interface SecretView {
   type: string;
   /** Whether it carries our managed-by label: only then may we change or delete it. */
   ours: boolean;
-  /** For our Secrets: the CR that owns it (annotation). */
-  crName?: string | undefined;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   data: Record<string, string>;

@@ -1,8 +1,14 @@
 /** Marks on objects we create, so that we never overwrite or delete what we did not create. */
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'tcr-assistant';
-/** CR names can be 246 characters (too long for a label value): the uid goes in a label, the name in an annotation. */
+/** CR names can be 246 characters (too long for a label value): the uid goes in a label. */
 export const CR_UID_LABEL = 'tcr.tencentcloudcr.com/imagepullsecret-uid';
+/**
+ * The CR's name on pull Secrets written before issue #15. No longer written nor read: the name is the Secret's
+ * name after `tcr.ips` (and in the owner reference), and this metadata made each rotation's rewrite cost
+ * more (bench/results/shape-no-annotation-*.md). An old Secret keeps it until its next rewrite (a PUT of the
+ * desired object drops it); it is never a reason to write.
+ */
 export const CR_NAME_ANNOTATION = 'tcr.tencentcloudcr.com/imagepullsecret';
 /** `"true"` on a namespace or ServiceAccount: leave it alone (and remove what we had put there). */
 export const SKIP_ANNOTATION = 'tcr.tencentcloudcr.com/skip';

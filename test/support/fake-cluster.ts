@@ -156,7 +156,7 @@ export class FakeCluster implements ClusterPort {
 
   /** Stores a Secret as given (our own from `ourSecretView`, or someone else's from `foreignSecretView`). */
   addSecret(view: SecretView): this {
-    const { ours: _ours, crName: _crName, dataKeys: _keys, ...stored } = clone(view);
+    const { ours: _ours, dataKeys: _keys, ...stored } = clone(view);
     this.secrets.set(keyOf(view.namespace, view.name), { ...stored, resourceVersion: this.nextRv() });
     return this;
   }
@@ -485,7 +485,8 @@ function fromDesired(secret: DesiredSecret): Omit<StoredSecret, 'uid' | 'resourc
     name: secret.name,
     type: secret.type,
     labels: clone(secret.labels),
-    annotations: clone(secret.annotations),
+    // As the API server does with a PUT of the whole object: annotations not in it (ours has none) are gone.
+    annotations: {},
     data: clone(secret.data),
     ownerUid: secret.owner.uid,
   };
@@ -501,7 +502,6 @@ function toView(s: StoredSecret): SecretView {
     resourceVersion: s.resourceVersion,
     type: s.type,
     ours,
-    crName: s.annotations[CR_NAME_ANNOTATION],
     labels: s.labels,
     annotations: s.annotations,
     data: ours ? s.data : {},
@@ -671,11 +671,14 @@ export function saView(
   };
 }
 
-/** Our Secret for `cr` in `namespace`, exactly as desired (converged) unless `cr` differs from the stored one. */
+/**
+ * Our Secret for `cr` in `namespace`, exactly as desired (converged) unless `cr` differs from the stored one.
+ * `oldShape`: as versions before issue #15 wrote it, with the CR-name annotation.
+ */
 export function ourSecretView(
   cr: CrView,
   namespace: string,
-  o: { resourceVersion?: string; uid?: string; ourLastWrite?: string } = {},
+  o: { resourceVersion?: string; uid?: string; ourLastWrite?: string; oldShape?: boolean } = {},
 ): SecretView {
   const d = desiredSecretFor(cr, namespace);
   return {
@@ -685,9 +688,8 @@ export function ourSecretView(
     resourceVersion: o.resourceVersion ?? `rv-${namespace}-${d.name}`,
     type: d.type,
     ours: true,
-    crName: cr.name,
     labels: d.labels,
-    annotations: d.annotations,
+    annotations: o.oldShape ? { [CR_NAME_ANNOTATION]: cr.name } : {},
     data: d.data,
     ownerUid: cr.uid,
     ourLastWrite: o.ourLastWrite,

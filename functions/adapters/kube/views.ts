@@ -3,7 +3,6 @@ import { z } from 'zod';
 import { ImagePullSecretSpec } from '../../../shared/contracts/image-pull-secret.js';
 import {
   ADOPT_ANNOTATION,
-  CR_NAME_ANNOTATION,
   FIELD_MANAGER,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
@@ -79,7 +78,6 @@ export function toSecretView(s: V1Secret): SecretView {
     resourceVersion: s.metadata?.resourceVersion ?? '',
     type: s.type ?? 'Opaque',
     ours: labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE,
-    crName: s.metadata?.annotations?.[CR_NAME_ANNOTATION],
     labels,
     annotations: s.metadata?.annotations ?? {},
     // Only our own Secrets' contents are kept: a foreign Secret of the same name is only a conflict marker.
@@ -95,6 +93,7 @@ export function toSecretView(s: V1Secret): SecretView {
   };
 }
 
+/** The whole object for a POST or PUT: a PUT replaces the metadata, so no annotation survives a rewrite. */
 export function toSecretBody(secret: DesiredSecret): V1Secret {
   return {
     apiVersion: 'v1',
@@ -103,7 +102,6 @@ export function toSecretBody(secret: DesiredSecret): V1Secret {
       name: secret.name,
       namespace: secret.namespace,
       labels: secret.labels,
-      annotations: secret.annotations,
       ownerReferences: [{ ...secret.owner, controller: false, blockOwnerDeletion: false }],
     },
     type: secret.type,

@@ -183,7 +183,7 @@ export function planNamespace(name: string, state: NamespaceState): NamespacePla
     ...plan.deletes.map((d) => d.cr),
     ...plan.serviceAccountPatches.flatMap((p) => p.add.map((a) => a.cr)),
     ...plan.serviceAccountPatches.flatMap((p) =>
-      p.remove.map((r) => crNameOfSecret({ name: r } as SecretView)).filter((cr) => existing.has(cr)),
+      p.remove.map((r) => crNameOfSecret({ name: r })).filter((cr) => existing.has(cr)),
     ),
   ]);
   plan.affectedCrs = [...affected].sort();

@@ -1,10 +1,5 @@
 import { createHash } from 'node:crypto';
-import {
-  CR_NAME_ANNOTATION,
-  CR_UID_LABEL,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-} from '../../../shared/contracts/labels.js';
+import { CR_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../../shared/contracts/labels.js';
 import { API_VERSION, KIND, SECRET_PREFIX, secretNameFor } from '../../../shared/contracts/names.js';
 import type { CrView, SecretView } from '../model.js';
 import { DOCKER_CONFIG_KEY, DOCKER_CONFIG_TYPE, renderDockerConfigJson } from './docker-config.js';
@@ -14,13 +9,13 @@ export interface DesiredSecret {
   name: string;
   type: string;
   labels: Record<string, string>;
-  annotations: Record<string, string>;
   data: Record<string, string>;
   owner: { apiVersion: string; kind: string; name: string; uid: string };
 }
 
 /** The Secret a CR wants in a namespace. The owner reference lets the garbage collector clean up even if
- * our finalizer is ever removed by hand. */
+ * our finalizer is ever removed by hand. No annotation: the CR's name is the Secret's name after `tcr.ips`
+ * (and in the owner reference); every byte of metadata costs each rotation's rewrite (issue #15). */
 export function desiredSecretFor(cr: CrView, namespace: string): DesiredSecret {
   if (!cr.credential) throw new Error(`ImagePullSecret ${cr.name} has no credential yet`);
   return {
@@ -28,7 +23,6 @@ export function desiredSecretFor(cr: CrView, namespace: string): DesiredSecret {
     name: secretNameFor(cr.name),
     type: DOCKER_CONFIG_TYPE,
     labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CR_UID_LABEL]: cr.uid },
-    annotations: { [CR_NAME_ANNOTATION]: cr.name },
     data: { [DOCKER_CONFIG_KEY]: renderDockerConfigJson(cr.credential) },
     owner: { apiVersion: API_VERSION, kind: KIND, name: cr.name, uid: cr.uid },
   };
@@ -52,19 +46,22 @@ function sameData(actual: SecretView, desired: DesiredSecret): boolean {
   );
 }
 
-/** Whether a stored Secret already is what we want: then it costs zero writes. */
+/**
+ * Whether a stored Secret already is what we want: then it costs zero writes. Annotations are not compared:
+ * we want none, and one already there (the CR-name annotation earlier versions wrote, or anyone's) is no
+ * reason to rewrite; a rewrite for another reason drops ours (a PUT of the desired object).
+ */
 export function isSecretConverged(actual: SecretView, desired: DesiredSecret): boolean {
   return (
     actual.ours &&
     actual.type === desired.type &&
     sameData(actual, desired) &&
     includes(actual.labels, desired.labels) &&
-    includes(actual.annotations, desired.annotations) &&
     actual.ownerUid === desired.owner.uid
   );
 }
 
-/** The CR an (our) Secret belongs to: its annotation, else the name after the `tcr.ips` prefix. */
-export function crNameOfSecret(secret: SecretView): string {
-  return secret.crName ?? secret.name.slice(SECRET_PREFIX.length);
+/** The CR an (our) Secret belongs to: the name after the `tcr.ips` prefix (secretNameFor's inverse). */
+export function crNameOfSecret(secret: Pick<SecretView, 'name'>): string {
+  return secret.name.slice(SECRET_PREFIX.length);
 }

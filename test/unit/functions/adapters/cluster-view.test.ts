@@ -206,7 +206,6 @@ const desired = (namespace: string, name: string): DesiredSecret => ({
   name,
   type: 'kubernetes.io/dockerconfigjson',
   labels: {},
-  annotations: {},
   data: {},
   owner: { apiVersion: 'v1', kind: 'ImagePullSecret', name: 'cr1', uid: 'uid-cr1' },
 });
@@ -660,6 +659,29 @@ describe('ClusterView: Secret digests and kinds that do not parse', () => {
     s.live.crs = [stripCr(rotated)];
     await reconcileNamespace(depsOver(s, nsJob('a')), 'a');
     expect(s.live.calls).toEqual(['listImagePullSecrets', 'replaceSecret a/tcr.ipscr1']);
+  });
+
+  it('upgrade: our Secret as an earlier version wrote it (CR-name annotation) is converged: no write, no live read', async () => {
+    const s = setup();
+    const cr = crObj('cr1');
+    s.cols.namespace.put(nsObj('a'));
+    s.cols.serviceaccount.put(saObj('a', 'default', ['tcr.ipscr1']));
+    s.cols.imagepullsecret.put(cr);
+    const body = toSecretBody(desiredSecretFor(stripCr(cr), 'a'));
+    expect(body.metadata?.annotations).toBeUndefined();
+    s.cols.secret.put({
+      ...body,
+      metadata: {
+        ...body.metadata,
+        annotations: { 'tcr.tencentcloudcr.com/imagepullsecret': 'cr1' },
+        uid: 'u1',
+        resourceVersion: nextRv(),
+      },
+    } as WatchedObject);
+    await synced(s);
+    const result = await reconcileNamespace(depsOver(s, nsJob('a')), 'a');
+    expect(result.actions.filter((a) => a.verb !== 'noop')).toEqual([]);
+    expect(s.live.calls).toEqual([]);
   });
 
   it('a kind whose list does not parse is read live until a list parses', async () => {

@@ -7,7 +7,7 @@ import { desiredSecretFor } from '../../../../functions/core/pull-secret/desired
 import { renderDockerConfigJson } from '../../../../functions/core/pull-secret/docker-config.js';
 import { type JobContext, type RunJobDeps, runJob } from '../../../../functions/core/run-job.js';
 import type { JobKey } from '../../../../shared/contracts/jobs.js';
-import { FINALIZER, SKIP_ANNOTATION } from '../../../../shared/contracts/labels.js';
+import { CR_NAME_ANNOTATION, FINALIZER, SKIP_ANNOTATION } from '../../../../shared/contracts/labels.js';
 import { SECRET_PREFIX, secretNameFor } from '../../../../shared/contracts/names.js';
 import { DeadlineExceededError } from '../../../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../../../shared/errors.js';
@@ -769,6 +769,51 @@ describe('whole loop through runJob', () => {
       ['theirs'],
     ]);
     expect(audit.entries.every((e) => e.outcome === 'success')).toBe(true);
+  });
+
+  it('upgrade: Secrets with the old CR-name annotation cost zero writes; a rotation rewrites them without it; delete removes them', async () => {
+    const h = harness();
+    const a = crView('a', { password: PW });
+    h.cluster.addCr(a);
+    for (const ns of ['ns-1', 'ns-2']) {
+      h.cluster.addNamespace(nsView(ns)).addSecret(ourSecretView(a, ns, { oldShape: true }));
+      h.cluster.addServiceAccount(saView(ns, 'default', [A]));
+    }
+    const deps = runDeps(h, new FakeAudit());
+    const secretWrites = () =>
+      h.cluster.callsOf('createSecret') +
+      h.cluster.callsOf('replaceSecret') +
+      h.cluster.callsOf('deleteSecret');
+
+    await h.queue.enqueue([{ key: ipsKey, trigger: 'added' }]);
+    await drain(h, deps);
+    expect(secretWrites()).toBe(0);
+    expect(h.cluster.crs.get('a')?.status).toMatchObject({ secretsDesired: 2, secretsSuccess: 2 });
+    expect(h.cluster.secret('ns-1', A)?.annotations).toEqual({ [CR_NAME_ANNOTATION]: 'a' });
+    h.cluster.resetCounts();
+    await reconcileNamespace(h.deps, 'ns-1');
+    await h.queue.enqueue([{ key: ipsKey, trigger: 'resync' }]);
+    await drain(h, deps);
+    expect(h.cluster.writeCalls()).toBe(0);
+
+    h.cluster.editCr('a', (x) => {
+      x.spec.docker = dockerCreds(`${PW}-2`);
+      x.credential = dockerCreds(`${PW}-2`);
+    });
+    await h.queue.enqueue([{ key: ipsKey, trigger: 'modified' }]);
+    await drain(h, deps);
+    for (const ns of ['ns-1', 'ns-2']) {
+      const s = h.cluster.secret(ns, A);
+      expect(s?.data['.dockerconfigjson']).toBe(renderDockerConfigJson(dockerCreds(`${PW}-2`)));
+      expect(s?.annotations).toEqual({});
+      expect(s?.ownerUid).toBe(a.uid);
+    }
+
+    h.cluster.deleteCr('a');
+    await h.queue.enqueue([{ key: ipsKey, trigger: 'deleted' }]);
+    await drain(h, deps);
+    expect(h.cluster.secrets.size).toBe(0);
+    expect(h.cluster.pullSecretsOf('ns-1', 'default')).toEqual([]);
   });
 
   it('the password never appears in anything recorded: audit, failures, queue, status, events, errors', async () => {

@@ -30,6 +30,16 @@ const rows: {
   },
   { title: 'a current Secret costs nothing', secrets: [ourSecretView(fresh, 'n1')], want: [] },
   {
+    title: 'a current Secret of an earlier version (CR-name annotation) costs nothing',
+    secrets: [asViewed(ourSecretView(fresh, 'n1', { oldShape: true }))],
+    want: [],
+  },
+  {
+    title: 'a stale Secret of an earlier version (CR-name annotation) is rewritten',
+    secrets: [asViewed(ourSecretView(old, 'n1', { oldShape: true }))],
+    want: ['n1'],
+  },
+  {
     title: 'sorted by namespace, each guarded by its own resourceVersion',
     secrets: [ourSecretView(old, 'n2'), ourSecretView(old, 'n1'), ourSecretView(fresh, 'n3')],
     namespaces: [nsView('n1'), nsView('n2'), nsView('n3')],

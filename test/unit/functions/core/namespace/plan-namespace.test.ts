@@ -94,6 +94,24 @@ const cases: Case[] = [
     expected: { wantedBy: ['a', 'b'], unchanged: [A, B] },
   },
   {
+    title: 'upgrade: converged Secrets written by an earlier version (CR-name annotation) cost zero writes',
+    state: state({
+      crs: [a, b],
+      ourSecrets: [ourSecretView(a, NS, { oldShape: true }), ourSecretView(b, NS, { oldShape: true })],
+      serviceAccounts: [saView(NS, 'default', [A, B]), saView(NS, 'builder', [A, B])],
+    }),
+    expected: { wantedBy: ['a', 'b'], unchanged: [A, B] },
+  },
+  {
+    title: 'upgrade: a stale Secret of an earlier version (CR-name annotation) is updated',
+    state: state({
+      crs: [crView('a', { password: 'rotated-token' })],
+      ourSecrets: [ourSecretView(a, NS, { oldShape: true })],
+      serviceAccounts: [saView(NS, 'default', [A]), saView(NS, 'builder', [A])],
+    }),
+    expected: { wantedBy: ['a'], writes: [`update ${A}@${rvOf(A)}`], affectedCrs: ['a'] },
+  },
+  {
     title: 'changed password: one update guarded by the stored resourceVersion, no ServiceAccount patch',
     state: state({
       crs: [crView('a', { password: 'rotated-token' })],
@@ -283,6 +301,22 @@ const cases: Case[] = [
       patches: [`default -${secretNameFor('gone')}`],
       deletes: [`delete ${secretNameFor('gone')}@${rvOf(secretNameFor('gone'))}`],
       affectedCrs: ['gone'],
+    },
+  },
+  {
+    title: 'orphans with and without the CR-name annotation: both mapped to their CR by name, deleted',
+    state: state({
+      crs: [],
+      ourSecrets: [ourSecretView(crView('gone'), NS), ourSecretView(crView('old'), NS, { oldShape: true })],
+      serviceAccounts: [saView(NS, 'default', [secretNameFor('gone'), secretNameFor('old')])],
+    }),
+    expected: {
+      patches: [`default -${secretNameFor('gone')} -${secretNameFor('old')}`],
+      deletes: [
+        `delete ${secretNameFor('gone')}@${rvOf(secretNameFor('gone'))}`,
+        `delete ${secretNameFor('old')}@${rvOf(secretNameFor('old'))}`,
+      ],
+      affectedCrs: ['gone', 'old'],
     },
   },
   {

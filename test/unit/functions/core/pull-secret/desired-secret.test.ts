@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { toSecretBody } from '../../../../../functions/adapters/kube/views.js';
 import type { CrView, SecretView } from '../../../../../functions/core/model.js';
 import {
+  crNameOfSecret,
   desiredSecretFor,
   isSecretConverged,
   secretDataDigest,
 } from '../../../../../functions/core/pull-secret/desired-secret.js';
+import { CR_NAME_ANNOTATION } from '../../../../../shared/contracts/labels.js';
 
 const cr = {
   name: 'cr1',
@@ -21,7 +24,7 @@ const stored = (data: Record<string, string>, extra: Partial<SecretView> = {}): 
   type: desired.type,
   ours: true,
   labels: desired.labels,
-  annotations: desired.annotations,
+  annotations: {},
   data,
   ownerUid: cr.uid,
   ...extra,
@@ -45,6 +48,63 @@ describe('isSecretConverged: data compared as stored, or by digest (the worker v
     ],
   ])('%s', (_, actual, converged) => {
     expect(isSecretConverged(actual, desired)).toBe(converged);
+  });
+
+  // Upgrade: Secrets written before issue #15 carry the CR-name annotation; they cost no write for it.
+  const oldShape = { annotations: { [CR_NAME_ANNOTATION]: 'cr1' } };
+  it.each([
+    ['an old Secret (CR-name annotation) with the same data', stored(desired.data, oldShape), true],
+    [
+      'an old Secret (CR-name annotation) as the view keeps it, same data',
+      stored({}, { ...oldShape, dataDigest: secretDataDigest(desired.data) }),
+      true,
+    ],
+    [
+      'an old Secret (CR-name annotation) with other data',
+      stored({ '.dockerconfigjson': 'o' }, oldShape),
+      false,
+    ],
+    [
+      "someone's annotation on our Secret, same data",
+      stored(desired.data, { annotations: { 'example.com/note': 'x' } }),
+      true,
+    ],
+    [
+      'a Secret missing our uid label',
+      stored(desired.data, { labels: { 'app.kubernetes.io/managed-by': 'tcr-assistant' } }),
+      false,
+    ],
+    ['a Secret without our owner reference', stored(desired.data, { ownerUid: undefined }), false],
+  ])('%s', (_, actual, converged) => {
+    expect(isSecretConverged(actual, desired)).toBe(converged);
+  });
+});
+
+describe('the pull Secret we write carries no annotation (issue #15)', () => {
+  it('neither the desired Secret nor the body sent to the API server has one; labels and owner stay', () => {
+    expect(desired).not.toHaveProperty('annotations');
+    const body = toSecretBody(desired);
+    expect(body.metadata?.annotations).toBeUndefined();
+    expect(body.metadata?.labels).toEqual({
+      'app.kubernetes.io/managed-by': 'tcr-assistant',
+      'tcr.tencentcloudcr.com/imagepullsecret-uid': 'uid-1',
+    });
+    expect(body.metadata?.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'ImagePullSecret', name: 'cr1', uid: 'uid-1' }),
+    ]);
+  });
+
+  it.each([
+    ['without annotation', stored(desired.data), 'cr1'],
+    [
+      'with the old annotation',
+      stored(desired.data, { annotations: { [CR_NAME_ANNOTATION]: 'cr1' } }),
+      'cr1',
+    ],
+    ['a long CR name, no annotation', stored({}, { name: `tcr.ips${'x'.repeat(246)}` }), 'x'.repeat(246)],
+    ['a dotted CR name, no annotation', stored({}, { name: 'tcr.ipsteam.a-b' }), 'team.a-b'],
+  ])('a Secret %s maps to its CR by its name', (_, secret, cr) => {
+    expect(crNameOfSecret(secret)).toBe(cr);
   });
 
   it('the digest does not depend on key order and is not the data', () => {
