@@ -2,6 +2,7 @@ import { CoreV1Api as Core, CoreV1Api, PatchStrategy, setHeaderOptions } from '@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listAudit } from '../../functions/adapters/audit-reader.js';
 import { QUEUE_NAME } from '../../shared/contracts/jobs.js';
+import { CR_NAME_ANNOTATION, CR_UID_LABEL } from '../../shared/contracts/labels.js';
 import { secretNameFor } from '../../shared/contracts/names.js';
 import { createCr, deleteCr, docker, patchCrSpec, readCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
@@ -12,7 +13,7 @@ import {
   statusOf,
   uniqueName,
 } from '../support/kube.js';
-import { pullSecretsOf, readSecret } from '../support/secrets.js';
+import { dockerConfigOf, pullSecretsOf, readSecret } from '../support/secrets.js';
 import { waitFor } from '../support/wait.js';
 
 const kc = adminKubeConfig();
@@ -200,6 +201,44 @@ describe('the skip annotation', () => {
     await reconcileNs(ns);
     expect(await readSecret(kc, ns, secret)).toBeUndefined();
     expect(await pullSecretsOf(kc, ns, 'default')).not.toContain(secret);
+  });
+});
+
+describe('upgrade from a version that wrote the CR-name annotation (issue #15)', () => {
+  it('a converged Secret carrying it costs no write; a password change rewrites it without it', async () => {
+    const ns = await namespaceWithSa('upgrade');
+    const cr = await newCr({ namespaces: ns });
+    const secret = secretNameFor(cr);
+    await reconcileCr(cr);
+    const fresh = await waitFor(`our Secret in ${ns}`, () => readSecret(kc, ns, secret));
+    expect(fresh.metadata?.annotations?.[CR_NAME_ANNOTATION]).toBeUndefined();
+
+    // As an earlier version left it (the same Secret, plus its annotation).
+    await core.patchNamespacedSecret(
+      { namespace: ns, name: secret, body: { metadata: { annotations: { [CR_NAME_ANNOTATION]: cr } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const old = await readSecret(kc, ns, secret);
+    expect(old?.metadata?.annotations?.[CR_NAME_ANNOTATION]).toBe(cr);
+    await fx.enqueue({ cluster: CLUSTER, kind: 'imagepullsecret', name: cr }, 'resync');
+    await fx.enqueue({ cluster: CLUSTER, kind: 'namespace', name: ns }, 'resync');
+    await fx.drain();
+    await reconcileNs(ns);
+    expect((await readSecret(kc, ns, secret))?.metadata?.resourceVersion).toBe(
+      old?.metadata?.resourceVersion,
+    );
+
+    await patchCrSpec(kc, cr, { docker: docker('rotated.jwt.token') });
+    await fx.enqueue({ cluster: CLUSTER, kind: 'imagepullsecret', name: cr }, 'modified');
+    await fx.drain();
+    const rotated = await readSecret(kc, ns, secret);
+    expect(dockerConfigOf(rotated!).auths['fanjiankong-bj.tencentcloudcr.com']?.password).toBe(
+      'rotated.jwt.token',
+    );
+    expect(rotated?.metadata?.uid).toBe(old?.metadata?.uid);
+    expect(rotated?.metadata?.annotations?.[CR_NAME_ANNOTATION]).toBeUndefined();
+    expect(rotated?.metadata?.labels?.[CR_UID_LABEL]).toBe((await readCr(kc, cr)).metadata.uid);
+    expect(rotated?.metadata?.ownerReferences?.map((o) => o.name)).toEqual([cr]);
   });
 });
 
