@@ -6,7 +6,7 @@ export const CR_UID_LABEL = 'tcr.tencentcloudcr.com/imagepullsecret-uid';
 /**
  * The CR's name on pull Secrets written before issue #15. No longer written nor read: the name is the Secret's
  * name after `tcr.ips` (and in the owner reference), and this metadata made each rotation's rewrite cost
- * more (bench/results/shape-no-annotation-*.md). An old Secret keeps it until its next rewrite (a PUT of the
+ * more (bench/results/shape-no-annotation-2026-11-29.md). An old Secret keeps it until its next rewrite (a PUT of the
  * desired object drops it); it is never a reason to write.
  */
 export const CR_NAME_ANNOTATION = 'tcr.tencentcloudcr.com/imagepullsecret';
