@@ -13,7 +13,7 @@ interface Burst {
   n: number;
   burst: { ratio: number };
   steadyState: { writes: number };
-  rotation: { ratio: number; secrets?: number };
+  rotation: { ratio: number; secrets?: number; ratioToOurShape?: number; shapeCost?: number };
   ourApiRequestsPerNamespace?: { total: number };
 }
 interface Run {
@@ -88,7 +88,7 @@ export function checkDoneWhen(results: { runtimes?: Run[]; production?: Producti
     else
       rows.push({
         target,
-        figure: `${b.rotation.ratio}× (${b.rotation.secrets ?? '?'} Secrets)`,
+        figure: `${b.rotation.ratio}× (${b.rotation.secrets ?? '?'} Secrets)${b.rotation.ratioToOurShape === undefined ? '' : `; ${b.rotation.ratioToOurShape}× a floor writing our Secret's shape, which is ${b.rotation.shapeCost}× the bare one`}`,
         met: b.rotation.ratio <= TARGETS.rotation,
       });
   }

@@ -45,10 +45,23 @@ import { diffTotals, parseRequestTotals, runPool, ServiceAccountObserver, waitQu
  * flags on node's command line (relay.nodeFlags: V8 flags NODE_OPTIONS refuses). */
 const chartValues = parseYaml(
   readFileSync(path.join(REPO_ROOT, 'infra', 'helm', 'tcr-assistant', 'values.yaml'), 'utf8'),
-) as { relay: { nodeOptions: string; nodeFlags?: string[] }; worker: { nodeOptions: string } };
+) as {
+  relay: { nodeOptions: string; nodeFlags?: string[] };
+  worker: { nodeOptions: string; mallocEnv?: Record<string, string> | null };
+};
 const RELAY_NODE_OPTIONS = chartValues.relay.nodeOptions;
 const RELAY_NODE_FLAGS = chartValues.relay.nodeFlags ?? [];
-const WORKER_NODE_OPTIONS = chartValues.worker.nodeOptions;
+const WORKER_NODE_OPTIONS = process.env.BENCH_WORKER_NODE_OPTIONS ?? chartValues.worker.nodeOptions;
+/** The worker's environment from the chart (worker.mallocEnv); a diagnostic run adds or overrides variables
+ * with BENCH_WORKER_ENV='K=V K=V' (e.g. other malloc tunables), to measure them before the chart sets them. */
+const WORKER_EXTRA_ENV: Record<string, string> = {
+  ...chartValues.worker.mallocEnv,
+  ...Object.fromEntries(
+    (process.env.BENCH_WORKER_ENV?.split(' ').filter(Boolean) ?? []).map(
+      (kv) => kv.split('=', 2) as [string, string],
+    ),
+  ),
+};
 const BUNDLES = path.join(REPO_ROOT, 'dist', 'image');
 /** A diagnostic run: BENCH_CPU_PROF_DIR=<dir> gives the relay and the worker `node --cpu-prof` (profiles on exit). */
 const profileArgs = [
@@ -228,6 +241,7 @@ export async function benchProduction(opts: ProductionOptions) {
       LOG_LEVEL: 'warn',
       NODE_OPTIONS: WORKER_NODE_OPTIONS,
       ADOPT_ADDON_SECRETS: 'false',
+      ...WORKER_EXTRA_ENV,
     },
   });
   await waitUntilReady(
@@ -443,8 +457,17 @@ export async function benchProduction(opts: ProductionOptions) {
     ]),
   );
   const workerMetrics = (await httpText(workerPort, '/metrics')).text;
-  const heapUsed = (text: string) =>
-    +(Number(/nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+)/.exec(text)?.[1] ?? 0) / 2 ** 20).toFixed(1);
+  const mib = (text: string, metric: string) =>
+    +(Number(new RegExp(`${metric}(?:\\{[^}]*\\})? (\\d+)`).exec(text)?.[1] ?? 0) / 2 ** 20).toFixed(1);
+  const heapUsed = (text: string) => mib(text, 'nodejs_heap_size_used_bytes');
+  /** Where a process's resident memory is, at the end of the run: V8's heap (used, committed), memory outside
+   * it that V8 knows of (Buffers: malloc), and the rest (code, the node binary, allocator slack). */
+  const memoryOf = (text: string) => ({
+    rssMiB: mib(text, 'process_resident_memory_bytes'),
+    heapUsedMiB: heapUsed(text),
+    heapCommittedMiB: mib(text, 'nodejs_heap_size_total_bytes'),
+    externalMiB: mib(text, 'nodejs_external_memory_bytes'),
+  });
   const relayMetrics = (await httpText(relay.port, '/metrics')).text;
 
   await worker.stop('SIGTERM', 30_000);
@@ -463,6 +486,8 @@ export async function benchProduction(opts: ProductionOptions) {
       controllerManagerQps: opts.controllerManagerQps ?? 20,
       webhook: opts.webhook,
       standbyRelay: opts.standby,
+      workerNodeOptions: WORKER_NODE_OPTIONS,
+      ...(Object.keys(WORKER_EXTRA_ENV).length > 0 ? { workerExtraEnv: WORKER_EXTRA_ENV } : {}),
       bundles: ['relay.cjs', 'functions.cjs worker', ...(opts.webhook ? ['webhook.cjs'] : [])].map(
         (b) => `node dist/image/${b}`,
       ),
@@ -477,6 +502,7 @@ export async function benchProduction(opts: ProductionOptions) {
         ...footprint,
         relayHeapUsedMiB: heapUsed(relayMetrics),
         workerHeapUsedMiB: heapUsed(workerMetrics),
+        memoryAtEnd: { relay: memoryOf(relayMetrics), worker: memoryOf(workerMetrics) },
       },
       idle,
       resync,

@@ -54,6 +54,28 @@ function renderRun(r: Record<string, any>, webhook?: 'on' | 'off'): string[] {
       `| ${b.n} | ${(b.burst.oursMs / 1000).toFixed(1)} / ${(b.burst.floorMs / 1000).toFixed(1)} | ${b.burst.ratio} | ${b.steadyState.writes} | ${b.steadyState.readsPerNamespace} | ${(b.rotation.oursMs / 1000).toFixed(1)} / ${(b.rotation.floorMs / 1000).toFixed(1)}${b.rotation.secrets ? ` (${b.rotation.secrets} Secrets)` : ''} | ${b.rotation.ratio} | ${b.footprint.relayRssMiB} MiB | ${b.footprint.relayCpuSeconds} | ${b.footprint.workerProcessRssMiB ?? '-'} MiB${b.footprint.scfInstancesRssMiB === undefined ? '' : ` (SCF instances ${b.footprint.scfInstancesRssMiB} MiB)`} | ${b.footprint.redisUsedMemoryMiB} | ${(b.footprint.crStatusBytes / 1024).toFixed(1)} KiB |`,
     );
   }
+  const shaped = (
+    r.bursts as {
+      n: number;
+      rotation: {
+        secrets?: number;
+        oursMs: number;
+        floorOurShapeMs?: number;
+        ratioToOurShape?: number;
+        shapeCost?: number;
+      };
+    }[]
+  ).filter((b) => b.rotation.floorOurShapeMs !== undefined);
+  if (shaped.length > 0)
+    lines.push(
+      '',
+      `Rotation against the floor in our Secret's shape (the bare script rewriting Secrets with our labels, annotations and owner reference): ${shaped
+        .map(
+          (b) =>
+            `${b.rotation.secrets ?? b.n} Secrets: ours ${(b.rotation.oursMs / 1000).toFixed(1)} s / ${((b.rotation.floorOurShapeMs as number) / 1000).toFixed(1)} s = ${b.rotation.ratioToOurShape}× (that floor is ${b.rotation.shapeCost}× the bare one)`,
+        )
+        .join('; ')}`,
+    );
   const l = r.latency as
     | (Partial<LatencyResult> & {
         rate: number;

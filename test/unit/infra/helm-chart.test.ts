@@ -136,6 +136,31 @@ describe('helm lint and template', () => {
     );
   });
 
+  it("the worker: glibc's malloc tunables from mallocEnv in its environment", async () => {
+    const workerEnv = async (values: Values) => {
+      const worker = containersOf(await renderChart(values)).find(
+        (c) => c.workload.metadata.labels['app.kubernetes.io/component'] === 'worker',
+      );
+      return Object.fromEntries(
+        ((worker?.container.env ?? []) as Manifest[])
+          .filter((e) => String(e.name).startsWith('MALLOC_'))
+          .map((e) => [e.name, e.value]),
+      );
+    };
+    expect(await workerEnv(EVERYTHING)).toEqual({
+      MALLOC_ARENA_MAX: '2',
+      MALLOC_MMAP_THRESHOLD_: '131072',
+      MALLOC_TRIM_THRESHOLD_: '131072',
+    });
+    // helm deletes a key set to null: glibc's default for that one.
+    const defaults = {
+      ...EVERYTHING,
+      'worker.mallocEnv.MALLOC_ARENA_MAX': null,
+      'worker.mallocEnv.MALLOC_MMAP_THRESHOLD_': null,
+    } as unknown as Values;
+    expect(await workerEnv(defaults)).toEqual({ MALLOC_TRIM_THRESHOLD_: '131072' });
+  });
+
   it('hostNetwork: one Deployment per replica, each on its own port, with the API server address from values', async () => {
     const objects = await renderChart({
       ...REQUIRED_VALUES,
@@ -278,6 +303,11 @@ describe('bad values are refused, naming the value', () => {
       title: 'a webhook timeout beyond what the API server allows',
       values: { 'webhook.timeoutSeconds': 60 },
       message: "at '/webhook/timeoutSeconds'",
+    },
+    {
+      title: 'a malloc tunable that is not one',
+      values: { 'worker.mallocEnv.MALLOC_ARENAS': '2' },
+      message: "additional properties 'MALLOC_ARENAS' not allowed",
     },
     {
       title: 'KEDA without an address',
