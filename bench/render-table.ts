@@ -252,11 +252,24 @@ function renderProduction(p: Record<string, any>): string[] {
     '| process | RSS idle at N (max over the idle window) | peak while scaling to N | peak overall | idle CPU (s) in the window |',
     '|---|---|---|---|---|',
     ...Object.entries(f)
-      .filter(([, v]) => typeof v === 'object')
+      .filter(([k, v]) => typeof v === 'object' && k !== 'memoryAtEnd')
       .map(
         ([k, v]) =>
           `| ${k}${k === 'relay' ? ' (≤ 80 MiB)' : k === 'worker' ? ' (≤ 150 MiB)' : ''} | ${v.idleMaxRssMiB} MiB | ${v.scalePeakRssMiB} MiB | ${v.peakRssMiB} MiB | ${idle.cpuSeconds[k] ?? '-'} |`,
       ),
+    ...(f.memoryAtEnd
+      ? [
+          '',
+          `Memory at the end of the run (MiB; RSS, V8 heap used / committed, external): ${Object.entries(
+            f.memoryAtEnd as unknown as Record<
+              string,
+              { rssMiB: number; heapUsedMiB: number; heapCommittedMiB: number; externalMiB: number }
+            >,
+          )
+            .map(([k, m]) => `${k} ${m.rssMiB} (${m.heapUsedMiB} / ${m.heapCommittedMiB}, ${m.externalMiB})`)
+            .join('; ')}`,
+        ]
+      : []),
     ...(p.scale?.cpuSecondsByProcess
       ? [
           '',
