@@ -8,6 +8,7 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import type { Job } from 'bullmq';
 import { KubeCluster } from '../functions/adapters/kube/kube-cluster.js';
+import { ViewedCluster } from '../functions/adapters/kube/viewed-cluster.js';
 import { createImagePullSecret } from '../infra/local/image-pull-secrets.js';
 import { startLocalStack, waitForRelay } from '../infra/local/stack.js';
 import { secretNameFor } from '../shared/contracts/names.js';
@@ -20,23 +21,29 @@ const seconds = Number(process.argv[3] ?? 30);
 
 /** Every call of the live adapter: what, for which namespace, when it was sent and answered (epoch ms). */
 const calls: { what: string; namespace: string; sent: number; answered: number }[] = [];
-const proto = KubeCluster.prototype as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-for (const method of Object.getOwnPropertyNames(KubeCluster.prototype)) {
-  const original = proto[method];
-  if (method === 'constructor' || typeof original !== 'function' || method === 'withSignal') continue;
-  if (['opts', 'call', 'rawList'].includes(method)) continue;
-  proto[method] = async function (this: unknown, ...args: unknown[]) {
-    const first = args[0];
-    const namespace =
-      typeof first === 'string' ? first : ((first as { namespace?: string } | undefined)?.namespace ?? '');
-    const sent = performance.timeOrigin + performance.now();
-    try {
-      return await original.apply(this, args);
-    } finally {
-      calls.push({ what: method, namespace, sent, answered: performance.timeOrigin + performance.now() });
-    }
-  };
+/** The same for the worker view's reads (`view.<method>`): when the job started reading, and when it was done. */
+const viewCalls: typeof calls = [];
+function wrap(prototype: object, into: typeof calls, skip: string[]) {
+  const proto = prototype as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  for (const method of Object.getOwnPropertyNames(prototype)) {
+    if (Object.getOwnPropertyDescriptor(prototype, method)?.get) continue;
+    const original = proto[method];
+    if (method === 'constructor' || typeof original !== 'function' || skip.includes(method)) continue;
+    proto[method] = function (this: unknown, ...args: unknown[]) {
+      const first = args[0];
+      const namespace =
+        typeof first === 'string' ? first : ((first as { namespace?: string } | undefined)?.namespace ?? '');
+      const sent = performance.timeOrigin + performance.now();
+      const result = original.apply(this, args);
+      if (!(result instanceof Promise)) return result;
+      return result.finally(() =>
+        into.push({ what: method, namespace, sent, answered: performance.timeOrigin + performance.now() }),
+      );
+    };
+  }
 }
+wrap(KubeCluster.prototype, calls, ['withSignal', 'opts', 'call', 'rawList']);
+wrap(ViewedCluster.prototype, viewCalls, []);
 
 const stack = await startLocalStack({
   clusterId: 'probe',
@@ -80,6 +87,9 @@ try {
     if (!seen || (job.processedOn ?? 0) < (seen.processedOn ?? 0)) first.set(key.name, job);
   }
   const split: Record<string, number[]> = {
+    'picked up → first read (BullMQ hand-over, payload, deadline, dependencies)': [],
+    'first read → reads done (the worker view)': [],
+    'reads done → POST sent (plan, body)': [],
     'picked up → POST sent': [],
     'POST sent → answered': [],
     'POST answered → job finished': [],
@@ -91,6 +101,22 @@ try {
     );
     if (!post || job.processedOn === undefined || job.finishedOn === undefined) continue;
     split['picked up → POST sent']?.push(post.sent - job.processedOn);
+    const reads = viewCalls.filter(
+      (c) =>
+        c.what !== 'createSecret' &&
+        c.sent >= job.processedOn! - 1 &&
+        c.sent < post.sent &&
+        (c.namespace === ns || c.namespace === ''),
+    );
+    if (reads.length > 0) {
+      const start = Math.min(...reads.map((c) => c.sent));
+      const done = Math.max(...reads.map((c) => c.answered));
+      split['picked up → first read (BullMQ hand-over, payload, deadline, dependencies)']?.push(
+        start - job.processedOn,
+      );
+      split['first read → reads done (the worker view)']?.push(done - start);
+      split['reads done → POST sent (plan, body)']?.push(post.sent - done);
+    }
     split['POST sent → answered']?.push(post.answered - post.sent);
     split['POST answered → job finished']?.push(job.finishedOn - post.answered);
     for (const c of calls)
