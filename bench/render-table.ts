@@ -69,7 +69,7 @@ function renderRun(r: Record<string, any>, webhook?: 'on' | 'off'): string[] {
   if (shaped.length > 0)
     lines.push(
       '',
-      `Rotation against the floor in our Secret's shape (the bare script rewriting Secrets with our labels, annotations and owner reference): ${shaped
+      `Rotation against the floor in our Secret's shape (the bare script rewriting Secrets with the metadata of one of ours: labels and owner reference): ${shaped
         .map(
           (b) =>
             `${b.rotation.secrets ?? b.n} Secrets: ours ${(b.rotation.oursMs / 1000).toFixed(1)} s / ${((b.rotation.floorOurShapeMs as number) / 1000).toFixed(1)} s = ${b.rotation.ratioToOurShape}× (that floor is ${b.rotation.shapeCost}× the bare one)`,
