@@ -39,6 +39,7 @@ import {
   totalOf,
 } from './identities.js';
 import { type LatencyResult, streamNamespaces } from './latency.js';
+import { describeNamespacePaths, summarizeNamespacePaths } from './namespace-path.js';
 import { diffTotals, parseRequestTotals, runPool, ServiceAccountObserver, waitQueueIdle } from './observe.js';
 
 /** The chart's NODE_OPTIONS, read from its values (relay.nodeOptions, worker.nodeOptions), and the relay's
@@ -327,8 +328,17 @@ export async function benchProduction(opts: ProductionOptions) {
         ),
       ]),
     );
+    // The same namespaces on the API server's clock: where the controller-manager's ServiceAccount and our
+    // Secret spent their time (and how many ServiceAccount creates waited in NamespaceLifecycle).
+    const apiServerClock = summarizeNamespacePaths(
+      readFileSync(audit.logFile, 'utf8').split('\n'),
+      new Set(Array.from({ length: r.namespaces }, (_, i) => `${prefix}-${i}`)),
+      secret,
+    );
     log(`production ${prefix}: ${JSON.stringify(r.createdToConverged)} ${JSON.stringify(r.hops)}`);
+    if (apiServerClock) log(`production ${prefix}: ${describeNamespacePaths(apiServerClock)}`);
     return Object.assign(r, {
+      apiServerClock,
       cpuSecondsByProcess,
       ourRequestsByVerbPerNamespace: perNamespace,
       ourRequestsPerNamespace: {

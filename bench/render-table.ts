@@ -2,12 +2,13 @@
 import { readFileSync } from 'node:fs';
 import { checkDoneWhen, renderDoneWhen } from './done-when.js';
 import type { LatencyResult } from './latency.js';
+import { describeNamespacePaths, type NamespacePathSummary } from './namespace-path.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: a results JSON of any earlier run
 export function renderTable(r: Record<string, any>): string {
   const m = r.machine as { cores: number; memoryGiB: number; cpu?: string };
   const v = r.versions as Record<string, string>;
-  const header = `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}, controller-manager ${r.controllerManagerQpsRuns?.join(' and ') ?? r.controllerManagerQps ?? 20} QPS${r.webhook ? `, admission webhook ${r.webhook}` : ''}${r.loadBefore ? `; load average before ${r.loadBefore.join(' ')}, after ${r.loadAfter?.join(' ') ?? '-'}` : ''}`;
+  const header = `Benchmark ${r.date} — ${m.cores} cores, ${m.memoryGiB} GiB, Node ${v.node}, Kubernetes ${v.kubernetes}, Redis ${v.redis}, ${r.workers} workers, client concurrency ${r.clientConcurrency}, controller-manager ${r.controllerManagerQpsRuns?.join(' and ') ?? r.controllerManagerQps ?? 20} QPS${r.webhook ? `, admission webhook ${r.webhook}` : ''}${r.warmUpNamespaces ? `, ${r.warmUpNamespaces} warm-up namespaces per side on each fresh stack before any burst (not measured)` : ''}${r.loadBefore ? `; load average before ${r.loadBefore.join(' ')}, after ${r.loadAfter?.join(' ') ?? '-'}` : ''}`;
   // A run of several runtimes (`--runtime worker,scf`): one section each, side by side in one run.
   const runs: Record<string, unknown>[] = r.runtimes ?? [r];
   const sections = runs
@@ -201,7 +202,10 @@ function describeOurs(o: Record<string, number>): string {
   return `${o.total} (relay ${o.relay}, functions ${o.functions}, webhook ${o.webhook})`;
 }
 
-function describeLatency(what: string, l: LatencyResult): string[] {
+function describeLatency(
+  what: string,
+  l: LatencyResult & { apiServerClock?: NamespacePathSummary | undefined },
+): string[] {
   const q = (x: { p50Ms: number; p99Ms: number; maxMs?: number }) =>
     `p50 ${x.p50Ms} ms, p99 ${x.p99Ms} ms${x.maxMs === undefined ? '' : `, max ${x.maxMs} ms`}`;
   const out = [
@@ -215,6 +219,7 @@ function describeLatency(what: string, l: LatencyResult): string[] {
         .map(([k, v]) => `${k} p50 ${v.p50Ms} / p99 ${v.p99Ms} ms`)
         .join('; ')}`,
     );
+  if (l.apiServerClock) out.push(describeNamespacePaths(l.apiServerClock));
   return out;
 }
 
