@@ -28,6 +28,8 @@ interface Shape {
   rv?: boolean;
   /** JSON merge patch of `data` (with the resourceVersion) instead of a PUT of the whole object. */
   patch?: boolean;
+  /** An annotation of this many bytes: the floor's structure at a bigger size (size or structure?). */
+  pad?: number;
 }
 // `ours` is our Secret as written before issue #15 (with the CR-name annotation); `no-annotation` is our Secret
 // as written since (PROBE_SHAPES=ours,no-annotation,floor compares them).
@@ -41,6 +43,10 @@ const SHAPES: Record<string, Shape> = {
   'no-fm': { labels: true, annotation: true, owner: true, rv: true },
   'bare-fm-rv': { fieldManager: true, rv: true },
   floor: {},
+  // The floor padded towards our Secret's stored size (~1,170 bytes against the floor's ~630): if these cost
+  // what ours does, the shape's cost is its size, not its labels or owner reference.
+  'floor-pad300': { pad: 300 },
+  'floor-pad480': { pad: 480 },
 };
 const only = process.env.PROBE_SHAPES?.split(',');
 const shapes = Object.entries(SHAPES).filter(([k]) => !only || only.includes(k));
@@ -64,7 +70,14 @@ try {
             },
           }
         : {}),
-      ...(s.annotation ? { annotations: { 'tcr.tencentcloudcr.com/imagepullsecret': 'probe' } } : {}),
+      ...(s.annotation || s.pad
+        ? {
+            annotations: {
+              ...(s.annotation ? { 'tcr.tencentcloudcr.com/imagepullsecret': 'probe' } : {}),
+              ...(s.pad ? { 'bench/pad': 'x'.repeat(s.pad) } : {}),
+            },
+          }
+        : {}),
       ...(s.owner
         ? {
             ownerReferences: [
