@@ -129,6 +129,15 @@ interface AuditEvent {
   requestURI?: string;
 }
 
+/** The audit log's lines (none when the file is not there yet), for one or more of the readers below. */
+export function readAuditLines(logFile: string): string[] {
+  try {
+    return readFileSync(logFile, 'utf8').split('\n');
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Our identities' requests received in [since, until) (epoch ms), by identity and "verb resource", from the
  * audit log (each request once, however many stages it logged).
@@ -138,16 +147,19 @@ export function readAuditCounts(
   since: number,
   until: number,
 ): Record<Identity, Record<string, number>> {
+  return countAuditRequests(readAuditLines(logFile), since, until);
+}
+
+/** readAuditCounts over lines already read. */
+export function countAuditRequests(
+  lines: Iterable<string>,
+  since: number,
+  until: number,
+): Record<Identity, Record<string, number>> {
   const out: Record<Identity, Record<string, number>> = { relay: {}, functions: {}, webhook: {} };
   const seen = new Set<string>();
   const byUser = new Map((Object.keys(IDENTITIES) as Identity[]).map((id) => [userOf(id), id]));
-  let text = '';
-  try {
-    text = readFileSync(logFile, 'utf8');
-  } catch {
-    return out;
-  }
-  for (const line of text.split('\n')) {
+  for (const line of lines) {
     let e: AuditEvent;
     try {
       e = JSON.parse(line) as AuditEvent;

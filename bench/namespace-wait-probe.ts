@@ -4,12 +4,12 @@
 // namespaces (default 240) at RATE/s (default 2, the low-load stream's rate) and reads the API server's audit
 // log (bench/namespace-path.ts). Diagnostic only.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane } from '../infra/local/control-plane.js';
-import { auditArgs } from './identities.js';
+import { auditArgs, readAuditLines } from './identities.js';
 import { describeNamespacePaths, summarizeNamespacePaths } from './namespace-path.js';
 
 const n = Number(process.argv[2] ?? 240);
@@ -34,11 +34,7 @@ try {
   }
   // The audit log is written in batches (at most 1 s apart, bench/identities.ts).
   await new Promise((r) => setTimeout(r, 3000));
-  const summary = summarizeNamespacePaths(
-    readFileSync(audit.logFile, 'utf8').split('\n'),
-    new Set(names),
-    '-',
-  );
+  const summary = summarizeNamespacePaths(readAuditLines(audit.logFile), new Set(names), '-');
   if (!summary) throw new Error('no namespace and ServiceAccount create pair in the audit log');
   console.log(
     `${new Date().toISOString()} — ${os.cpus().length} cores, load average ${load0} → ${os.loadavg()[0]?.toFixed(2)}; ${n} namespaces at ${rate}/s, control plane alone`,

@@ -32,10 +32,12 @@ import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { connectRedis, enqueueJobs, openQueue } from '../shared/queue.js';
 import {
   auditArgs,
+  countAuditRequests,
   diffIdentityCounts,
   installIdentityFlowSchemas,
   parseIdentityCounts,
   readAuditCounts,
+  readAuditLines,
   totalOf,
 } from './identities.js';
 import { type LatencyResult, streamNamespaces } from './latency.js';
@@ -318,8 +320,9 @@ export async function benchProduction(opts: ProductionOptions) {
     const to = Date.now();
     await new Promise((res) => setTimeout(res, 3000));
     // What our identities asked, per namespace of the stream (audit log; Lease renewals included).
+    const auditLines = readAuditLines(audit.logFile);
     const perNamespace = Object.fromEntries(
-      Object.entries(readAuditCounts(audit.logFile, from, to)).map(([id, counts]) => [
+      Object.entries(countAuditRequests(auditLines, from, to)).map(([id, counts]) => [
         id,
         Object.fromEntries(
           Object.entries(counts)
@@ -331,7 +334,7 @@ export async function benchProduction(opts: ProductionOptions) {
     // The same namespaces on the API server's clock: where the controller-manager's ServiceAccount and our
     // Secret spent their time (and how many ServiceAccount creates waited in NamespaceLifecycle).
     const apiServerClock = summarizeNamespacePaths(
-      readFileSync(audit.logFile, 'utf8').split('\n'),
+      auditLines,
       new Set(Array.from({ length: r.namespaces }, (_, i) => `${prefix}-${i}`)),
       secret,
     );
