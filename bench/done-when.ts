@@ -13,7 +13,14 @@ interface Burst {
   n: number;
   burst: { ratio: number };
   steadyState: { writes: number };
-  rotation: { ratio: number; secrets?: number; ratioToOurShape?: number; shapeCost?: number };
+  rotation: {
+    ratio: number;
+    secrets?: number;
+    ratioToOurShape?: number;
+    shapeCost?: number;
+    /** Ours / the bare floor in each round (the ratio is on the medians of the rounds). */
+    roundRatios?: number[];
+  };
   ourApiRequestsPerNamespace?: { total: number };
 }
 interface Run {
@@ -102,7 +109,7 @@ export function checkDoneWhen(results: { runtimes?: Run[]; production?: Producti
     else
       rows.push({
         target,
-        figure: `${b.rotation.ratio}× (${b.rotation.secrets ?? '?'} Secrets)${b.rotation.ratioToOurShape === undefined ? '' : `; ${b.rotation.ratioToOurShape}× a floor writing our Secret's shape, which is ${b.rotation.shapeCost}× the bare one`}`,
+        figure: `${b.rotation.ratio}× (${b.rotation.secrets ?? '?'} Secrets${b.rotation.roundRatios ? `; median of ${b.rotation.roundRatios.length} rounds, each round ${b.rotation.roundRatios.join(' / ')}` : ''})${b.rotation.ratioToOurShape === undefined ? '' : `; ${b.rotation.ratioToOurShape}× a floor writing our Secret's shape, which is ${b.rotation.shapeCost}× the bare one`}`,
         met: b.rotation.ratio <= TARGETS.rotation,
       });
   }

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { type KubeConfig, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, Watch } from '@kubernetes/client-node';
 import type { Queue } from 'bullmq';
 
 interface SaEvent {
@@ -81,6 +81,58 @@ export class ServiceAccountObserver {
   stop(): void {
     this.stopped = true;
     for (const c of this.controllers) c.abort();
+  }
+}
+
+/**
+ * The moment (`performance.now()`) every Secret named `name` carries `want` as its pull config: one LIST, then a
+ * watch from its resourceVersion (after a dropped watch, again). The same observer for ours and the floor's
+ * rotations. A poll every 200 ms did this before: it added 0–200 ms to a 1–2 s rotation at random, and re-listed
+ * thousands of Secrets on the API server the rewrites were timed on.
+ */
+export async function waitAllSecretsCarry(kc: KubeConfig, name: string, want: string): Promise<number> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const fieldSelector = `metadata.name=${name}`;
+  for (;;) {
+    const list = await core.listSecretForAllNamespaces({ fieldSelector });
+    const pending = new Set(
+      list.items
+        .filter((s) => s.data?.['.dockerconfigjson'] !== want)
+        .map((s) => s.metadata?.namespace ?? ''),
+    );
+    if (pending.size === 0) return performance.now();
+    const doneAt = await new Promise<number | undefined>((resolve) => {
+      let controller: AbortController | undefined;
+      let finished = false;
+      const onEvent = (
+        type: string,
+        s: { metadata?: { namespace?: string }; data?: Record<string, string> },
+      ) => {
+        if (finished || (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED')) return;
+        const ns = s.metadata?.namespace ?? '';
+        if (type === 'DELETED' || s.data?.['.dockerconfigjson'] === want) pending.delete(ns);
+        else pending.add(ns);
+        if (pending.size > 0) return;
+        finished = true;
+        resolve(performance.now());
+        controller?.abort();
+      };
+      new Watch(kc)
+        .watch(
+          '/api/v1/secrets',
+          { fieldSelector, resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true },
+          onEvent,
+          () => resolve(undefined),
+        )
+        .then(
+          (c) => {
+            controller = c;
+            if (finished) c.abort();
+          },
+          () => resolve(undefined),
+        );
+    });
+    if (doneAt !== undefined) return doneAt;
   }
 }
 

@@ -64,6 +64,13 @@ describe("issue #15's Done when", () => {
     ]);
   });
 
+  it("shows each rotation round's ratio behind the median", () => {
+    const r = passing();
+    Object.assign(r.runtimes[0]!.bursts[1]!.rotation, { ratio: 1.12, roundRatios: [1.31, 1.12, 1.08] });
+    const row = checkDoneWhen(r).find((x) => x.target === 'rotation ≤ 1.15× the floor at 6,000 Secrets');
+    expect(row).toMatchObject({ met: true });
+    expect(row?.figure).toContain('1.12× (6000 Secrets; median of 3 rounds, each round 1.31 / 1.12 / 1.08)');
+  });
   it('counts a scenario that did not run as not met, so a partial run never reads as done', () => {
     const rows = checkDoneWhen({ runtimes: [passing().runtimes[0]!] });
     expect(rows.filter((r) => r.figure === 'not measured in this run').map((r) => r.target)).toEqual([
