@@ -55,6 +55,11 @@ function renderRun(r: Record<string, any>, webhook?: 'on' | 'off'): string[] {
       `| ${b.n} | ${(b.burst.oursMs / 1000).toFixed(1)} / ${(b.burst.floorMs / 1000).toFixed(1)} | ${b.burst.ratio} | ${b.steadyState.writes} | ${b.steadyState.readsPerNamespace} | ${(b.rotation.oursMs / 1000).toFixed(1)} / ${(b.rotation.floorMs / 1000).toFixed(1)}${b.rotation.secrets ? ` (${b.rotation.secrets} Secrets)` : ''} | ${b.rotation.ratio} | ${b.footprint.relayRssMiB} MiB | ${b.footprint.relayCpuSeconds} | ${b.footprint.workerProcessRssMiB ?? '-'} MiB${b.footprint.scfInstancesRssMiB === undefined ? '' : ` (SCF instances ${b.footprint.scfInstancesRssMiB} MiB)`} | ${b.footprint.redisUsedMemoryMiB} | ${(b.footprint.crStatusBytes / 1024).toFixed(1)} KiB |`,
     );
   }
+  const cpuOf = (c: Record<string, number>) =>
+    Object.entries(c)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
   const secondsOf = (ms: number[]) => ms.map((m) => (m / 1000).toFixed(1)).join(' / ');
   const shaped = (
     r.bursts as {
@@ -66,6 +71,7 @@ function renderRun(r: Record<string, any>, webhook?: 'on' | 'off'): string[] {
         ratioToOurShape?: number;
         shapeCost?: number;
         rounds?: { ours: number[]; floor: number[]; floorOurShape: number[] };
+        cpuSeconds?: Record<'ours' | 'floor' | 'floorOurShape', Record<string, number>>;
       };
     }[]
   ).filter((b) => b.rotation.floorOurShapeMs !== undefined);
@@ -75,7 +81,7 @@ function renderRun(r: Record<string, any>, webhook?: 'on' | 'off'): string[] {
       `Rotation against the floor in our Secret's shape (the bare script rewriting Secrets with the metadata of one of ours: labels and owner reference): ${shaped
         .map(
           (b) =>
-            `${b.rotation.secrets ?? b.n} Secrets: ours ${(b.rotation.oursMs / 1000).toFixed(1)} s / ${((b.rotation.floorOurShapeMs as number) / 1000).toFixed(1)} s = ${b.rotation.ratioToOurShape}× (that floor is ${b.rotation.shapeCost}× the bare one)${b.rotation.rounds ? `; medians of ${b.rotation.rounds.ours.length} rounds, order turned each round, ours ${secondsOf(b.rotation.rounds.ours)}, bare floor ${secondsOf(b.rotation.rounds.floor)}, floor in our shape ${secondsOf(b.rotation.rounds.floorOurShape)} s` : ''}`,
+            `${b.rotation.secrets ?? b.n} Secrets: ours ${(b.rotation.oursMs / 1000).toFixed(1)} s / ${((b.rotation.floorOurShapeMs as number) / 1000).toFixed(1)} s = ${b.rotation.ratioToOurShape}× (that floor is ${b.rotation.shapeCost}× the bare one)${b.rotation.rounds ? `; medians of ${b.rotation.rounds.ours.length} rounds, order turned each round, ours ${secondsOf(b.rotation.rounds.ours)}, bare floor ${secondsOf(b.rotation.rounds.floor)}, floor in our shape ${secondsOf(b.rotation.rounds.floorOurShape)} s` : ''}${b.rotation.cpuSeconds ? `; CPU seconds per rotation (medians): ours ${cpuOf(b.rotation.cpuSeconds.ours)}, bare floor ${cpuOf(b.rotation.cpuSeconds.floor)}, floor in our shape ${cpuOf(b.rotation.cpuSeconds.floorOurShape)}` : ''}`,
         )
         .join('; ')}`,
     );

@@ -32,6 +32,22 @@ export interface RotationSummary {
   rounds: RotationRounds;
   /** Ours / the bare floor in each round, to show the spread behind the median. */
   roundRatios: number[];
+  /** CPU seconds per process during each side's rotation, median over the rounds: where a gap goes. */
+  cpuSeconds?: Record<RotationSide, CpuSample>;
+}
+
+/** CPU seconds per process (kube-apiserver, etcd, the benchmark's own process, ...). */
+export type CpuSample = Record<string, number>;
+
+/** What each process spent between two readings (a process missing from `before` counts from 0). */
+export function diffCpu(before: CpuSample, after: CpuSample): CpuSample {
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, +(v - (before[k] ?? 0)).toFixed(2)]));
+}
+
+/** Per process, the median over the samples (a process absent from a sample spent 0 in it). */
+export function medianCpu(samples: CpuSample[]): CpuSample {
+  const keys = [...new Set(samples.flatMap((s) => Object.keys(s)))].sort();
+  return Object.fromEntries(keys.map((k) => [k, +median(samples.map((s) => s[k] ?? 0)).toFixed(2)]));
 }
 
 /** The middle value; the mean of the two middle ones for an even count (the benchmark's nearest-rank
@@ -45,7 +61,11 @@ export function median(values: number[]): number {
     : (sorted[Math.floor(mid)] as number);
 }
 
-export function summariseRotation(secrets: number, rounds: RotationRounds): RotationSummary {
+export function summariseRotation(
+  secrets: number,
+  rounds: RotationRounds,
+  cpu?: Record<RotationSide, CpuSample[]>,
+): RotationSummary {
   const count = rounds.ours.length;
   if (count === 0 || ROTATION_SIDES.some((s) => rounds[s].length !== count))
     throw new Error(
@@ -69,5 +89,14 @@ export function summariseRotation(secrets: number, rounds: RotationRounds): Rota
       floorOurShape: rounds.floorOurShape.map(Math.round),
     },
     roundRatios: rounds.ours.map((o, i) => ratio(o, rounds.floor[i] as number)),
+    ...(cpu
+      ? {
+          cpuSeconds: {
+            ours: medianCpu(cpu.ours),
+            floor: medianCpu(cpu.floor),
+            floorOurShape: medianCpu(cpu.floorOurShape),
+          },
+        }
+      : {}),
   };
 }

@@ -42,6 +42,8 @@ import {
 import { streamNamespaces } from './latency.js';
 import {
   benchDockerConfig,
+  cpuByProcessUnder,
+  cpuSecondsOf,
   diffTotals,
   parseRequestTotals,
   runPool,
@@ -51,7 +53,14 @@ import {
 } from './observe.js';
 import { benchProduction } from './production.js';
 import { renderTable } from './render-table.js';
-import { type RotationRounds, rotationOrder, summariseRotation } from './rotation-rounds.js';
+import {
+  type CpuSample,
+  diffCpu,
+  type RotationRounds,
+  type RotationSide,
+  rotationOrder,
+  summariseRotation,
+} from './rotation-rounds.js';
 
 // `npm run bench -- --fleet [--clusters K --namespaces N --redis cluster|single]`: the fleet scenario instead
 // (bench/fleet.ts: one shared token rotated across K control planes; it exits when done).
@@ -572,6 +581,12 @@ async function benchRuntime(runtime: Runtime, kcmQps: number) {
       return (await waitAllCarry(secret, want)) - t0;
     };
     const rotationRounds: RotationRounds = { ours: [], floor: [], floorOurShape: [] };
+    const rotationCpu: Record<RotationSide, CpuSample[]> = { ours: [], floor: [], floorOurShape: [] };
+    // The worker runs in this process, with the observer and the floor's client: 'bench'.
+    const cpuNow = (): CpuSample => ({
+      ...cpuByProcessUnder(stack.cluster.dir, 'bench'),
+      relay: cpuSecondsOf(stack.relay.pid!),
+    });
     for (let round = 0; round < ROTATION_ROUNDS; round++) {
       const rot = `v${round + 2}-${n}`;
       const want = dockerConfig(rot);
@@ -580,6 +595,7 @@ async function benchRuntime(runtime: Runtime, kcmQps: number) {
         // anything the floor's writes gave the queue, is done before the next side's clock starts.
         await waitQueueIdle(stack.functions.queue);
         await new Promise((r) => setTimeout(r, 1000));
+        const cpu0 = cpuNow();
         const ms =
           side === 'ours'
             ? await rotateOurs(rot, want)
@@ -595,11 +611,12 @@ async function benchRuntime(runtime: Runtime, kcmQps: number) {
                 )
               : await rotateFloor('floor-shaped', shaped(rot), want);
         rotationRounds[side].push(ms);
+        rotationCpu[side].push(diffCpu(cpu0, cpuNow()));
       }
     }
-    const rotation = summariseRotation(allOurs, rotationRounds);
+    const rotation = summariseRotation(allOurs, rotationRounds, rotationCpu);
     log(
-      `rotation N=${n} (${allOurs} Secrets, median of ${ROTATION_ROUNDS} rounds): ${rotation.oursMs} ms vs floor ${rotation.floorMs} ms, floor in our shape ${rotation.floorOurShapeMs} ms; rounds ${JSON.stringify(rotation.rounds)}`,
+      `rotation N=${n} (${allOurs} Secrets, median of ${ROTATION_ROUNDS} rounds): ${rotation.oursMs} ms vs floor ${rotation.floorMs} ms, floor in our shape ${rotation.floorOurShapeMs} ms; rounds ${JSON.stringify(rotation.rounds)}; CPU s ${JSON.stringify(rotation.cpuSeconds)}`,
     );
 
     const relayAfter = await procStats(stack.relay.pid!);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { median, rotationOrder, summariseRotation } from '../../bench/rotation-rounds.js';
+import { diffCpu, median, medianCpu, rotationOrder, summariseRotation } from '../../bench/rotation-rounds.js';
 
 describe('rotationOrder', () => {
   it('turns the order by one each round, so each side takes each slot once in three rounds', () => {
@@ -66,5 +66,30 @@ describe('summariseRotation', () => {
     expect(() => summariseRotation(10, { ours: [], floor: [], floorOurShape: [] })).toThrow(
       /same number of rounds/,
     );
+  });
+});
+
+describe('CPU per side', () => {
+  it('diffs two readings, counting a process that appeared from zero', () => {
+    expect(
+      diffCpu({ 'kube-apiserver': 10.5, etcd: 2 }, { 'kube-apiserver': 11.75, etcd: 2.3, bench: 0.4 }),
+    ).toEqual({
+      'kube-apiserver': 1.25,
+      etcd: 0.3,
+      bench: 0.4,
+    });
+  });
+  it('takes each process median over the rounds, a missing process counting 0', () => {
+    expect(medianCpu([{ a: 1, b: 5 }, { a: 3 }, { a: 2, b: 4 }])).toEqual({ a: 2, b: 4 });
+  });
+  it('is reported per side when given', () => {
+    const one = { 'kube-apiserver': 1 };
+    const s = summariseRotation(
+      1,
+      { ours: [1], floor: [1], floorOurShape: [1] },
+      { ours: [{ 'kube-apiserver': 2 }], floor: [one], floorOurShape: [one] },
+    );
+    expect(s.cpuSeconds).toEqual({ ours: { 'kube-apiserver': 2 }, floor: one, floorOurShape: one });
+    expect(summariseRotation(1, { ours: [1], floor: [1], floorOurShape: [1] }).cpuSeconds).toBeUndefined();
   });
 });
