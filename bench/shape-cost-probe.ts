@@ -21,6 +21,10 @@ const dockerConfig = benchDockerConfig;
 
 interface Shape {
   labels?: boolean;
+  /** Only the managed-by label (no CR-uid label: the owner reference carries the uid too). */
+  managedByOnly?: boolean;
+  /** The owner reference without `controller: false` and `blockOwnerDeletion: false` (both the default). */
+  leanOwner?: boolean;
   annotation?: boolean;
   owner?: boolean;
   fieldManager?: boolean;
@@ -47,6 +51,11 @@ const SHAPES: Record<string, Shape> = {
   // what ours does, the shape's cost is its size, not its labels or owner reference.
   'floor-pad300': { pad: 300 },
   'floor-pad480': { pad: 480 },
+  // Which part of today's shape (two labels, owner reference) costs what: one label less, or one part only.
+  'lean-owner': { labels: true, owner: true, leanOwner: true, fieldManager: true, rv: true },
+  'one-label': { labels: true, managedByOnly: true, owner: true, fieldManager: true, rv: true },
+  'owner-only': { owner: true, fieldManager: true, rv: true },
+  'labels-only': { labels: true, fieldManager: true, rv: true },
 };
 const only = process.env.PROBE_SHAPES?.split(',');
 const shapes = Object.entries(SHAPES).filter(([k]) => !only || only.includes(k));
@@ -66,7 +75,9 @@ try {
         ? {
             labels: {
               'app.kubernetes.io/managed-by': 'tcr-assistant',
-              'tcr.tencentcloudcr.com/imagepullsecret-uid': '6f1f1f1f-0000-4000-8000-000000000001',
+              ...(s.managedByOnly
+                ? {}
+                : { 'tcr.tencentcloudcr.com/imagepullsecret-uid': '6f1f1f1f-0000-4000-8000-000000000001' }),
             },
           }
         : {}),
@@ -86,8 +97,7 @@ try {
                 kind: 'Namespace',
                 name: ns,
                 uid: uid.get(ns),
-                controller: false,
-                blockOwnerDeletion: false,
+                ...(s.leanOwner ? {} : { controller: false, blockOwnerDeletion: false }),
               },
             ],
           }

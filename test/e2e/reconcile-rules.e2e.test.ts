@@ -204,8 +204,8 @@ describe('the skip annotation', () => {
   });
 });
 
-describe('upgrade from a version that wrote the CR-name annotation (issue #15)', () => {
-  it('a converged Secret carrying it costs no write; a password change rewrites it without it', async () => {
+describe('upgrade from a version that wrote the CR-name annotation and owner-reference defaults (issue #15)', () => {
+  it('a converged Secret carrying them costs no write; a password change rewrites it without them', async () => {
     const ns = await namespaceWithSa('upgrade');
     const cr = await newCr({ namespaces: ns });
     const secret = secretNameFor(cr);
@@ -213,13 +213,33 @@ describe('upgrade from a version that wrote the CR-name annotation (issue #15)',
     const fresh = await waitFor(`our Secret in ${ns}`, () => readSecret(kc, ns, secret));
     expect(fresh.metadata?.annotations?.[CR_NAME_ANNOTATION]).toBeUndefined();
 
-    // As an earlier version left it (the same Secret, plus its annotation).
+    expect(fresh.metadata?.ownerReferences?.[0]?.controller).toBeUndefined();
+
+    // As an earlier version left it (the same Secret, plus its annotation, and an owner reference spelling out
+    // `controller: false` and `blockOwnerDeletion: false`).
     await core.patchNamespacedSecret(
-      { namespace: ns, name: secret, body: { metadata: { annotations: { [CR_NAME_ANNOTATION]: cr } } } },
+      {
+        namespace: ns,
+        name: secret,
+        body: {
+          metadata: {
+            annotations: { [CR_NAME_ANNOTATION]: cr },
+            ownerReferences: (fresh.metadata?.ownerReferences ?? []).map((o) => ({
+              ...o,
+              controller: false,
+              blockOwnerDeletion: false,
+            })),
+          },
+        },
+      },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     const old = await readSecret(kc, ns, secret);
     expect(old?.metadata?.annotations?.[CR_NAME_ANNOTATION]).toBe(cr);
+    expect(old?.metadata?.ownerReferences?.[0]).toMatchObject({
+      controller: false,
+      blockOwnerDeletion: false,
+    });
     await fx.enqueue({ cluster: CLUSTER, kind: 'imagepullsecret', name: cr }, 'resync');
     await fx.enqueue({ cluster: CLUSTER, kind: 'namespace', name: ns }, 'resync');
     await fx.drain();
@@ -239,6 +259,8 @@ describe('upgrade from a version that wrote the CR-name annotation (issue #15)',
     expect(rotated?.metadata?.annotations?.[CR_NAME_ANNOTATION]).toBeUndefined();
     expect(rotated?.metadata?.labels?.[CR_UID_LABEL]).toBe((await readCr(kc, cr)).metadata.uid);
     expect(rotated?.metadata?.ownerReferences?.map((o) => o.name)).toEqual([cr]);
+    expect(rotated?.metadata?.ownerReferences?.[0]?.controller).toBeUndefined();
+    expect(rotated?.metadata?.ownerReferences?.[0]?.blockOwnerDeletion).toBeUndefined();
   });
 });
 

@@ -93,7 +93,12 @@ export function toSecretView(s: V1Secret): SecretView {
   };
 }
 
-/** The whole object for a POST or PUT: a PUT replaces the metadata, so no annotation survives a rewrite. */
+/**
+ * The whole object for a POST or PUT: a PUT replaces the metadata, so no annotation survives a rewrite. The owner
+ * reference carries no `controller` / `blockOwnerDeletion`: both default to false, which is what we meant when we
+ * wrote them out, and every rewrite of a rotation carried them (bench/results/shape-owner-fields-2026-11-29-22-53.md).
+ * A Secret written with them stays converged (only the owner's uid is compared) until its next rewrite drops them.
+ */
 export function toSecretBody(secret: DesiredSecret): V1Secret {
   return {
     apiVersion: 'v1',
@@ -102,7 +107,7 @@ export function toSecretBody(secret: DesiredSecret): V1Secret {
       name: secret.name,
       namespace: secret.namespace,
       labels: secret.labels,
-      ownerReferences: [{ ...secret.owner, controller: false, blockOwnerDeletion: false }],
+      ownerReferences: [{ ...secret.owner }],
     },
     type: secret.type,
     data: secret.data,

@@ -94,6 +94,11 @@ describe('the pull Secret we write carries no annotation (issue #15)', () => {
     ]);
   });
 
+  it('its owner reference spells out no default (controller, blockOwnerDeletion): each rewrite would carry them', () => {
+    const [owner] = toSecretBody(desired).metadata?.ownerReferences ?? [];
+    expect(Object.keys(owner ?? {}).sort()).toEqual(['apiVersion', 'kind', 'name', 'uid']);
+  });
+
   it.each([
     ['without annotation', stored(desired.data), 'cr1'],
     [
