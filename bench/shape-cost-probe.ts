@@ -9,6 +9,7 @@ import { startControlPlane } from '../infra/local/control-plane.js';
 import { connectionOf, KubeClient } from '../shared/kube/kube-client.js';
 import { loadKubeTarget } from '../shared/kube/kube-target.js';
 import { benchDockerConfig, cpuByProcessUnder, runPool } from './observe.js';
+import { median, medianCpu } from './rotation-rounds.js';
 
 const n = Number(process.argv[2] ?? 1000);
 const rounds = Number(process.argv[3] ?? 3);
@@ -157,7 +158,6 @@ try {
       console.log(`round ${round} ${name.padEnd(13)}: ${ms.toFixed(0)} ms, CPU ${JSON.stringify(cpu)}`);
     }
   }
-  const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] ?? Number.NaN;
   console.log('');
   for (const [name] of shapes) {
     const sample = await kube.get(`/api/v1/namespaces/${names[0]}/secrets/${name}`, { signal });
@@ -168,8 +168,9 @@ try {
     const r = results[name];
     if (!r) continue;
     const keys = ['kube-apiserver', 'etcd', 'kube-controller-manager', 'probe'];
-    const cpu = keys.map((k) => `${k} ${med(r.cpu.map((c) => c[k] ?? 0)).toFixed(2)}`).join(', ');
-    console.log(`${name.padEnd(13)}: ${med(r.ms)} ms (all: ${r.ms.join(', ')}), CPU s: ${cpu}`);
+    const cpu = medianCpu(r.cpu);
+    const cpuText = keys.map((k) => `${k} ${(cpu[k] ?? 0).toFixed(2)}`).join(', ');
+    console.log(`${name.padEnd(13)}: ${median(r.ms)} ms (all: ${r.ms.join(', ')}), CPU s: ${cpuText}`);
   }
 } finally {
   await plane.stop();
