@@ -8,6 +8,7 @@
 import { startControlPlane } from '../infra/local/control-plane.js';
 import { connectionOf, KubeClient } from '../shared/kube/kube-client.js';
 import { loadKubeTarget } from '../shared/kube/kube-target.js';
+import { decodeObjectMeta, encodeSecret, PROTOBUF, type ProtoSecret } from '../shared/kube/protobuf.js';
 import { benchDockerConfig, cpuByProcessUnder, runPool } from './observe.js';
 import { median, medianCpu } from './rotation-rounds.js';
 
@@ -33,6 +34,9 @@ interface Shape {
   rv?: boolean;
   /** JSON merge patch of `data` (with the resourceVersion) instead of a PUT of the whole object. */
   patch?: boolean;
+  /** Sent as protobuf; `protoAnswer`: the answer asked for in protobuf too (else JSON). */
+  proto?: boolean;
+  protoAnswer?: boolean;
   /** An annotation of this many bytes: the floor's structure at a bigger size (size or structure?). */
   pad?: number;
 }
@@ -57,6 +61,20 @@ const SHAPES: Record<string, Shape> = {
   'one-label': { labels: true, managedByOnly: true, owner: true, fieldManager: true, rv: true },
   'owner-only': { owner: true, fieldManager: true, rv: true },
   'labels-only': { labels: true, fieldManager: true, rv: true },
+  // The managed-by label alone: what our Secret would be with neither the CR-uid label nor the owner reference.
+  'managed-by-only': { labels: true, managedByOnly: true, fieldManager: true, rv: true },
+  // Our Secret and the floor's in protobuf (shared/kube/protobuf-secret.ts): the request only, or both ways.
+  'lean-pb-in': { labels: true, owner: true, leanOwner: true, fieldManager: true, rv: true, proto: true },
+  'lean-pb': {
+    labels: true,
+    owner: true,
+    leanOwner: true,
+    fieldManager: true,
+    rv: true,
+    proto: true,
+    protoAnswer: true,
+  },
+  'floor-pb': { proto: true, protoAnswer: true },
 };
 const only = process.env.PROBE_SHAPES?.split(',');
 const shapes = Object.entries(SHAPES).filter(([k]) => !only || only.includes(k));
@@ -123,7 +141,9 @@ try {
   console.log(`N=${n}: ${n} namespaces, one Secret per shape (${shapes.map(([k]) => k).join(', ')})`);
   const results: Record<string, { ms: number[]; cpu: Record<string, number>[] }> = {};
   for (let round = 1; round <= rounds; round++) {
-    for (const [name, s] of shapes) {
+    // The order turns each round: a shape that always went first would always meet the least history.
+    const turned = shapes.map((_, i) => shapes[(i + round - 1) % shapes.length]!);
+    for (const [name, s] of turned) {
       // PROBE_PASSWORD_BYTES: a token as long as a real one (a TCR token is ~1.8 KB) instead of a short password.
       const password = `r${round}-${name}-`.padEnd(Number(process.env.PROBE_PASSWORD_BYTES ?? 0), 'x');
       await new Promise((r) => setTimeout(r, 500));
@@ -142,7 +162,24 @@ try {
                 },
                 { signal, query },
               )
-            : await kube.put(path, body(ns, name, s, password), { signal, query })
+            : s.proto
+              ? {
+                  metadata: await kube
+                    .requestBytes('PUT', path, {
+                      body: encodeSecret(body(ns, name, s, password) as ProtoSecret),
+                      contentType: PROTOBUF,
+                      accept: s.protoAnswer ? PROTOBUF : 'application/json',
+                      query,
+                      signal,
+                    })
+                    .then((b) =>
+                      s.protoAnswer
+                        ? decodeObjectMeta(b)
+                        : (JSON.parse(b.toString('utf8')) as { metadata: { resourceVersion: string } })
+                            .metadata,
+                    ),
+                }
+              : await kube.put(path, body(ns, name, s, password), { signal, query })
         ) as { metadata: { resourceVersion: string } };
         rv.set(`${ns}/${name}`, r.metadata.resourceVersion);
       });

@@ -3,6 +3,7 @@ import https from 'node:https';
 import { z } from 'zod';
 import type { KubeTarget } from './kube-target.js';
 import type { ListWatch, Query } from './list-watch.js';
+import { decodeStatus } from './protobuf.js';
 import {
   type ListPage,
   type WatchEventType,
@@ -118,8 +119,10 @@ const WATCH_TYPES = new Set<string>(['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK']
 
 export interface RequestOptions<T> {
   query?: Query | undefined;
-  /** Sent as JSON. */
+  /** Sent as JSON; a Buffer is sent as it is (with its `contentType`). */
   body?: unknown;
+  /** Default application/json. */
+  accept?: string | undefined;
   /** Default application/json; PATCH defaults to application/merge-patch+json. */
   contentType?: string | undefined;
   /** Parses the answer (zod at the boundary); without it the parsed JSON is returned as unknown. */
@@ -135,13 +138,17 @@ function urlOf(server: string, path: string, query: Query | undefined): URL {
 }
 
 function readBody(res: IncomingMessage): Promise<string> {
+  return readBytes(res).then((b) => b.toString('utf8'));
+}
+
+function readBytes(res: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let ended = false;
     res.on('data', (c: Buffer) => chunks.push(c));
     res.on('end', () => {
       ended = true;
-      resolve(Buffer.concat(chunks).toString('utf8'));
+      resolve(Buffer.concat(chunks));
     });
     res.on('error', reject);
     res.on('close', () => {
@@ -196,6 +203,29 @@ export class KubeClient implements ListWatch {
         `${method} ${path}: unexpected answer (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})`,
       );
     return parsed.data;
+  }
+
+  /** One request whose answer is kept as bytes (a protobuf answer); a non-2xx answer rejects as `request`. */
+  async requestBytes(
+    method: string,
+    path: string,
+    opts: Omit<RequestOptions<unknown>, 'schema'>,
+  ): Promise<Buffer> {
+    const res = await this.open(method, path, opts);
+    const bytes = await readBytes(res);
+    const code = res.statusCode ?? 0;
+    if (code >= 200 && code < 300) return bytes;
+    // An error answer comes in the encoding asked for: a protobuf Status keeps its reason and message.
+    const status = decodeStatus(bytes);
+    if (status)
+      throw new KubeApiError(
+        code,
+        status.reason || res.statusMessage || 'Error',
+        method,
+        path,
+        status.message,
+      );
+    throw apiErrorOf(code, res.statusMessage ?? '', bytes.toString('utf8'), method, path);
   }
 
   async listPage(path: string, query: Query, signal: AbortSignal): Promise<ListPage> {
@@ -295,7 +325,12 @@ export class KubeClient implements ListWatch {
   ): Promise<IncomingMessage> {
     const { agent, headers } = await this.connection.prepare();
     const url = urlOf(this.connection.server, path, opts.query);
-    const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    const body =
+      opts.body === undefined
+        ? undefined
+        : Buffer.isBuffer(opts.body)
+          ? opts.body
+          : JSON.stringify(opts.body);
     const send = url.protocol === 'http:' ? http.request : https.request;
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(url, {
@@ -304,7 +339,7 @@ export class KubeClient implements ListWatch {
         signal: opts.signal,
         headers: {
           ...headers,
-          Accept: 'application/json',
+          Accept: opts.accept ?? 'application/json',
           'User-Agent': 'tcr-assistant',
           ...(body === undefined
             ? {}

@@ -25,6 +25,7 @@ import { signalOptions } from '../../../shared/kube/abort.js';
 import { listWatchOf } from '../../../shared/kube/client-node-connection.js';
 import type { KubeClient } from '../../../shared/kube/kube-client.js';
 import { shareConnections } from '../../../shared/kube/kubeconfig.js';
+import { encodeSecret, PROTOBUF } from '../../../shared/kube/protobuf.js';
 import type { PlannedEvent } from '../../core/image-pull-secret/plan-image-pull-secret.js';
 import type {
   CrView,
@@ -44,6 +45,12 @@ import { toCrView, toNamespaceView, toSecretBody, toSecretView, toServiceAccount
 const RAW_PAGE = 1000;
 /** The signal of a request made outside any job's deadline (many at once: no listener limit). */
 const NEVER = new AbortController().signal;
+/**
+ * Our Secret writes go as protobuf and ask for protobuf back (the answer is not read): kube-apiserver spends
+ * ~12 % less CPU per rewrite than on JSON (bench/results/protobuf-writes-2026-11-30.md). Error answers come as
+ * a protobuf Status, which the light client reads (`decodeStatus`).
+ */
+const PROTOBUF_BOTH_WAYS = { contentType: PROTOBUF, accept: PROTOBUF };
 setMaxListeners(0, NEVER);
 const EVENTS_NAMESPACE = 'default';
 
@@ -214,10 +221,12 @@ export class KubeCluster implements ClusterPort, SignalBound {
   async createSecret(secret: DesiredSecret): Promise<CreateResult> {
     try {
       await this.call('create', 'secrets', () =>
-        this.light.post(
+        this.light.requestBytes(
+          'POST',
           `/api/v1/namespaces/${encodeURIComponent(secret.namespace)}/secrets`,
-          toSecretBody(secret),
           {
+            ...PROTOBUF_BOTH_WAYS,
+            body: encodeSecret(toSecretBody(secret)),
             query: { fieldManager: FIELD_MANAGER },
             signal: this.signal ?? NEVER,
           },
@@ -247,10 +256,15 @@ export class KubeCluster implements ClusterPort, SignalBound {
     const body = toSecretBody(secret);
     body.metadata = { ...body.metadata, resourceVersion };
     await this.call('update', 'secrets', () =>
-      this.light.put(
+      this.light.requestBytes(
+        'PUT',
         `/api/v1/namespaces/${encodeURIComponent(secret.namespace)}/secrets/${encodeURIComponent(secret.name)}`,
-        body,
-        { query: { fieldManager: FIELD_MANAGER }, signal: this.signal ?? NEVER },
+        {
+          ...PROTOBUF_BOTH_WAYS,
+          body: encodeSecret(body),
+          query: { fieldManager: FIELD_MANAGER },
+          signal: this.signal ?? NEVER,
+        },
       ),
     );
   }

@@ -9,6 +9,7 @@ import {
 } from '../../../shared/contracts/labels.js';
 import { toMatchableNamespace } from '../../../shared/contracts/matching.js';
 import { KIND } from '../../../shared/contracts/names.js';
+import type { ProtoSecret } from '../../../shared/kube/protobuf.js';
 import { describeIssues } from '../../../shared/zod-issues.js';
 import type {
   CrView,
@@ -93,13 +94,16 @@ export function toSecretView(s: V1Secret): SecretView {
   };
 }
 
+/** A Secret as we write it: what the protobuf encoding carries (shared/kube/protobuf.ts), and its kind. */
+export type SecretBody = ProtoSecret & { apiVersion: 'v1'; kind: 'Secret' };
+
 /**
  * The whole object for a POST or PUT: a PUT replaces the metadata, so no annotation survives a rewrite. The owner
  * reference carries no `controller` / `blockOwnerDeletion`: both default to false, which is what we meant when we
  * wrote them out, and every rewrite of a rotation carried them (bench/results/shape-owner-fields-2026-11-29-22-53.md).
  * A Secret written with them stays converged (only the owner's uid is compared) until its next rewrite drops them.
  */
-export function toSecretBody(secret: DesiredSecret): V1Secret {
+export function toSecretBody(secret: DesiredSecret): SecretBody {
   return {
     apiVersion: 'v1',
     kind: 'Secret',

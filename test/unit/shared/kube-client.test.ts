@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectionAt } from '../../../shared/kube/collections.js';
 import { apiErrorOf, KubeApiError, KubeClient } from '../../../shared/kube/kube-client.js';
+import { encodeSecret, PROTOBUF } from '../../../shared/kube/protobuf.js';
 import { type WatchEventType, WatchExpiredError } from '../../../shared/kube/resource-watcher.js';
 
 // The transport against a stand-in API server on loopback (plain HTTP: the connection port lets the test
@@ -13,16 +14,23 @@ let handler: Handler = (_req, res) => res.end();
 let server: http.Server;
 let client: KubeClient;
 const TOKEN = 'the-bearer-token-value';
-const seen: { method?: string; url?: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
+const seen: {
+  method?: string;
+  url?: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  raw: Buffer;
+}[] = [];
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => {
-      body += c;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => {
+      chunks.push(c);
     });
     req.on('end', () => {
-      seen.push({ method: req.method, url: req.url, headers: req.headers, body });
+      const raw = Buffer.concat(chunks);
+      seen.push({ method: req.method, url: req.url, headers: req.headers, body: raw.toString('utf8'), raw });
       handler(req, res);
     });
   });
@@ -120,6 +128,93 @@ describe('KubeClient requests', () => {
     const ctl = new AbortController();
     setTimeout(() => ctl.abort(), 50);
     await expect(client.get('/slow', { signal: ctl.signal })).rejects.toMatchObject({ name: 'AbortError' });
+  });
+});
+
+describe('KubeClient byte requests (protobuf)', () => {
+  const body = encodeSecret({ metadata: { name: 'x', namespace: 'a' }, data: { k: 'AAEC' } });
+  const ld = (n: number, v: string | Buffer) => {
+    const b = Buffer.isBuffer(v) ? v : Buffer.from(v);
+    return Buffer.concat([Buffer.from([(n << 3) | 2, b.length]), b]);
+  };
+  const protoStatus = (code: number, reason: string, message: string) =>
+    Buffer.concat([
+      Buffer.from([0x6b, 0x38, 0x73, 0x00]),
+      ld(1, Buffer.concat([ld(1, 'v1'), ld(2, 'Status')])),
+      ld(
+        2,
+        Buffer.concat([
+          ld(3, message),
+          ld(4, reason),
+          Buffer.from([6 << 3, (code & 0x7f) | 0x80, code >> 7]),
+        ]),
+      ),
+    ]);
+
+  it('sends the bytes as they are with their content type and accept, and returns the answer as bytes', async () => {
+    handler = (_req, res) => {
+      res.writeHead(201, { 'Content-Type': PROTOBUF });
+      res.end(Buffer.from([0x6b, 0x38, 0x73, 0x00, 0xff]));
+    };
+    const out = await client.requestBytes('POST', '/api/v1/namespaces/a/secrets', {
+      body,
+      contentType: PROTOBUF,
+      accept: PROTOBUF,
+      query: { fieldManager: 'tcr-assistant' },
+      signal: signal(),
+    });
+    expect([...out]).toEqual([0x6b, 0x38, 0x73, 0x00, 0xff]);
+    const req = seen.at(-1)!;
+    expect(req.raw.equals(body)).toBe(true);
+    expect(req.headers['content-type']).toBe(PROTOBUF);
+    expect(req.headers['content-length']).toBe(String(body.length));
+    expect(req.headers.accept).toBe(PROTOBUF);
+    expect(req.url).toBe('/api/v1/namespaces/a/secrets?fieldManager=tcr-assistant');
+  });
+
+  it('maps a protobuf Status error answer to its code, reason and message', async () => {
+    handler = (_req, res) => {
+      res.writeHead(403, { 'Content-Type': PROTOBUF });
+      res.end(
+        protoStatus(
+          403,
+          'Forbidden',
+          'unable to create new content in namespace a because it is being terminated',
+        ),
+      );
+    };
+    const error = await failure(
+      client.requestBytes('POST', '/api/v1/namespaces/a/secrets', {
+        body,
+        contentType: PROTOBUF,
+        accept: PROTOBUF,
+        signal: signal(),
+      }),
+    );
+    expect(error).toBeInstanceOf(KubeApiError);
+    expect(error.code).toBe(403);
+    expect(error.reason).toBe('Forbidden');
+    expect(error.message).toBe(
+      'POST /api/v1/namespaces/a/secrets: 403 Forbidden: unable to create new content in namespace a because it is being terminated',
+    );
+  });
+
+  it('maps a JSON or plain error answer as `request` does', async () => {
+    handler = (_req, res) =>
+      json(res, 409, { kind: 'Status', code: 409, reason: 'Conflict', message: 'modified' });
+    const conflict = await failure(
+      client.requestBytes('PUT', '/p', { body, contentType: PROTOBUF, signal: signal() }),
+    );
+    expect(conflict.message).toBe('PUT /p: 409 Conflict: modified');
+    handler = (_req, res) => {
+      res.writeHead(502);
+      res.end('bad gateway');
+    };
+    const plain = await failure(
+      client.requestBytes('PUT', '/p', { body, contentType: PROTOBUF, signal: signal() }),
+    );
+    expect(plain.code).toBe(502);
+    expect(plain.message).toBe('PUT /p: 502 Bad Gateway');
   });
 });
 
