@@ -1,6 +1,6 @@
 // Our Secret writes in the API server's protobuf encoding (application/vnd.kubernetes.protobuf), both ways:
 // a JSON body costs kube-apiserver a JSON decode, and a JSON answer a JSON encode, on every create and rewrite
-// (issue #15: ~12 % of its CPU per rewrite, bench/results/protobuf-writes-*.md); client-go speaks protobuf
+// (issue #15: 7–12 % of its CPU per rewrite of our Secret, bench/results/protobuf-writes-2026-11-30.md); client-go speaks protobuf
 // for core types for the same reason. Only what we write and read back: ObjectMeta's name, namespace,
 // resourceVersion, labels, annotations, ownerReferences; Secret's type and data; an answer's metadata; a
 // Status. Field numbers: k8s.io/api core/v1, k8s.io/apimachinery meta/v1 and runtime generated.proto (v0.34).

@@ -47,7 +47,7 @@ const RAW_PAGE = 1000;
 const NEVER = new AbortController().signal;
 /**
  * Our Secret writes go as protobuf and ask for protobuf back (the answer is not read): kube-apiserver spends
- * ~12 % less CPU per rewrite than on JSON (bench/results/protobuf-writes-2026-11-30.md). Error answers come as
+ * 7–12 % less CPU per rewrite of our Secret than on JSON (bench/results/protobuf-writes-2026-11-30.md). Error answers come as
  * a protobuf Status, which the light client reads (`decodeStatus`).
  */
 const PROTOBUF_BOTH_WAYS = { contentType: PROTOBUF, accept: PROTOBUF };
