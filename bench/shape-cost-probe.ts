@@ -63,7 +63,7 @@ const SHAPES: Record<string, Shape> = {
   'labels-only': { labels: true, fieldManager: true, rv: true },
   // The managed-by label alone: what our Secret would be with neither the CR-uid label nor the owner reference.
   'managed-by-only': { labels: true, managedByOnly: true, fieldManager: true, rv: true },
-  // Our Secret and the floor's in protobuf (shared/kube/protobuf-secret.ts): the request only, or both ways.
+  // Our Secret and the floor's in protobuf (shared/kube/protobuf.ts): the request only, or both ways.
   'lean-pb-in': { labels: true, owner: true, leanOwner: true, fieldManager: true, rv: true, proto: true },
   'lean-pb': {
     labels: true,

@@ -81,20 +81,29 @@ export class KubeApiError extends Error {
   }
 }
 
-/** Maps an error answer to a KubeApiError, with the Status message when the body is one. */
+/**
+ * Maps an error answer to a KubeApiError, with the Status message when the body is one: JSON, or protobuf when
+ * the request asked for protobuf (the API server answers errors in the encoding asked for).
+ */
 export function apiErrorOf(
   code: number,
   statusText: string,
-  body: string,
+  body: string | Buffer,
   method: string,
   path: string,
 ): KubeApiError {
-  let parsed: z.infer<typeof KubeStatus> | undefined;
-  try {
-    const r = KubeStatus.safeParse(JSON.parse(body));
-    if (r.success && r.data.kind === 'Status') parsed = r.data;
-  } catch {
-    // not JSON (a proxy's page): only the status line is reported
+  let parsed: { reason?: string | undefined; message?: string | undefined } | undefined = Buffer.isBuffer(
+    body,
+  )
+    ? decodeStatus(body)
+    : undefined;
+  if (!parsed) {
+    try {
+      const r = KubeStatus.safeParse(JSON.parse(body.toString()));
+      if (r.success && r.data.kind === 'Status') parsed = r.data;
+    } catch {
+      // not JSON (a proxy's page): only the status line is reported
+    }
   }
   return new KubeApiError(
     code,
@@ -215,17 +224,7 @@ export class KubeClient implements ListWatch {
     const bytes = await readBytes(res);
     const code = res.statusCode ?? 0;
     if (code >= 200 && code < 300) return bytes;
-    // An error answer comes in the encoding asked for: a protobuf Status keeps its reason and message.
-    const status = decodeStatus(bytes);
-    if (status)
-      throw new KubeApiError(
-        code,
-        status.reason || res.statusMessage || 'Error',
-        method,
-        path,
-        status.message,
-      );
-    throw apiErrorOf(code, res.statusMessage ?? '', bytes.toString('utf8'), method, path);
+    throw apiErrorOf(code, res.statusMessage ?? '', bytes, method, path);
   }
 
   async listPage(path: string, query: Query, signal: AbortSignal): Promise<ListPage> {
