@@ -117,3 +117,27 @@ describe('the pull Secret we write carries no annotation (issue #15)', () => {
     expect(secretDataDigest(desired.data)).not.toContain(desired.data['.dockerconfigjson']);
   });
 });
+
+describe('desiredSecretFor: one rendering per credential, never a stale one', () => {
+  const credential = { server: 'r.example.com', username: 'u', password: 'p1' };
+  const crOf = (c: typeof credential) => ({ name: 'cr1', uid: 'uid-1', credential: c }) as CrView;
+
+  it("shares one frozen data object across a CR's namespaces, with the digest of freshly built data", () => {
+    const a = desiredSecretFor(crOf(credential), 'a');
+    const b = desiredSecretFor(crOf(credential), 'b');
+    expect(b.data).toBe(a.data);
+    expect(Object.isFrozen(a.data)).toBe(true);
+    expect(secretDataDigest(a.data)).toBe(secretDataDigest({ ...a.data }));
+    expect(secretDataDigest(a.data)).toBe(secretDataDigest(a.data));
+  });
+
+  it('renders again when the same credential object now holds another password', () => {
+    const changing = { ...credential };
+    const before = desiredSecretFor(crOf(changing), 'a').data;
+    changing.password = 'p2';
+    const after = desiredSecretFor(crOf(changing), 'a').data;
+    expect(after).not.toBe(before);
+    expect(after).toEqual(desiredSecretFor(crOf({ ...credential, password: 'p2' }), 'a').data);
+    expect(secretDataDigest(after)).not.toBe(secretDataDigest(before));
+  });
+});
