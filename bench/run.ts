@@ -132,8 +132,12 @@ const FLOORS: FloorRuntime[] = ['node', 'go'];
 const concurrency = Number(values.concurrency);
 /** Namespaces each side (ours, the floor) serves on a fresh stack before anything is measured. */
 const WARM_UP = 200;
-/** Rotations per side at each size: three, so each side goes first, second and last once (rotation-rounds.ts). */
-const ROTATION_ROUNDS = 3;
+/**
+ * Rotations per side at each size: six, so each side goes first, second and last twice (rotation-rounds.ts).
+ * Three rounds left the medians at the mercy of one disturbed round: the same code measured 1.06–1.47× the
+ * floor round by round in one run, and the floor alone moved 1,043–1,564 ms (2026-11-30-03-56).
+ */
+const ROTATION_ROUNDS = 6;
 const log = (m: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
 
 execFileSync(process.execPath, [path.join(REPO_ROOT, 'infra', 'scripts', 'build-relay.mjs')], {
