@@ -88,3 +88,28 @@ export function failOpenCount(metrics: string): number {
       total += Number(line.split(' ').pop());
   return total;
 }
+
+export interface StreamAdmissionSnapshot {
+  api: Histogram;
+  server: Histogram;
+  waitsSeen: number;
+  waitsTimeout: number;
+}
+
+/**
+ * Our webhook's CREATE calls during a low-load stream: means (the API server's buckets are 5 ms wide, so its
+ * quantiles say little at this scale), and how many requests found their namespace not yet in the view.
+ */
+export function describeStreamAdmission(before: StreamAdmissionSnapshot, after: StreamAdmissionSnapshot) {
+  const api = diffHistogram(after.api, before.api);
+  const server = diffHistogram(after.server, before.server);
+  const meanMs = (h: Histogram) => (h.count === 0 ? Number.NaN : +((h.sum / h.count) * 1000).toFixed(2));
+  return {
+    calls: api.count,
+    apiServerMeanMs: meanMs(api),
+    insideMeanMs: meanMs(server),
+    insideP99Ms: +(quantile(server, 0.99) * 1000).toFixed(2),
+    namespaceWaits: after.waitsSeen - before.waitsSeen,
+    namespaceWaitTimeouts: after.waitsTimeout - before.waitsTimeout,
+  };
+}

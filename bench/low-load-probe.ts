@@ -5,14 +5,12 @@
 // bookkeeping, status enqueue, audit, BullMQ's completion); plus the worker view's hits and misses and every
 // API call the worker made, by verb. Diagnostic only: it times the adapter's calls by wrapping them.
 
-import { CoreV1Api } from '@kubernetes/client-node';
 import type { Job } from 'bullmq';
 import { KubeCluster } from '../functions/adapters/kube/kube-cluster.js';
 import { ViewedCluster } from '../functions/adapters/kube/viewed-cluster.js';
 import { createImagePullSecret } from '../infra/local/image-pull-secrets.js';
 import { startLocalStack, waitForRelay } from '../infra/local/stack.js';
 import { secretNameFor } from '../shared/contracts/names.js';
-import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { streamNamespaces } from './latency.js';
 import { waitQueueIdle } from './observe.js';
 
@@ -51,7 +49,6 @@ const stack = await startLocalStack({
   relayEnv: { LOG_LEVEL: 'warn' },
 });
 try {
-  const core = shareConnections(stack.admin).makeApiClient(CoreV1Api);
   await waitForRelay(stack);
   const labels = { probe: 'yes' };
   await createImagePullSecret(stack.admin, 'probe', {
@@ -64,7 +61,6 @@ try {
   calls.length = 0;
   const r = await streamNamespaces({
     admin: stack.admin,
-    core,
     rate,
     durationSeconds: seconds,
     prefix: 'low',

@@ -28,6 +28,14 @@ export interface NamespacePathSummary {
   oursReact?: Quantiles;
   secretCreate?: Quantiles;
   secretDone?: Quantiles;
+  /**
+   * With the client's own times: create sent (client) → received (API server), converged on the API server
+   * (namespace create received → the later of the ServiceAccount's and our Secret's creates answered), and
+   * that moment → the client's watch saw the namespace converged. The three add up to the headline figure.
+   */
+  clientToServer?: Quantiles;
+  convergedOnServer?: Quantiles;
+  serverToObserver?: Quantiles;
 }
 
 interface Call {
@@ -51,6 +59,7 @@ export function summarizeNamespacePaths(
   lines: Iterable<string>,
   names: ReadonlySet<string>,
   secretName: string,
+  clientTimes?: (ns: string) => { sentMs: number; convergedMs: number } | undefined,
 ): NamespacePathSummary | undefined {
   const namespaces = new Map<string, Call>();
   const serviceAccounts = new Map<string, Call>();
@@ -92,6 +101,9 @@ export function summarizeNamespacePaths(
   const sec = (n: string) => secrets.get(n) as Call;
   const saCalls = both.map((n) => sa(n).answered - sa(n).received);
   const withSecret = both.filter((n) => secrets.has(n));
+  const done = (n: string) => Math.max(sa(n).answered, sec(n).answered);
+  const timed = clientTimes ? withSecret.filter((n) => clientTimes(n) !== undefined) : [];
+  const client = (n: string) => clientTimes?.(n) as { sentMs: number; convergedMs: number };
   return {
     namespaces: both.length,
     namespaceCreate: quantiles(both.map((n) => ns(n).answered - ns(n).received)),
@@ -104,6 +116,13 @@ export function summarizeNamespacePaths(
           oursReact: quantiles(withSecret.map((n) => sec(n).received - ns(n).answered)),
           secretCreate: quantiles(withSecret.map((n) => sec(n).answered - sec(n).received)),
           secretDone: quantiles(withSecret.map((n) => sec(n).answered - ns(n).received)),
+        }
+      : {}),
+    ...(timed.length > 0
+      ? {
+          clientToServer: quantiles(timed.map((n) => ns(n).received - client(n).sentMs)),
+          convergedOnServer: quantiles(timed.map((n) => done(n) - ns(n).received)),
+          serverToObserver: quantiles(timed.map((n) => client(n).convergedMs - done(n))),
         }
       : {}),
   };
@@ -119,7 +138,12 @@ export function describeNamespacePaths(s: NamespacePathSummary): string {
     `namespace create received → ServiceAccount answered ${q(s.serviceAccountDone)}${s.oursReact ? ';' : ''}`,
     ...(s.oursReact && s.secretCreate && s.secretDone
       ? [
-          `our Secret's create received ${q(s.oursReact)} after the namespace's was answered, answered after ${q(s.secretCreate)}; namespace create received → our Secret answered ${q(s.secretDone)}`,
+          `our Secret's create received ${q(s.oursReact)} after the namespace's was answered, answered after ${q(s.secretCreate)}; namespace create received → our Secret answered ${q(s.secretDone)}${s.convergedOnServer ? ';' : ''}`,
+        ]
+      : []),
+    ...(s.clientToServer && s.convergedOnServer && s.serverToObserver
+      ? [
+          `the headline split: create sent (client) → received (API server) ${q(s.clientToServer)}, → converged on the API server (both creates answered) ${q(s.convergedOnServer)}, → the client's watch saw it ${q(s.serverToObserver)}`,
         ]
       : []),
   ].join(' ');

@@ -30,6 +30,7 @@ import { QUEUE_NAME } from '../shared/contracts/jobs.js';
 import { secretNameFor } from '../shared/contracts/names.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { connectRedis, enqueueJobs, openQueue } from '../shared/queue.js';
+import { apiserverWebhookHistogram, describeStreamAdmission, parseHistogram } from './admission.js';
 import {
   auditArgs,
   countAuditRequests,
@@ -296,13 +297,26 @@ export async function benchProduction(opts: ProductionOptions) {
   );
 
   // --- low load on a small cluster ---
+  /** Our webhook during a stream: the API server's view of its calls, its own, and its waits for a namespace. */
+  const webhookSnapshot = async (apiMetrics: string) =>
+    webhook
+      ? {
+          api: apiserverWebhookHistogram(apiMetrics),
+          server: parseHistogram(await webhook.metrics(), 'tcr_webhook_admission_duration_seconds', {
+            operation: 'CREATE',
+          }),
+          waitsSeen: await webhook.metric('tcr_webhook_namespace_waits_total', { result: 'seen' }),
+          waitsTimeout: await webhook.metric('tcr_webhook_namespace_waits_total', { result: 'timeout' }),
+        }
+      : undefined;
   const lowLoad = async (prefix: string): Promise<LatencyResult> => {
-    const before = parseIdentityCounts(await metrics());
+    const beforeMetrics = await metrics();
+    const before = parseIdentityCounts(beforeMetrics);
+    const webhookBefore = await webhookSnapshot(beforeMetrics);
     const cpuBefore = cpuOfRun(pids, cp.dir, redis.port);
     const from = Date.now();
     const r = await streamNamespaces({
       admin,
-      core,
       rate: opts.lowRate,
       durationSeconds: opts.lowDurationSeconds,
       prefix,
@@ -316,7 +330,11 @@ export async function benchProduction(opts: ProductionOptions) {
       Object.entries(cpuAfter).map(([k, v]) => [k, +(v - (cpuBefore[k] ?? 0)).toFixed(2)]),
     );
     await waitQueueIdle(queue);
-    const ours = diffIdentityCounts(parseIdentityCounts(await metrics()), before);
+    const afterMetrics = await metrics();
+    const ours = diffIdentityCounts(parseIdentityCounts(afterMetrics), before);
+    const webhookAfter = await webhookSnapshot(afterMetrics);
+    const admission =
+      webhookBefore && webhookAfter ? describeStreamAdmission(webhookBefore, webhookAfter) : undefined;
     const to = Date.now();
     await new Promise((res) => setTimeout(res, 3000));
     // What our identities asked, per namespace of the stream (audit log; Lease renewals included).
@@ -337,11 +355,14 @@ export async function benchProduction(opts: ProductionOptions) {
       auditLines,
       new Set(Array.from({ length: r.namespaces }, (_, i) => `${prefix}-${i}`)),
       secret,
+      r.clientTimes,
     );
     log(`production ${prefix}: ${JSON.stringify(r.createdToConverged)} ${JSON.stringify(r.hops)}`);
     if (apiServerClock) log(`production ${prefix}: ${describeNamespacePaths(apiServerClock)}`);
+    if (admission) log(`production ${prefix}: webhook ${JSON.stringify(admission)}`);
     return Object.assign(r, {
       apiServerClock,
+      ...(admission ? { admission } : {}),
       cpuSecondsByProcess,
       ourRequestsByVerbPerNamespace: perNamespace,
       ourRequestsPerNamespace: {

@@ -1,5 +1,6 @@
 // The Markdown table of a results object (bench/run.ts), also on its own: `npx tsx bench/render-table.ts <json>`.
 import { readFileSync } from 'node:fs';
+import type { describeStreamAdmission } from './admission.js';
 import { checkDoneWhen, renderDoneWhen } from './done-when.js';
 import type { LatencyResult } from './latency.js';
 import { describeNamespacePaths, type NamespacePathSummary } from './namespace-path.js';
@@ -212,7 +213,10 @@ function describeOurs(o: Record<string, number>): string {
 
 function describeLatency(
   what: string,
-  l: LatencyResult & { apiServerClock?: NamespacePathSummary | undefined },
+  l: LatencyResult & {
+    apiServerClock?: NamespacePathSummary | undefined;
+    admission?: ReturnType<typeof describeStreamAdmission> | undefined;
+  },
 ): string[] {
   const q = (x: { p50Ms: number; p99Ms: number; maxMs?: number }) =>
     `p50 ${x.p50Ms} ms, p99 ${x.p99Ms} ms${x.maxMs === undefined ? '' : `, max ${x.maxMs} ms`}`;
@@ -228,6 +232,10 @@ function describeLatency(
         .join('; ')}`,
     );
   if (l.apiServerClock) out.push(describeNamespacePaths(l.apiServerClock));
+  if (l.admission)
+    out.push(
+      `Our webhook on those \`default\` ServiceAccounts (${l.admission.calls} CREATE calls): the API server's mean ${l.admission.apiServerMeanMs} ms per call, inside the webhook mean ${l.admission.insideMeanMs} / p99 ${l.admission.insideP99Ms} ms; ${l.admission.namespaceWaits} waited for the webhook's view to see their namespace (${l.admission.namespaceWaitTimeouts} in vain)`,
+    );
   return out;
 }
 

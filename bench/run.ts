@@ -702,7 +702,6 @@ async function benchRuntime(runtime: Runtime, kcmQps: number) {
   const scfL0 = runtime === 'scf' ? Date.now() : undefined;
   const lat = await streamNamespaces({
     admin: stack.admin,
-    core,
     rate: Number(values.rate),
     durationSeconds: Number(values.duration),
     prefix: 'lat',

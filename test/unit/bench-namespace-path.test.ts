@@ -94,6 +94,27 @@ describe('summarizeNamespacePaths', () => {
     expect(line).toContain('our Secret');
   });
 
+  it("splits the headline with the client's own times: sent → received, converged on the server, → seen", () => {
+    // Client times: low-0 sent 1 ms before the API server received it, seen 1.5 ms after both were answered;
+    // low-1 (its ServiceAccount waited) sent 0.5 ms before, seen 2 ms after; low-2 has no Secret: left out.
+    const times: Record<string, { sentMs: number; convergedMs: number }> = {
+      'low-0': { sentMs: BASE - 1, convergedMs: BASE + 12.5 },
+      'low-1': { sentMs: BASE + 499.5, convergedMs: BASE + 559 },
+      'low-2': { sentMs: BASE + 999, convergedMs: BASE + 1020 },
+    };
+    const s = summarizeNamespacePaths(lines, names, 'tcr.ipsbench', (ns) => times[ns]);
+    expect(s?.clientToServer).toEqual({ p50Ms: 0.5, p99Ms: 1, maxMs: 1 });
+    // low-0: the Secret came last (11); low-1: the ServiceAccount (57).
+    expect(s?.convergedOnServer).toEqual({ p50Ms: 11, p99Ms: 57, maxMs: 57 });
+    expect(s?.serverToObserver).toEqual({ p50Ms: 1.5, p99Ms: 2, maxMs: 2 });
+    expect(describeNamespacePaths(s as NonNullable<typeof s>)).toContain('the headline split');
+    // Without them, or with none known, nothing is split.
+    expect(summarizeNamespacePaths(lines, names, 'tcr.ipsbench')?.clientToServer).toBeUndefined();
+    expect(
+      summarizeNamespacePaths(lines, names, 'tcr.ipsbench', () => undefined)?.clientToServer,
+    ).toBeUndefined();
+  });
+
   it('leaves out what it has no creates for', () => {
     const onlyServiceAccounts = summarizeNamespacePaths(lines, names, 'tcr.ipsnone');
     expect(onlyServiceAccounts?.oursReact).toBeUndefined();
