@@ -34,6 +34,25 @@ function installExitHooks(): void {
 }
 
 /**
+ * Appends a child's stdout and stderr to `logFile`. Neither pipe ends the file: two sources share it, and the
+ * one that ends first (a program can close its stdout and keep writing to stderr) would otherwise end it under
+ * the other ("write after end", an uncaught error). The file is ended once every stdio stream of the child has
+ * closed. A write error (a full disk) is reported once and does not stop the run.
+ */
+export function logOutputTo(child: ChildProcess, logFile: string): void {
+  const log = createWriteStream(logFile, { flags: 'a' });
+  let reported = false;
+  log.on('error', (error) => {
+    if (reported) return;
+    reported = true;
+    process.stderr.write(`[tcr-assistant] cannot write ${logFile}: ${error.message}\n`);
+  });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  child.once('close', () => log.end());
+}
+
+/**
  * Starts a command under supervise.sh, which ends it if this Node process disappears without cleaning
  * up (kill -9, a crashed test runner). stdout and stderr go to `logFile`.
  */
@@ -46,7 +65,6 @@ export function startProcess(opts: {
   env?: NodeJS.ProcessEnv;
 }): ManagedProcess {
   installExitHooks();
-  const log = createWriteStream(opts.logFile, { flags: 'a' });
   const child = spawn(
     'bash',
     [SUPERVISOR, String(process.pid), opts.cleanupDir ?? '-', '--', opts.command, ...opts.args],
@@ -59,8 +77,7 @@ export function startProcess(opts: {
       detached: true,
     },
   );
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  logOutputTo(child, opts.logFile);
   if (child.pid !== undefined)
     registerRunProcess({ pid: child.pid, name: opts.name, cleanupDir: opts.cleanupDir });
   const exited = new Promise<number | null>((resolve) => {
@@ -81,7 +98,6 @@ export function startProcess(opts: {
       const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
-      log.end();
     },
     tail(lines = 30) {
       try {

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Worker } from 'bullmq';
@@ -30,6 +29,7 @@ import {
   REPO_ROOT,
   SYSTEM_NAMESPACE,
 } from './paths.js';
+import { logOutputTo } from './processes.js';
 import { type LocalRedis, startRedis } from './redis.js';
 import { type LocalRedisCluster, startRedisCluster } from './redis-cluster.js';
 import { createTokenSigner, type LocalRegistry, pushImage, startRegistry } from './registry.js';
@@ -264,9 +264,7 @@ export async function startLocalStack(opts: StackOptions = {}): Promise<LocalSta
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const log = createWriteStream(relayLog);
-  relay.stdout?.pipe(log);
-  relay.stderr?.pipe(log);
+  logOutputTo(relay, relayLog);
   const killRelay = () => relay.kill('SIGKILL');
   process.once('exit', killRelay);
   const webhook =
