@@ -8,6 +8,8 @@ export interface Histogram {
   sum: number;
 }
 
+import type { WebhookProcess } from '../infra/local/webhook.js';
+
 const labelsOf = (line: string) =>
   Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]])) as Record<
     string,
@@ -89,11 +91,19 @@ export function failOpenCount(metrics: string): number {
   return total;
 }
 
-export interface StreamAdmissionSnapshot {
+/** What our webhook says of itself: its CREATE admissions' histogram, and its waits for a namespace by result. */
+export async function readWebhookSelf(webhook: Pick<WebhookProcess, 'metrics' | 'metric'>) {
+  return {
+    server: parseHistogram(await webhook.metrics(), 'tcr_webhook_admission_duration_seconds', {
+      operation: 'CREATE',
+    }),
+    waitsSeen: await webhook.metric('tcr_webhook_namespace_waits_total', { result: 'seen' }),
+    waitsTimeout: await webhook.metric('tcr_webhook_namespace_waits_total', { result: 'timeout' }),
+  };
+}
+
+export interface StreamAdmissionSnapshot extends Awaited<ReturnType<typeof readWebhookSelf>> {
   api: Histogram;
-  server: Histogram;
-  waitsSeen: number;
-  waitsTimeout: number;
 }
 
 /**

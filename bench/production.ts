@@ -30,7 +30,7 @@ import { QUEUE_NAME } from '../shared/contracts/jobs.js';
 import { secretNameFor } from '../shared/contracts/names.js';
 import { shareConnections } from '../shared/kube/kubeconfig.js';
 import { connectRedis, enqueueJobs, openQueue } from '../shared/queue.js';
-import { apiserverWebhookHistogram, describeStreamAdmission, parseHistogram } from './admission.js';
+import { apiserverWebhookHistogram, describeStreamAdmission, readWebhookSelf } from './admission.js';
 import {
   auditArgs,
   countAuditRequests,
@@ -299,16 +299,7 @@ export async function benchProduction(opts: ProductionOptions) {
   // --- low load on a small cluster ---
   /** Our webhook during a stream: the API server's view of its calls, its own, and its waits for a namespace. */
   const webhookSnapshot = async (apiMetrics: string) =>
-    webhook
-      ? {
-          api: apiserverWebhookHistogram(apiMetrics),
-          server: parseHistogram(await webhook.metrics(), 'tcr_webhook_admission_duration_seconds', {
-            operation: 'CREATE',
-          }),
-          waitsSeen: await webhook.metric('tcr_webhook_namespace_waits_total', { result: 'seen' }),
-          waitsTimeout: await webhook.metric('tcr_webhook_namespace_waits_total', { result: 'timeout' }),
-        }
-      : undefined;
+    webhook ? { api: apiserverWebhookHistogram(apiMetrics), ...(await readWebhookSelf(webhook)) } : undefined;
   const lowLoad = async (prefix: string): Promise<LatencyResult> => {
     const beforeMetrics = await metrics();
     const before = parseIdentityCounts(beforeMetrics);
