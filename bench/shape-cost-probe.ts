@@ -75,6 +75,8 @@ const SHAPES: Record<string, Shape> = {
     protoAnswer: true,
   },
   'floor-pb': { proto: true, protoAnswer: true },
+  // Our Secret without the owner reference (the finalizer and our own sweep clean up instead), in protobuf.
+  'labels-pb': { labels: true, fieldManager: true, rv: true, proto: true, protoAnswer: true },
 };
 const only = process.env.PROBE_SHAPES?.split(',');
 const shapes = Object.entries(SHAPES).filter(([k]) => !only || only.includes(k));

@@ -43,7 +43,6 @@ export interface SecretView {
    * credentials, and the planner only needs equality with the desired data.
    */
   dataDigest?: string | undefined;
-  ownerUid?: string | undefined;
   ourLastWrite?: string | undefined;
   /** The keys of `data` (also for Secrets not ours, whose contents we never keep). */
   dataKeys?: string[] | undefined;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listAudit } from '../../functions/adapters/audit-reader.js';
 import { QUEUE_NAME } from '../../shared/contracts/jobs.js';
 import { CR_NAME_ANNOTATION, CR_UID_LABEL } from '../../shared/contracts/labels.js';
-import { secretNameFor } from '../../shared/contracts/names.js';
+import { API_VERSION, KIND, secretNameFor } from '../../shared/contracts/names.js';
 import { createCr, deleteCr, docker, patchCrSpec, readCr } from '../support/crs.js';
 import { CLUSTER, type FunctionsHarness, startFunctions } from '../support/functions.js';
 import {
@@ -204,7 +204,7 @@ describe('the skip annotation', () => {
   });
 });
 
-describe('upgrade from a version that wrote the CR-name annotation and owner-reference defaults (issue #15)', () => {
+describe('upgrade from a version that wrote the CR-name annotation and an owner reference (issue #15)', () => {
   it('a converged Secret carrying them costs no write; a password change rewrites it without them', async () => {
     const ns = await namespaceWithSa('upgrade');
     const cr = await newCr({ namespaces: ns });
@@ -213,10 +213,11 @@ describe('upgrade from a version that wrote the CR-name annotation and owner-ref
     const fresh = await waitFor(`our Secret in ${ns}`, () => readSecret(kc, ns, secret));
     expect(fresh.metadata?.annotations?.[CR_NAME_ANNOTATION]).toBeUndefined();
 
-    expect(fresh.metadata?.ownerReferences?.[0]?.controller).toBeUndefined();
+    expect(fresh.metadata?.ownerReferences).toBeUndefined();
+    const crUid = (await readCr(kc, cr)).metadata.uid;
 
-    // As an earlier version left it (the same Secret, plus its annotation, and an owner reference spelling out
-    // `controller: false` and `blockOwnerDeletion: false`).
+    // As an earlier version left it (the same Secret, plus its annotation, and an owner reference to the CR
+    // spelling out `controller: false` and `blockOwnerDeletion: false`).
     await core.patchNamespacedSecret(
       {
         namespace: ns,
@@ -224,11 +225,16 @@ describe('upgrade from a version that wrote the CR-name annotation and owner-ref
         body: {
           metadata: {
             annotations: { [CR_NAME_ANNOTATION]: cr },
-            ownerReferences: (fresh.metadata?.ownerReferences ?? []).map((o) => ({
-              ...o,
-              controller: false,
-              blockOwnerDeletion: false,
-            })),
+            ownerReferences: [
+              {
+                apiVersion: API_VERSION,
+                kind: KIND,
+                name: cr,
+                uid: crUid,
+                controller: false,
+                blockOwnerDeletion: false,
+              },
+            ],
           },
         },
       },
@@ -257,10 +263,8 @@ describe('upgrade from a version that wrote the CR-name annotation and owner-ref
     );
     expect(rotated?.metadata?.uid).toBe(old?.metadata?.uid);
     expect(rotated?.metadata?.annotations?.[CR_NAME_ANNOTATION]).toBeUndefined();
-    expect(rotated?.metadata?.labels?.[CR_UID_LABEL]).toBe((await readCr(kc, cr)).metadata.uid);
-    expect(rotated?.metadata?.ownerReferences?.map((o) => o.name)).toEqual([cr]);
-    expect(rotated?.metadata?.ownerReferences?.[0]?.controller).toBeUndefined();
-    expect(rotated?.metadata?.ownerReferences?.[0]?.blockOwnerDeletion).toBeUndefined();
+    expect(rotated?.metadata?.labels?.[CR_UID_LABEL]).toBe(crUid);
+    expect(rotated?.metadata?.ownerReferences).toBeUndefined();
   });
 });
 

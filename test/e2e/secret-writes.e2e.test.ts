@@ -65,8 +65,8 @@ describe('Secret writes in protobuf', () => {
     expect(stored.data).toEqual(desired.data);
     expect(stored.metadata?.labels).toEqual(desired.labels);
     expect(stored.metadata?.annotations).toBeUndefined();
-    // Exactly the four fields we send: no defaults spelled out, nothing lost in the encoding.
-    expect(stored.metadata?.ownerReferences).toEqual([{ ...desired.owner }]);
+    // No owner reference (ADR-003 Ownership): the labels are all the metadata we send.
+    expect(stored.metadata?.ownerReferences).toBeUndefined();
     expect(stored.metadata?.managedFields?.map((m) => [m.manager, m.operation])).toEqual([
       [FIELD_MANAGER, 'Update'],
     ]);

@@ -27,6 +27,7 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
 } from '../../shared/contracts/labels.js';
+import { API_VERSION, KIND } from '../../shared/contracts/names.js';
 import { RetryableError, TerminalError } from '../../shared/errors.js';
 import { createLogger } from '../../shared/logging.js';
 
@@ -62,8 +63,8 @@ interface StoredSecret {
   labels: Record<string, string>;
   annotations: Record<string, string>;
   data: Record<string, string>;
-  ownerUid?: string | undefined;
   ourLastWrite?: string | undefined;
+  /** Owner references (ours before issue #15; the TCR add-on's): a PUT of ours drops them. */
   owners?: { apiVersion: string; kind: string; name: string }[] | undefined;
 }
 
@@ -228,7 +229,7 @@ export class FakeCluster implements ClusterPort {
         labels: s.labels,
         annotations: s.annotations,
         data: s.data,
-        ownerUid: s.ownerUid,
+        owners: s.owners ?? [],
       }))
       .sort((a, b) => a.key.localeCompare(b.key));
     const serviceAccounts = [...this.serviceAccounts.values()]
@@ -488,7 +489,8 @@ function fromDesired(secret: DesiredSecret): Omit<StoredSecret, 'uid' | 'resourc
     // As the API server does with a PUT of the whole object: annotations not in it (ours has none) are gone.
     annotations: {},
     data: clone(secret.data),
-    ownerUid: secret.owner.uid,
+    // Nor owner references: we write none (versions before #15 wrote one to the CR).
+    owners: [],
   };
 }
 
@@ -505,7 +507,6 @@ function toView(s: StoredSecret): SecretView {
     labels: s.labels,
     annotations: s.annotations,
     data: ours ? s.data : {},
-    ownerUid: s.ownerUid,
     ourLastWrite: s.ourLastWrite,
     dataKeys: Object.keys(s.data).sort(),
     owners: s.owners ?? [],
@@ -673,7 +674,7 @@ export function saView(
 
 /**
  * Our Secret for `cr` in `namespace`, exactly as desired (converged) unless `cr` differs from the stored one.
- * `oldShape`: as versions before issue #15 wrote it, with the CR-name annotation.
+ * `oldShape`: as versions before issue #15 wrote it, with the CR-name annotation and an owner reference to the CR.
  */
 export function ourSecretView(
   cr: CrView,
@@ -691,8 +692,8 @@ export function ourSecretView(
     labels: d.labels,
     annotations: o.oldShape ? { [CR_NAME_ANNOTATION]: cr.name } : {},
     data: d.data,
-    ownerUid: cr.uid,
     ourLastWrite: o.ourLastWrite,
+    owners: o.oldShape ? [{ apiVersion: API_VERSION, kind: KIND, name: cr.name }] : [],
   };
 }
 

@@ -8,7 +8,6 @@ import {
   MANAGED_BY_VALUE,
 } from '../../../shared/contracts/labels.js';
 import { toMatchableNamespace } from '../../../shared/contracts/matching.js';
-import { KIND } from '../../../shared/contracts/names.js';
 import type { ProtoSecret } from '../../../shared/kube/protobuf.js';
 import { describeIssues } from '../../../shared/zod-issues.js';
 import type {
@@ -83,7 +82,6 @@ export function toSecretView(s: V1Secret): SecretView {
     annotations: s.metadata?.annotations ?? {},
     // Only our own Secrets' contents are kept: a foreign Secret of the same name is only a conflict marker.
     data: labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE ? (s.data ?? {}) : {},
-    ownerUid: s.metadata?.ownerReferences?.find((o) => o.kind === KIND)?.uid,
     ourLastWrite: lastWriteBy(s.metadata?.managedFields),
     dataKeys: Object.keys(s.data ?? {}).sort(),
     owners: (s.metadata?.ownerReferences ?? []).map((o) => ({
@@ -98,10 +96,9 @@ export function toSecretView(s: V1Secret): SecretView {
 export type SecretBody = ProtoSecret & { apiVersion: 'v1'; kind: 'Secret' };
 
 /**
- * The whole object for a POST or PUT: a PUT replaces the metadata, so no annotation survives a rewrite. The owner
- * reference carries no `controller` / `blockOwnerDeletion`: both default to false, which is what we meant when we
- * wrote them out, and every rewrite of a rotation carried them (bench/results/shape-owner-fields-2026-11-29-22-53.md).
- * A Secret written with them stays converged (only the owner's uid is compared) until its next rewrite drops them.
+ * The whole object for a POST or PUT: a PUT replaces the metadata, so neither an annotation nor an owner
+ * reference (both written by versions before #15) survives a rewrite. A Secret that carries them stays
+ * converged until its next rewrite for another reason (desired-secret.ts, isSecretConverged).
  */
 export function toSecretBody(secret: DesiredSecret): SecretBody {
   return {
@@ -111,7 +108,6 @@ export function toSecretBody(secret: DesiredSecret): SecretBody {
       name: secret.name,
       namespace: secret.namespace,
       labels: secret.labels,
-      ownerReferences: [{ ...secret.owner }],
     },
     type: secret.type,
     data: secret.data,

@@ -260,9 +260,9 @@ async function readStateFromView(
 
 /**
  * A CR that is gone (its event, or a resync): normally its finalizer made sure nothing of it is left. If the
- * finalizer was removed by hand, the garbage collector takes its Secrets but nothing removes the
- * ServiceAccount entries: find the namespaces still holding either, and let their namespace jobs clean up
- * (they remove entries that point at nothing).
+ * finalizer was removed by hand, its Secrets and ServiceAccount entries stay (our Secrets carry no owner
+ * reference for a garbage collector, ADR-003 Ownership): find the namespaces still holding either, and let
+ * their namespace jobs clean up (they delete our Secrets no CR wants, and remove entries that point at nothing).
  */
 async function cleanUpAfterGoneCr(deps: ReconcileDeps, name: string): Promise<ReconcileResult> {
   const secretName = secretNameFor(name);

@@ -32,9 +32,10 @@ export interface NamespaceState {
 
 /**
  * Entries `tcr.ips<x>` whose CR `x` does not exist and whose Secret is not one of ours here: left behind when
- * a CR was deleted after its finalizer had been removed by hand (the garbage collector removes the Secrets,
- * nothing removes the entries). Whether each names a Secret that exists (someone else's) is checked before one
- * is removed: we only remove an entry that points at nothing.
+ * a CR was deleted after its finalizer had been removed by hand and the Secret was deleted by someone else (or
+ * by the garbage collector, for a Secret written before #15 with an owner reference). Whether each names a
+ * Secret that exists (someone else's) is checked before one is removed: we only remove an entry that points at
+ * nothing.
  */
 export function danglingCandidates(state: NamespaceState): string[] {
   const crSecrets = new Set(state.crs.map((cr) => secretNameFor(cr.name)));

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CR_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../../shared/contracts/labels.js';
-import { API_VERSION, KIND, SECRET_PREFIX, secretNameFor } from '../../../shared/contracts/names.js';
+import { SECRET_PREFIX, secretNameFor } from '../../../shared/contracts/names.js';
 import type { CrView, SecretView } from '../model.js';
 import {
   DOCKER_CONFIG_KEY,
@@ -15,12 +15,15 @@ export interface DesiredSecret {
   type: string;
   labels: Record<string, string>;
   data: Record<string, string>;
-  owner: { apiVersion: string; kind: string; name: string; uid: string };
 }
 
-/** The Secret a CR wants in a namespace. The owner reference lets the garbage collector clean up even if
- * our finalizer is ever removed by hand. No annotation: the CR's name is the Secret's name after `tcr.ips`
- * (and in the owner reference); every byte of metadata costs each rotation's rewrite (issue #15). */
+/**
+ * The Secret a CR wants in a namespace: two labels (ours; which incarnation of the CR it serves) and no other
+ * metadata. No annotation: the CR's name is the Secret's name after `tcr.ips`. No owner reference: the CR's
+ * finalizer cleans up, and a CR gone without it (finalizer removed by hand) is swept by its CR job's
+ * namespace jobs, which also remove the ServiceAccount entries a garbage collector would have left behind.
+ * Every byte and field of metadata costs each rotation's rewrite (issue #15, ADR-003 Ownership).
+ */
 export function desiredSecretFor(cr: CrView, namespace: string): DesiredSecret {
   if (!cr.credential) throw new Error(`ImagePullSecret ${cr.name} has no credential yet`);
   return {
@@ -29,7 +32,6 @@ export function desiredSecretFor(cr: CrView, namespace: string): DesiredSecret {
     type: DOCKER_CONFIG_TYPE,
     labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CR_UID_LABEL]: cr.uid },
     data: dataFor(cr.credential),
-    owner: { apiVersion: API_VERSION, kind: KIND, name: cr.name, uid: cr.uid },
   };
 }
 
@@ -83,16 +85,22 @@ function sameData(actual: SecretView, desired: DesiredSecret): boolean {
 /**
  * Whether a stored Secret already is what we want: then it costs zero writes. Annotations are not compared:
  * we want none, and one already there (the CR-name annotation earlier versions wrote, or anyone's) is no
- * reason to rewrite; a rewrite for another reason drops ours (a PUT of the desired object).
+ * reason to rewrite; a rewrite for another reason drops ours (a PUT of the desired object). Nor are owner
+ * references: versions before #15 wrote one to the CR, which stays (and costs no write) until the next rewrite
+ * drops it. Which CR incarnation a Secret serves is its CR-uid label, compared with the other labels.
  */
 export function isSecretConverged(actual: SecretView, desired: DesiredSecret): boolean {
   return (
     actual.ours &&
     actual.type === desired.type &&
     sameData(actual, desired) &&
-    includes(actual.labels, desired.labels) &&
-    actual.ownerUid === desired.owner.uid
+    includes(actual.labels, desired.labels)
   );
+}
+
+/** The uid of the CR incarnation an (our) Secret serves: its CR-uid label. */
+export function crUidOfSecret(secret: Pick<SecretView, 'labels'>): string | undefined {
+  return secret.labels[CR_UID_LABEL];
 }
 
 /** The CR an (our) Secret belongs to: the name after the `tcr.ips` prefix (secretNameFor's inverse). */

@@ -207,7 +207,6 @@ const desired = (namespace: string, name: string): DesiredSecret => ({
   type: 'kubernetes.io/dockerconfigjson',
   labels: {},
   data: {},
-  owner: { apiVersion: 'v1', kind: 'ImagePullSecret', name: 'cr1', uid: 'uid-cr1' },
 });
 
 interface Setup {

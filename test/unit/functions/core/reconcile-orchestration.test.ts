@@ -7,7 +7,12 @@ import { desiredSecretFor } from '../../../../functions/core/pull-secret/desired
 import { renderDockerConfigJson } from '../../../../functions/core/pull-secret/docker-config.js';
 import { type JobContext, type RunJobDeps, runJob } from '../../../../functions/core/run-job.js';
 import type { JobKey } from '../../../../shared/contracts/jobs.js';
-import { CR_NAME_ANNOTATION, FINALIZER, SKIP_ANNOTATION } from '../../../../shared/contracts/labels.js';
+import {
+  CR_NAME_ANNOTATION,
+  CR_UID_LABEL,
+  FINALIZER,
+  SKIP_ANNOTATION,
+} from '../../../../shared/contracts/labels.js';
 import { SECRET_PREFIX, secretNameFor } from '../../../../shared/contracts/names.js';
 import { DeadlineExceededError } from '../../../../shared/deadline.js';
 import { RetryableError, TerminalError } from '../../../../shared/errors.js';
@@ -806,7 +811,8 @@ describe('whole loop through runJob', () => {
       const s = h.cluster.secret(ns, A);
       expect(s?.data['.dockerconfigjson']).toBe(renderDockerConfigJson(dockerCreds(`${PW}-2`)));
       expect(s?.annotations).toEqual({});
-      expect(s?.ownerUid).toBe(a.uid);
+      expect(s?.labels[CR_UID_LABEL]).toBe(a.uid);
+      expect(s?.owners).toEqual([]);
     }
 
     h.cluster.deleteCr('a');

@@ -9,7 +9,7 @@ import {
 } from '../../../../../functions/core/namespace/plan-namespace.js';
 import { desiredSecretFor } from '../../../../../functions/core/pull-secret/desired-secret.js';
 import type { LabelSelector } from '../../../../../shared/contracts/label-selector.js';
-import { SKIP_ANNOTATION } from '../../../../../shared/contracts/labels.js';
+import { CR_UID_LABEL, SKIP_ANNOTATION } from '../../../../../shared/contracts/labels.js';
 import { secretNameFor } from '../../../../../shared/contracts/names.js';
 import { crView, nsView, ourSecretView, saView } from '../../../../support/fake-cluster.js';
 
@@ -130,10 +130,10 @@ const cases: Case[] = [
     expected: { wantedBy: ['a'], writes: [`update ${A}@${rvOf(A)}`], affectedCrs: ['a'] },
   },
   {
-    title: 'Secret of ours lost its owner reference: updated back',
+    title: 'Secret of ours labelled for an earlier CR of that name (another uid): updated to this one',
     state: state({
       crs: [a],
-      ourSecrets: [{ ...secA, ownerUid: undefined }],
+      ourSecrets: [{ ...secA, labels: { ...secA.labels, [CR_UID_LABEL]: 'uid-of-an-earlier-a' } }],
       serviceAccounts: [saView(NS, 'default', [A])],
     }),
     expected: { wantedBy: ['a'], writes: [`update ${A}@${rvOf(A)}`], affectedCrs: ['a'] },

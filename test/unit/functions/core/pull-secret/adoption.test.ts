@@ -7,7 +7,7 @@ import {
   mayAdopt,
   planAdoption,
 } from '../../../../../functions/core/pull-secret/plan-adoption.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../../../../shared/contracts/labels.js';
+import { CR_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../../../../shared/contracts/labels.js';
 import { secretNameFor } from '../../../../../shared/contracts/names.js';
 import {
   addonSecretView,
@@ -135,7 +135,9 @@ describe('reconcile with an add-on Secret in the way', () => {
     const adopted = h.cluster.secret(NS, NAME);
     expect(adopted?.ours).toBe(true);
     expect(adopted?.labels[MANAGED_BY_LABEL]).toBe(MANAGED_BY_VALUE);
-    expect(adopted?.ownerUid).toBe(`uid-cr-${CR}`);
+    expect(adopted?.labels[CR_UID_LABEL]).toBe(`uid-cr-${CR}`);
+    // The add-on's owner reference went with its Secret: ours carry none (ADR-003 Ownership).
+    expect(adopted?.owners).toEqual([]);
     expect(h.cluster.pullSecretsOf(NS, 'default')).toEqual([NAME]);
     // Converged afterwards: the next run writes nothing.
     h.cluster.resetCounts();

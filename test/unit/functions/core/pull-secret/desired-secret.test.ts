@@ -7,7 +7,8 @@ import {
   isSecretConverged,
   secretDataDigest,
 } from '../../../../../functions/core/pull-secret/desired-secret.js';
-import { CR_NAME_ANNOTATION } from '../../../../../shared/contracts/labels.js';
+import { CR_NAME_ANNOTATION, CR_UID_LABEL } from '../../../../../shared/contracts/labels.js';
+import { API_VERSION, KIND } from '../../../../../shared/contracts/names.js';
 
 const cr = {
   name: 'cr1',
@@ -26,7 +27,6 @@ const stored = (data: Record<string, string>, extra: Partial<SecretView> = {}): 
   labels: desired.labels,
   annotations: {},
   data,
-  ownerUid: cr.uid,
   ...extra,
 });
 
@@ -74,14 +74,24 @@ describe('isSecretConverged: data compared as stored, or by digest (the worker v
       stored(desired.data, { labels: { 'app.kubernetes.io/managed-by': 'tcr-assistant' } }),
       false,
     ],
-    ['a Secret without our owner reference', stored(desired.data, { ownerUid: undefined }), false],
+    [
+      'a Secret labelled for an earlier CR of that name',
+      stored(desired.data, { labels: { ...desired.labels, [CR_UID_LABEL]: 'uid-0' } }),
+      false,
+    ],
+    // Versions before the owner reference was dropped: it is no reason to write.
+    [
+      'an old Secret (owner reference to the CR) with the same data',
+      stored(desired.data, { owners: [{ apiVersion: API_VERSION, kind: KIND, name: 'cr1' }] }),
+      true,
+    ],
   ])('%s', (_, actual, converged) => {
     expect(isSecretConverged(actual, desired)).toBe(converged);
   });
 });
 
-describe('the pull Secret we write carries no annotation (issue #15)', () => {
-  it('neither the desired Secret nor the body sent to the API server has one; labels and owner stay', () => {
+describe('the pull Secret we write carries no annotation nor owner reference (issue #15)', () => {
+  it('neither the desired Secret nor the body sent to the API server has either; the two labels stay', () => {
     expect(desired).not.toHaveProperty('annotations');
     const body = toSecretBody(desired);
     expect(body.metadata?.annotations).toBeUndefined();
@@ -89,14 +99,8 @@ describe('the pull Secret we write carries no annotation (issue #15)', () => {
       'app.kubernetes.io/managed-by': 'tcr-assistant',
       'tcr.tencentcloudcr.com/imagepullsecret-uid': 'uid-1',
     });
-    expect(body.metadata?.ownerReferences).toEqual([
-      expect.objectContaining({ kind: 'ImagePullSecret', name: 'cr1', uid: 'uid-1' }),
-    ]);
-  });
-
-  it('its owner reference spells out no default (controller, blockOwnerDeletion): each rewrite would carry them', () => {
-    const [owner] = toSecretBody(desired).metadata?.ownerReferences ?? [];
-    expect(Object.keys(owner ?? {}).sort()).toEqual(['apiVersion', 'kind', 'name', 'uid']);
+    expect(body.metadata?.ownerReferences).toBeUndefined();
+    expect(Object.keys(body.metadata ?? {}).sort()).toEqual(['labels', 'name', 'namespace']);
   });
 
   it.each([
