@@ -79,7 +79,7 @@ function renderRun(r: Record<string, any>, webhook?: 'on' | 'off'): string[] {
   if (shaped.length > 0)
     lines.push(
       '',
-      `Rotation against the floor in our Secret's shape (the bare script rewriting Secrets with the metadata of one of ours: labels and owner reference): ${shaped
+      `Rotation against the floor in our Secret's shape (the bare script rewriting Secrets with the metadata of one of ours: its labels, and its owner reference until 2026-11-30): ${shaped
         .map(
           (b) =>
             `${b.rotation.secrets ?? b.n} Secrets: ours ${(b.rotation.oursMs / 1000).toFixed(1)} s / ${((b.rotation.floorOurShapeMs as number) / 1000).toFixed(1)} s = ${b.rotation.ratioToOurShape}× (that floor is ${b.rotation.shapeCost}× the bare one)${b.rotation.rounds ? `; medians of ${b.rotation.rounds.ours.length} rounds, order turned each round, ours ${secondsOf(b.rotation.rounds.ours)}, bare floor ${secondsOf(b.rotation.rounds.floor)}, floor in our shape ${secondsOf(b.rotation.rounds.floorOurShape)} s` : ''}${b.rotation.cpuSeconds ? `; CPU seconds per rotation (medians): ours ${cpuOf(b.rotation.cpuSeconds.ours)}, bare floor ${cpuOf(b.rotation.cpuSeconds.floor)}, floor in our shape ${cpuOf(b.rotation.cpuSeconds.floorOurShape)}` : ''}`,
