@@ -5,8 +5,8 @@ import { crUidOfSecret, desiredSecretFor, isSecretConverged } from '../pull-secr
 
 /**
  * A rotation's in-place rewrites, planned from our Secrets alone (the worker view's, before any cluster-wide
- * list): every Secret of this CR (ours, labelled with this very CR's uid) whose stored content is not what the CR wants
- * now, in a namespace that still wants it. Each is guarded by the resourceVersion it was read at, so a Secret
+ * list): every Secret of this CR (ours, labelled with this very CR's uid) whose stored content is not what the
+ * CR wants now, in a namespace that still wants it. Each is guarded by the resourceVersion it was read at, so a Secret
  * that changed meanwhile fails with a 409 and goes to its namespace job; ServiceAccounts and Secrets still to
  * be made are the full plan's (namespace jobs). Pure. `namespaceOf` answers from the same view; a namespace it
  * does not know is left to the full plan.
