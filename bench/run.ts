@@ -536,7 +536,8 @@ async function benchRuntime(runtime: Runtime, kcmQps: number) {
 
     // The floor once more, in our Secret's shape: the metadata of a Secret of ours (read from one: its labels, and
     // whatever else it carries: an owner reference or annotation from versions before #15), `managed-by` changed
-    // so that nothing of ours takes them for its own. Rewriting them with the bare script, next to the bare floor, says what the shape alone costs the API server.
+    // so that nothing of ours takes them for its own. Rewriting them with the bare script, next to the bare floor,
+    // says what the shape alone costs the API server.
     const sample = await core.readNamespacedSecret({ namespace: ours[0] as string, name: secret });
     const shapedMeta = {
       name: 'floor-shaped',
