@@ -1,14 +1,14 @@
 // Admission latency as the API server measures it (apiserver_admission_webhook_admission_duration_seconds,
 // buckets 5 ms, 25 ms, 100 ms, ...) and as the webhook measures it (finer buckets), for the benchmark.
 
+import type { WebhookProcess } from '../infra/local/webhook.js';
+
 export interface Histogram {
   /** Cumulative counts by upper bound (seconds), ascending; the last is +Inf. */
   buckets: [number, number][];
   count: number;
   sum: number;
 }
-
-import type { WebhookProcess } from '../infra/local/webhook.js';
 
 const labelsOf = (line: string) =>
   Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]])) as Record<

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { planContentRewrites } from '../../../../../functions/core/image-pull-secret/plan-content-rewrites.js';
 import type { CrView, NamespaceView, SecretView } from '../../../../../functions/core/model.js';
 import { secretDataDigest } from '../../../../../functions/core/pull-secret/desired-secret.js';
-import { CR_UID_LABEL, SKIP_ANNOTATION } from '../../../../../shared/contracts/labels.js';
+import { SKIP_ANNOTATION } from '../../../../../shared/contracts/labels.js';
 import { crView, foreignSecretView, nsView, ourSecretView } from '../../../../support/fake-cluster.js';
 
 const fresh = crView('a', { password: 'new' });
@@ -57,12 +57,7 @@ const rows: {
   },
   {
     title: 'a Secret of an earlier CR of the same name (older uid) is left to the full plan',
-    secrets: [
-      (() => {
-        const s = ourSecretView(old, 'n1');
-        return { ...s, labels: { ...s.labels, [CR_UID_LABEL]: 'uid-cr-a-before' } };
-      })(),
-    ],
+    secrets: [ourSecretView({ ...old, uid: 'uid-cr-a-before' }, 'n1')],
     want: [],
   },
   {
