@@ -99,6 +99,7 @@ export async function readWebhookSelf(webhook: Pick<WebhookProcess, 'metrics' | 
     }),
     waitsSeen: await webhook.metric('tcr_webhook_namespace_waits_total', { result: 'seen' }),
     waitsTimeout: await webhook.metric('tcr_webhook_namespace_waits_total', { result: 'timeout' }),
+    connections: await webhook.metric('tcr_webhook_connections_total'),
   };
 }
 
@@ -121,5 +122,6 @@ export function describeStreamAdmission(before: StreamAdmissionSnapshot, after: 
     insideP99Ms: +(quantile(server, 0.99) * 1000).toFixed(2),
     namespaceWaits: after.waitsSeen - before.waitsSeen,
     namespaceWaitTimeouts: after.waitsTimeout - before.waitsTimeout,
+    connections: after.connections - before.connections,
   };
 }

@@ -62,7 +62,8 @@ export async function streamNamespaces(opts: {
   durationSeconds: number;
   prefix: string;
   labels: Record<string, string>;
-  secretName: string;
+  /** Absent: nothing of ours runs, and a namespace is done when its `default` ServiceAccount exists. */
+  secretName?: string | undefined;
   /** The functions' queue: hops of each namespace's first job (worker runtime; SCF keeps the same history). */
   queue?: Queue;
   timeoutMs?: number;
@@ -74,7 +75,7 @@ export async function streamNamespaces(opts: {
   const set = new Set(names);
   const obs = new ServiceAccountObserver(
     opts.admin,
-    () => [opts.secretName],
+    () => (opts.secretName ? [opts.secretName] : []),
     (ns) => set.has(ns),
   );
   await obs.start();

@@ -181,6 +181,32 @@ export async function benchProduction(opts: ProductionOptions) {
     redis: redis.version,
   };
 
+  // --- the floor: the same stream on the control plane alone, before anything of ours runs ---
+  // A namespace is done when the controller-manager's `default` ServiceAccount exists. Our low-load target
+  // (p99 ≤ 60 ms) sits close to this floor: NamespaceLifecycle's 50 ms wait strikes a few namespaces of every
+  // stream with or without us (bench/results/namespace-wait-2026-11-29-19-51.md). These namespaces carry no
+  // label our CR selects, so they cost ours nothing later.
+  const floorLowLoad = await (async () => {
+    const prefix = 'floor';
+    const r = await streamNamespaces({
+      admin,
+      rate: opts.lowRate,
+      durationSeconds: opts.lowDurationSeconds,
+      prefix,
+      labels: {},
+    });
+    await new Promise((res) => setTimeout(res, 3000));
+    const apiServerClock = summarizeNamespacePaths(
+      readAuditLines(audit.logFile),
+      new Set(Array.from({ length: r.namespaces }, (_, i) => `${prefix}-${i}`)),
+      '-',
+      r.clientTimes,
+    );
+    log(`production ${prefix}: ${JSON.stringify(r.createdToConverged)}`);
+    if (apiServerClock) log(`production ${prefix}: ${describeNamespacePaths(apiServerClock)}`);
+    return Object.assign(r, { apiServerClock });
+  })();
+
   const webhook = opts.webhook
     ? await startLocalWebhook(cp, admin, { LOG_LEVEL: 'warn' }, path.join(BUNDLES, 'webhook.cjs'))
     : undefined;
@@ -516,6 +542,7 @@ export async function benchProduction(opts: ProductionOptions) {
       bundles: ['relay.cjs', 'functions.cjs worker', ...(opts.webhook ? ['webhook.cjs'] : [])].map(
         (b) => `node dist/image/${b}`,
       ),
+      lowLoadFloor: floorLowLoad,
       lowLoad: lowLoadSmall,
       lowLoadAtScale: lowLoadBig,
       scale: {

@@ -37,6 +37,11 @@ export function createWebhookMetrics(registry = new Registry()) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    connections: new Counter({
+      name: 'tcr_webhook_connections_total',
+      help: 'TLS connections accepted (the API server keeps one open across calls; one per call means a handshake per call).',
+      registers: [registry],
+    }),
     namespaceWaits: new Counter({
       name: 'tcr_webhook_namespace_waits_total',
       help: 'Requests for a namespace the view had not seen yet, by result (seen, timeout).',

@@ -119,6 +119,7 @@ export function createAdmissionServer(opts: AdmissionServerOptions): AdmissionSe
       res.end();
     });
   });
+  server.on('secureConnection', () => opts.metrics.connections.inc());
   // The API server keeps connections open between calls; never let an idle one outlive us by much.
   server.keepAliveTimeout = 60_000;
   return {

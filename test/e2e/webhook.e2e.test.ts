@@ -145,6 +145,8 @@ describe('admission webhook', () => {
     });
     expect(entriesOf(created)).toEqual(['theirs', secretNameFor(cr)]);
     expect(await webhook?.metric('tcr_webhook_admissions_total', { outcome: 'patched' })).toBeGreaterThan(0);
+    // The API server's TLS connections are counted (the benchmark reads them per stream).
+    expect(await webhook?.metric('tcr_webhook_connections_total')).toBeGreaterThanOrEqual(1);
     // The CR's password passed through the webhook's watch: it never reaches its log.
     expect(readFileSync(path.join(logDir, 'webhook.log'), 'utf8')).not.toContain(PASSWORD);
   });

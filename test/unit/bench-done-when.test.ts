@@ -103,6 +103,22 @@ describe("issue #15's Done when", () => {
     );
   });
 
+  it('shows the same stream on the control plane alone next to ours, and judges ours alone', () => {
+    const r = passing();
+    r.production.lowLoad.createdToConverged.p99Ms = 61;
+    Object.assign(r.production, {
+      lowLoadFloor: {
+        createdToConverged: { p50Ms: 7.1, p99Ms: 59.5 },
+        apiServerClock: { namespaces: 120, serviceAccountCreatesWaited: 6 },
+      },
+    });
+    const rows = checkDoneWhen(r).filter((x) => x.target.startsWith('low load'));
+    expect(rows.map((x) => x.met)).toEqual([false, true]);
+    expect(rows[0]?.figure).toBe(
+      "p50 14 / p99 61 ms (the controller-manager's own `default` ServiceAccount: p50 12.4 / p99 58); the control plane alone in this run (`default` ServiceAccount present): p50 7.1 / p99 59.5 ms, 6 of its 120 creates waited 50 ms in the API server's NamespaceLifecycle admission",
+    );
+  });
+
   it("says how many of the controller-manager's ServiceAccount creates waited in NamespaceLifecycle", () => {
     const row = checkDoneWhen(passing()).find((r) => r.target.startsWith('low load (2/s) at 5,000'));
     expect(row?.figure).toBe(
