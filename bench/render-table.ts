@@ -242,12 +242,12 @@ function describeLatency(
 /** The low-load stream on the control plane alone (nothing of ours running yet): the floor of the target. */
 function describeFloorLatency(
   l: LatencyResult & { apiServerClock?: NamespacePathSummary | undefined },
-): string {
+): string[] {
   const c = l.createdToConverged;
   return [
     `The same stream on the control plane alone, before anything of ours started (${l.rate}/s for ${l.durationSeconds} s, ${l.namespaces} namespaces; load average ${l.loadAtEnd} at its end): namespace create sent → its \`default\` ServiceAccount seen **p50 ${c.p50Ms} ms, p99 ${c.p99Ms} ms, max ${c.maxMs} ms**; the create call itself p50 ${l.createCall.p50Ms} ms, p99 ${l.createCall.p99Ms} ms`,
     ...(l.apiServerClock ? [describeNamespacePaths(l.apiServerClock)] : []),
-  ].join('\n');
+  ];
 }
 
 /** CPU seconds by process during a stream (results since 2026-11-29 14:40; earlier ones have none). */
@@ -353,7 +353,7 @@ function renderProduction(p: Record<string, any>): string[] {
       )
       .join('; ')}`,
     '',
-    ...(p.lowLoadFloor ? [describeFloorLatency(p.lowLoadFloor), ''] : []),
+    ...(p.lowLoadFloor ? [...describeFloorLatency(p.lowLoadFloor), ''] : []),
     ...describeLatency('Low load on a fresh cluster', p.lowLoad),
     ...describeStreamCpu(p.lowLoad),
     `Our identities' API requests per namespace during that stream (Lease renewals included): ${describeOurs(p.lowLoad.ourRequestsPerNamespace)}${describeVerbs(p.lowLoad.ourRequestsByVerbPerNamespace)}`,

@@ -10,6 +10,7 @@ import { createWebhookMetrics } from '../webhook/metrics.js';
 import { createAdmissionServer } from '../webhook/server.js';
 import type { AdmissionView } from '../webhook/view.js';
 import { issueCertificate } from '../webhook/x509.js';
+import { percentile } from './observe.js';
 
 const calls = Number(process.argv[2] ?? 120);
 const intervalMs = Number(process.argv[3] ?? 500);
@@ -102,10 +103,6 @@ function call(i: number): Promise<number> {
   });
 }
 
-const quantile = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-};
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const inside = async () => {
   const h = (await metrics.registry.getSingleMetric('tcr_webhook_admission_duration_seconds')?.get()) as {
@@ -126,7 +123,7 @@ async function stream(label: string, n: number, gapMs: number) {
   const after = await inside();
   const insideMean = ((after.sum - before.sum) / (after.count - before.count)) * 1000;
   console.log(
-    `${label}: ${n} calls, round trip mean ${mean(rtts).toFixed(2)} / p50 ${quantile(rtts, 0.5).toFixed(2)} / p99 ${quantile(rtts, 0.99).toFixed(2)} ms; inside mean ${insideMean.toFixed(3)} ms`,
+    `${label}: ${n} calls, round trip mean ${mean(rtts).toFixed(2)} / p50 ${percentile(rtts, 50).toFixed(2)} / p99 ${percentile(rtts, 99).toFixed(2)} ms; inside mean ${insideMean.toFixed(3)} ms`,
   );
 }
 
